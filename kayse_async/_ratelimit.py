@@ -1,0 +1,107 @@
+"""Sans-I/O parsing of the rate-limit headers (``X-RateLimit-*``, ``Retry-After``)."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping
+
+import attrs
+
+EPOCH_THRESHOLD = 1_000_000_000
+"""An ``X-RateLimit-Reset`` of at least this many seconds is a UTC epoch; a smaller one is a delta."""
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitInfo:
+    """What one response said about the key's budget.
+
+    ``reset_after`` is seconds from the moment of the response until the
+    server's window resets. The reference documents ``X-RateLimit-Reset`` both
+    as "time remaining" and as "UTC epoch seconds": both forms are accepted,
+    and an epoch is turned into a delta against the response's own ``Date``
+    header (never the local clock, which may be skewed), falling back to the
+    local wall clock only when the response has no usable ``Date``.
+    ``retry_after`` is the ``Retry-After`` header in seconds, when present.
+    Any field is None when its header was missing or unreadable.
+    """
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_after: float | None = None
+    retry_after: float | None = None
+    server_date: float | None = None
+
+    @property
+    def present(self) -> bool:
+        """True when the response carried any rate-limit header."""
+        return self.limit is not None or self.remaining is not None or self.reset_after is not None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lower = name.lower()
+        for key, item in headers.items():
+            if key.lower() == lower:
+                return item
+        return None
+    return value
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+def _http_date(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
+
+def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLimitInfo:
+    """Read the rate-limit headers of a response.
+
+    ``local_now`` is the local wall clock (``time.time()``) at the response,
+    used only when an epoch Reset comes without a ``Date`` header.
+    """
+    limit = _number(_header(headers, "X-RateLimit-Limit"))
+    remaining = _number(_header(headers, "X-RateLimit-Remaining"))
+    reset = _number(_header(headers, "X-RateLimit-Reset"))
+    server_date = _http_date(_header(headers, "Date"))
+    reset_after: float | None = None
+    if reset is not None:
+        if reset >= EPOCH_THRESHOLD:
+            now = server_date if server_date is not None else local_now
+            reset_after = max(0.0, reset - now)
+        else:
+            reset_after = max(0.0, reset)
+    retry_text = _header(headers, "Retry-After")
+    retry_after = _number(retry_text)
+    if retry_after is None and retry_text:
+        when = _http_date(retry_text)
+        if when is not None:
+            now = server_date if server_date is not None else local_now
+            retry_after = max(0.0, when - now)
+    elif retry_after is not None:
+        retry_after = max(0.0, retry_after)
+    return RateLimitInfo(
+        limit=int(limit) if limit is not None and limit >= 0 else None,
+        remaining=int(remaining) if remaining is not None and remaining >= 0 else None,
+        reset_after=reset_after,
+        retry_after=retry_after,
+        server_date=server_date,
+    )

@@ -1,0 +1,208 @@
+"""The errors kayse_async raises.
+
+Every error derives from :class:`KayseError`::
+
+    KayseError
+    ├── ConfigurationError          no API key, bad base URL, bad option
+    ├── ValidationError             checked before sending: nothing was sent
+    ├── TransportError              no HTTP response
+    │   ├── ConnectError
+    │   └── RequestTimeoutError
+    ├── APIError                    an HTTP error response
+    │   ├── BadRequestError         400
+    │   ├── AuthenticationError     401
+    │   ├── NotFoundError           404
+    │   ├── MethodNotAllowedError   405
+    │   ├── RateLimitError          429
+    │   ├── InternalServerError     500
+    │   └── ServiceUnavailableError 503
+    ├── QuotaExhaustedError         the budget is spent and waiting would pass the caller's limit
+    └── BulkError                   some items of a bulk call failed
+
+No message, ``repr`` or attribute of these errors ever holds an API key: the
+SDK builds every message from data it controls (status, method, URL without
+credentials, an excerpt of the body).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import BulkResult
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BulkError",
+    "ConfigurationError",
+    "ConnectError",
+    "InternalServerError",
+    "KayseError",
+    "MethodNotAllowedError",
+    "NotFoundError",
+    "QuotaExhaustedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServiceUnavailableError",
+    "TransportError",
+    "ValidationError",
+    "error_for_status",
+]
+
+
+class KayseError(Exception):
+    """Base of every error raised by kayse_async."""
+
+
+class ConfigurationError(KayseError):
+    """The client was configured wrongly: no API key, a bad base URL, a bad option."""
+
+
+class ValidationError(KayseError, ValueError):
+    """A request was refused before sending: nothing reached the server.
+
+    ``field`` names the offending field as the API spells it (dotted for nested
+    fields, ``clients[3].first_name`` inside a bulk payload); ``reason`` says why.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.reason))
+
+
+class TransportError(KayseError):
+    """No HTTP response was received.
+
+    ``may_have_been_sent`` is True when the request may have reached the
+    server (a time-out or a dropped connection after sending): its effect is
+    then uncertain.
+    """
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", may_have_been_sent: bool = True) -> None:
+        self.method = method
+        self.url = url
+        self.may_have_been_sent = may_have_been_sent
+        super().__init__(message)
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened, or was lost."""
+
+
+class RequestTimeoutError(TransportError):
+    """No complete response arrived within the time-out of one attempt."""
+
+
+class APIError(KayseError):
+    """The server answered with an HTTP error status.
+
+    Attributes: ``status`` (the HTTP status), ``message`` (the server's message, or
+    an excerpt of the body), ``body`` (the decoded JSON body, or the body's text
+    when it is not JSON, cut to a few kilobytes), ``method`` and ``url``.
+    """
+
+    status: int = 0
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None, method: str = "", url: str = "") -> None:
+        if status is not None:
+            self.status = status
+        self.message = message
+        self.body = body
+        self.method = method
+        self.url = url
+        super().__init__(f"{self.status} {method} {url}: {message}".replace("  ", " "))
+
+
+class BadRequestError(APIError):
+    """400: the server refused the request as invalid."""
+
+    status = 400
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong or disabled."""
+
+    status = 401
+
+
+class NotFoundError(APIError):
+    """404: the item does not exist."""
+
+    status = 404
+
+
+class MethodNotAllowedError(APIError):
+    """405: the method is not allowed on this path."""
+
+    status = 405
+
+
+class RateLimitError(APIError):
+    """429: the hourly budget of the key is spent. ``resets_at`` is a UTC datetime, or None."""
+
+    status = 429
+
+    def __init__(self, message: str, *, resets_at: _dt.datetime | None = None, **kwargs: Any) -> None:
+        self.resets_at = resets_at
+        super().__init__(message, **kwargs)
+
+
+class InternalServerError(APIError):
+    """500: the server failed."""
+
+    status = 500
+
+
+class ServiceUnavailableError(APIError):
+    """503: the server is down for maintenance."""
+
+    status = 503
+
+
+class QuotaExhaustedError(KayseError):
+    """The budget is spent and waiting for it would pass the caller's ``max_wait``.
+
+    Raised at once, without sleeping first. ``resets_at`` is when budget is
+    expected back (a UTC datetime), or None when unknown.
+    """
+
+    def __init__(self, message: str, *, resets_at: _dt.datetime | None = None) -> None:
+        self.resets_at = resets_at
+        super().__init__(message)
+
+
+class BulkError(KayseError):
+    """Some items of a bulk call failed; ``result`` is the whole ``BulkResult``."""
+
+    def __init__(self, result: BulkResult[Any]) -> None:
+        self.result = result
+        failures = result.failures
+        first = failures[0] if failures else None
+        detail = f"; first: item {first.index}: {first.error}" if first is not None else ""
+        super().__init__(f"{len(failures)} of {len(result.items)} items failed{detail}")
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequestError,
+        AuthenticationError,
+        NotFoundError,
+        MethodNotAllowedError,
+        RateLimitError,
+        InternalServerError,
+        ServiceUnavailableError,
+    )
+}
+
+
+def error_for_status(status: int) -> type[APIError]:
+    """The error class for an HTTP error status (``APIError`` for unlisted ones)."""
+    return _BY_STATUS.get(status, APIError)

@@ -1,0 +1,32 @@
+"""The data kayse_async sends and returns: attrs classes, data only.
+
+Fields are named exactly as the API's JSON fields. Dates are
+``datetime.date``. Every object that the server returns keeps the fields this
+version of the SDK does not know in ``extra``.
+"""
+
+from ._bulk import BulkItem, BulkResult, BulkStatus
+from ._campaigns import Agent, CallbackDelay, Campaign, CampaignStats, ScheduledCall
+from ._case_lists import CaseList, CaseListUpsert
+from ._cases import Case
+from ._clients import Client
+from ._metadata import FieldSchema, ObjectSchema
+from ._quota import QuotaSnapshot
+
+__all__ = [
+    "Agent",
+    "BulkItem",
+    "BulkResult",
+    "BulkStatus",
+    "CallbackDelay",
+    "Campaign",
+    "CampaignStats",
+    "Case",
+    "CaseList",
+    "CaseListUpsert",
+    "Client",
+    "FieldSchema",
+    "ObjectSchema",
+    "QuotaSnapshot",
+    "ScheduledCall",
+]

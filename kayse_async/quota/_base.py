@@ -1,0 +1,85 @@
+"""The Quota protocol: how the transport asks a rate-limit scheduler for budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .._ratelimit import RateLimitInfo
+from ..models import QuotaSnapshot
+
+DEFAULT_LIMIT = 500
+"""Requests per window per API key, as the Kayse API documents it."""
+
+DEFAULT_PERIOD = 3600.0
+"""The window, in seconds."""
+
+
+@attrs.frozen(kw_only=True)
+class QuotaWait:
+    """One wait for budget, as reported to ``on_wait`` callbacks and logged at INFO.
+
+    ``reason`` is one of ``"exhausted"`` (the local budget is spent),
+    ``"rate_limited"`` (the server answered 429), ``"queued"`` (other callers
+    were first in line) or ``"warmup"`` (the state is not known yet and the
+    scheduler paces its first requests).
+    """
+
+    bucket: str
+    seconds: float
+    reason: str
+
+
+WaitCallback = Callable[[QuotaWait], None]
+
+
+class Lease(Protocol):
+    """One unit of budget, granted to one HTTP attempt.
+
+    The transport calls exactly one of:
+
+    - ``release()`` when the attempt is abandoned before anything was sent
+      (cancelled while waiting, or the connection could not be opened): the
+      unit goes back to the budget;
+    - ``sent()`` just before the request goes on the wire, then later
+      ``complete(info, status)`` when a response arrived (``info`` is the
+      parsed rate-limit headers, ``status`` the HTTP status; 429 is
+      authoritative) or ``complete(None, None)`` when no response came back.
+
+    A unit the server may have seen is never refunded.
+    """
+
+    def sent(self) -> None: ...
+
+    def complete(self, info: RateLimitInfo | None, status: int | None) -> None: ...
+
+    def release(self) -> None: ...
+
+
+@runtime_checkable
+class Quota(Protocol):
+    """A rate-limit scheduler shared by every client of one API key.
+
+    ``bucket`` names the budget: the SDK passes a stable fingerprint of the
+    API key (never the key itself), so one ``Quota`` can hold many keys'
+    budgets.
+    """
+
+    async def acquire(self, bucket: str, *, max_wait: float | None = None) -> Lease:
+        """Wait for one unit of ``bucket``'s budget, first come, first served.
+
+        Raises ``errors.QuotaExhaustedError`` at once, without sleeping, when
+        the unit cannot be had within ``max_wait`` seconds (None: no bound).
+        Cancelling the wait gives nothing up: the caller's place is simply lost.
+        """
+        ...
+
+    def snapshot(self, bucket: str) -> QuotaSnapshot:
+        """What is known of ``bucket``'s budget now, without a request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the scheduler holds (connections); idempotent."""
+        ...
