@@ -7,6 +7,7 @@ Every error derives from :class:`KayseError`::
     ├── ValidationError             checked before sending: nothing was sent
     ├── TransportError              no HTTP response
     │   ├── ConnectError
+    │   │   └── TLSError            the certificate could not be verified
     │   └── RequestTimeoutError
     ├── APIError                    an HTTP error response
     │   ├── BadRequestError         400
@@ -47,6 +48,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ServiceUnavailableError",
+    "TLSError",
     "TransportError",
     "ValidationError",
     "error_for_status",
@@ -96,6 +98,10 @@ class ConnectError(TransportError):
     """The connection could not be opened, or was lost."""
 
 
+class TLSError(ConnectError):
+    """The server's TLS certificate could not be verified: nothing was sent, and nothing is retried."""
+
+
 class RequestTimeoutError(TransportError):
     """No complete response arrived within the time-out of one attempt."""
 
@@ -105,14 +111,25 @@ class APIError(KayseError):
 
     Attributes: ``status`` (the HTTP status), ``message`` (the server's message, or
     an excerpt of the body), ``body`` (the decoded JSON body, or the body's text
-    when it is not JSON, cut to a few kilobytes), ``method`` and ``url``.
+    when it is not JSON, cut to a few kilobytes), ``method``, ``url``, and
+    ``retry_after`` (seconds the server asked to wait, from ``Retry-After``).
     """
 
     status: int = 0
 
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None, method: str = "", url: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        method: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         if status is not None:
             self.status = status
+        self.retry_after = retry_after
         self.message = message
         self.body = body
         self.method = method

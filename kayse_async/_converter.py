@@ -1,0 +1,130 @@
+"""The one cattrs converter of kayse_async."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+from . import models
+
+T = TypeVar("T")
+
+EXTRA = "extra"
+"""The attribute in which every model keeps the fields it does not know."""
+
+MODEL_CLASSES: tuple[type[Any], ...] = (
+    models.Client,
+    models.Case,
+    models.CaseList,
+    models.CaseListUpsert,
+    models.Agent,
+    models.CampaignStats,
+    models.CallbackDelay,
+    models.Campaign,
+    models.ScheduledCall,
+    models.FieldSchema,
+    models.ObjectSchema,
+)
+
+
+def _structure_date(value: Any, _: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        # The API sends "YYYY-MM-DD"; a timestamp is cut to its date part.
+        return dt.date.fromisoformat(value[:10])
+    raise TypeError(f"expected a YYYY-MM-DD date, got {type(value).__name__}")
+
+
+def _unstructure_date(value: dt.date) -> str:
+    return value.isoformat()
+
+
+def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Callable[[Any, Any], T]:
+    """Structure ``cls`` from a mapping, keeping unknown keys in ``extra``.
+
+    Both the wire name and the Python name of every field are the same (the
+    models use the API's snake_case names), so ``extra`` never shadows one.
+    """
+    known = frozenset(a.name for a in attrs.fields(cls) if a.name != EXTRA)  # type: ignore[arg-type]
+    base = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False)
+
+    def structure(value: Any, _: Any) -> T:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(value).__name__}")
+        unknown = {k: v for k, v in value.items() if k not in known}
+        if unknown:
+            # A server field literally named "extra" lands in extra["extra"] and goes back out as "extra".
+            data = {k: v for k, v in value.items() if k in known}
+            data[EXTRA] = unknown
+            return base(data, cls)
+        return base(value, cls)
+
+    return structure
+
+
+def _unstructure_hook_merging_extra(conv: cattrs.Converter, cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    """Unstructure ``cls`` to a dict of every field (None as null), with ``extra`` merged back.
+
+    Known fields win over an ``extra`` entry of the same name.
+    """
+    base = make_dict_unstructure_fn(cls, conv)
+
+    def unstructure(value: Any) -> dict[str, Any]:
+        data: dict[str, Any] = base(value)
+        extra = data.pop(EXTRA, None)
+        if extra:
+            merged = dict(extra)
+            merged.update(data)
+            return merged
+        return data
+
+    return unstructure
+
+
+def make_converter() -> cattrs.Converter:
+    """Build the converter between models and JSON-ready data.
+
+    Hooks:
+
+    - ``datetime.date``: unstructured to ``"YYYY-MM-DD"``; structured from an ISO
+      date string (a longer timestamp is cut to its date) or a date.
+    - every model class in ``MODEL_CLASSES``: structured from a mapping with
+      unknown keys kept in the model's ``extra`` dict (a new server field is
+      never dropped); unstructured to a dict holding every field, ``None`` as
+      null (what a PUT needs, since the server nulls omitted fields), with
+      ``extra`` merged back in so that a new server field survives an update.
+    - ``dict[str, CampaignStats]``, lists and nested models: cattrs' defaults,
+      through the hooks above.
+
+    Creates omit the fields that were not given: that is decided by the
+    request builders (they pass only given fields), not by this converter.
+    """
+    conv = cattrs.Converter(detailed_validation=False)
+    conv.register_structure_hook(dt.date, _structure_date)
+    conv.register_unstructure_hook(dt.date, _unstructure_date)
+    for cls in MODEL_CLASSES:
+        conv.register_structure_hook(cls, _structure_hook_keeping_extra(conv, cls))
+        conv.register_unstructure_hook(cls, _unstructure_hook_merging_extra(conv, cls))
+    return conv
+
+
+converter = make_converter()
+"""The converter every layer of kayse_async uses."""
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Structure ``data`` into ``cls`` with the shared converter."""
+    return converter.structure(data, cls)
+
+
+def unstructure(value: Any) -> Any:
+    """Unstructure ``value`` into JSON-ready data with the shared converter."""
+    return converter.unstructure(value)

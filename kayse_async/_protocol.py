@@ -1,0 +1,209 @@
+"""Sans-I/O protocol: build requests, decipher responses.
+
+Nothing here touches a socket or an event loop: the transport hands in the
+status, headers and body it received and gets back data, rate-limit info, or a
+typed error. Tested without a server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import attrs
+
+from ._converter import structure
+from ._ratelimit import RateLimitInfo, parse_rate_limit
+from .errors import APIError, ConfigurationError, RateLimitError, error_for_status
+
+T = TypeVar("T")
+
+Host = Literal["main", "calls"]
+
+MAIN_KEY_HEADER = "X-API-KEY"
+CALLS_KEY_HEADER = "X-Public-Api-Key"
+EXCERPT_CHARS = 500
+MAX_BODY_KEPT = 4096
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """One API call, before it is sent.
+
+    ``host`` picks the base URL and the key header (``main``: ``base_url`` with
+    ``X-API-KEY``; ``calls``: ``calls_base_url`` with ``X-Public-Api-Key``).
+    ``idempotent`` says whether sending it twice is harmless: only such
+    requests are retried once they may have reached the server.
+    """
+
+    method: str
+    path: str
+    host: Host = "main"
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    idempotent: bool = False
+    gone_ok_on_retry: bool = False
+    """A DELETE: a 404 on a retry that followed an attempt which may have been applied means done."""
+
+
+@attrs.frozen(kw_only=True)
+class Response:
+    """A deciphered success: the JSON data and what the headers said of the budget."""
+
+    status: int
+    data: Any
+    rate_limit: RateLimitInfo
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A stable, non-secret name for an API key's budget (never the key itself)."""
+    return "k:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(name: str, url: str) -> str:
+    """Check a base URL: https, or http to a loopback host only. Returns it without a trailing slash."""
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"{name} must be a non-empty URL string")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {parts.scheme or '?'}://...")
+    if parts.username or parts.password:
+        raise ConfigurationError(f"{name} must not carry credentials")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"{name}: plain http:// is refused for {parts.hostname} (the API key would travel in clear); "
+            "use https://, or http:// to a loopback host for tests"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"{name} must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
+    """A printable excerpt of a response body for error messages."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def _kept_body(raw: bytes) -> Any:
+    """The body kept on an APIError: JSON when it parses, else text, cut to a few kilobytes."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        text = raw[:MAX_BODY_KEPT].decode("utf-8", "replace")
+        return text
+
+
+def _resets_at(info: RateLimitInfo, local_now: float) -> dt.datetime | None:
+    wait = info.retry_after if info.retry_after is not None else info.reset_after
+    if wait is None:
+        return None
+    return dt.datetime.fromtimestamp(local_now + wait, tz=dt.UTC)
+
+
+def _message_of(data: Any) -> str | None:
+    if isinstance(data, Mapping):
+        for key in ("message", "error", "detail"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                field = data.get("field")
+                return f"{field}: {value}" if isinstance(field, str) and field and field not in value else value
+            if isinstance(value, Mapping):
+                inner = _message_of(value)
+                if inner:
+                    return inner
+    return None
+
+
+def decipher(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str,
+    url: str,
+    local_now: float | None = None,
+    rate_limit: RateLimitInfo | None = None,
+) -> Response:
+    """Turn an HTTP response into a :class:`Response`, or raise the typed error for it.
+
+    A 2xx body must be JSON (an empty body reads as None); anything else
+    raises :class:`APIError` with an excerpt of the body. An error status
+    raises the error class pinned to it (``errors.error_for_status``) with the
+    server's message, or an excerpt of the body when it has none.
+    """
+    now = time.time() if local_now is None else local_now
+    info = rate_limit if rate_limit is not None else parse_rate_limit(headers, local_now=now)
+    if 200 <= status < 300:
+        if not body.strip():
+            return Response(status=status, data=None, rate_limit=info)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise APIError(
+                f"the response is not valid JSON: {excerpt(body)!r}",
+                status=status,
+                body=_kept_body(body),
+                method=method,
+                url=url,
+            ) from None
+        return Response(status=status, data=data, rate_limit=info)
+    kept = _kept_body(body)
+    message = _message_of(kept) or (excerpt(body) if body.strip() else "(empty body)")
+    cls = error_for_status(status)
+    if cls is RateLimitError:
+        raise RateLimitError(
+            message,
+            resets_at=_resets_at(info, now),
+            status=status,
+            body=kept,
+            method=method,
+            url=url,
+            retry_after=info.retry_after,
+        )
+    raise cls(message, status=status, body=kept, method=method, url=url, retry_after=info.retry_after)
+
+
+def structure_response(data: Any, cls: type[T], *, method: str, url: str) -> T:
+    """Structure response data into a model, or raise APIError with an excerpt of what came."""
+    try:
+        return structure(data, cls)
+    except Exception as exc:
+        shown = excerpt(json.dumps(data, default=str))
+        raise APIError(
+            f"unexpected response shape for {cls.__name__} ({type(exc).__name__}: {exc}): {shown!r}",
+            status=200,
+            body=data,
+            method=method,
+            url=url,
+        ) from None
+
+
+def expect(data: Any, kind: type[Any], what: str, *, method: str, url: str) -> Any:
+    """Check that ``data`` is of JSON type ``kind`` (dict or list), or raise APIError with an excerpt."""
+    if not isinstance(data, kind):
+        raise APIError(
+            f"unexpected response: expected {what}, got {excerpt(json.dumps(data, default=str))!r}",
+            status=200,
+            body=data,
+            method=method,
+            url=url,
+        )
+    return data

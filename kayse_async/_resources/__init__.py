@@ -1,0 +1,1 @@
+"""One module per API resource. Resources build requests and structure answers; they never see aiohttp."""

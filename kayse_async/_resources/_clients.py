@@ -1,0 +1,54 @@
+"""``/v1/clients``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._fields import CLIENT_FIELDS
+from ..models import Client
+from ._crud import CrudResource
+
+
+class Clients(CrudResource[Client]):
+    """The firm's clients: ``kayse.clients``."""
+
+    _path = "/v1/clients"
+    _name = "clients"
+    _id_name = "client_id"
+    _model = Client
+    _table = CLIENT_FIELDS
+
+    async def create(self, **fields: Any) -> Client:
+        """Create a client (``POST /v1/clients``).
+
+        Fields are the API's, as keyword arguments: ``external_source``,
+        ``external_source_id``, ``first_name`` and ``last_name`` are required;
+        fields not given are not sent. Dates are ``datetime.date`` or
+        ``"YYYY-MM-DD"``. Never retried once it may have reached the server.
+        """
+        return await self._create(fields)
+
+    async def get(self, client_id: int) -> Client:
+        """Get a client by id (``GET /v1/clients/{id}``)."""
+        return await self._get(client_id)
+
+    async def update(self, client_id: int, **fields: Any) -> Client:
+        """Replace a client (``PUT /v1/clients/{id}``).
+
+        A full replacement: every optional field not given is sent as null and
+        cleared by the server. To change a few fields and keep the rest, use
+        :meth:`patch`.
+        """
+        return await self._update(client_id, fields)
+
+    async def patch(self, client_id: int, **changes: Any) -> Client:
+        """Change the given fields of a client and keep every other (GET, merge, PUT).
+
+        Fields the server sent that this SDK does not know are sent back
+        unchanged. Costs two requests.
+        """
+        return await self._patch(client_id, changes)
+
+    async def delete(self, client_id: int) -> None:
+        """Delete a client (``DELETE /v1/clients/{id}``)."""
+        await self._delete(client_id)

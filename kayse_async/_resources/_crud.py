@@ -1,0 +1,159 @@
+"""Create, get, update, patch, delete and bulk upsert: what clients and cases share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .. import _bulk
+from .._converter import unstructure
+from .._defaults import CHUNK_SIZE, CONCURRENCY
+from .._fields import Field, check_fields, check_id
+from .._protocol import Request, expect, structure_response
+from ..errors import ValidationError
+from ..models import BulkItem, BulkResult
+from ._base import BulkEndpoint, Resource, prepare_upsert, structurer
+
+T = TypeVar("T")
+
+
+class CrudResource(Resource, Generic[T]):
+    """A resource with the five single-item calls and the bulk upsert."""
+
+    _path: ClassVar[str]
+    _name: ClassVar[str]
+    _id_name: ClassVar[str]
+    _model: ClassVar[type[Any]]
+    _table: ClassVar[dict[str, Field]]
+
+    def _bulk_endpoint(self) -> BulkEndpoint[T]:
+        path = f"{self._path}/bulk"
+        return BulkEndpoint(
+            path=path,
+            request_key=self._name,
+            response_key=self._name,
+            prepare=prepare_upsert(self._table, self._name),
+            structure=structurer(self._model, path),
+        )
+
+    def _one(self, data: Any, request: Request) -> T:
+        expect(data, dict, "a JSON object", method=request.method, url=request.path)
+        result: T = structure_response(data, self._model, method=request.method, url=request.path)
+        return result
+
+    async def _create(self, fields: dict[str, Any]) -> T:
+        if "id" in fields:
+            raise ValidationError("id", "is given by the server; use update() or bulk_upsert() for an existing item")
+        body = check_fields(self._table, fields, mode="create")
+        request = Request(method="POST", path=self._path, json=body)
+        return self._one((await self._send(request)).data, request)
+
+    async def _get(self, item_id: int) -> T:
+        request = Request(method="GET", path=f"{self._path}/{check_id(self._id_name, item_id)}", idempotent=True)
+        return self._one((await self._send(request)).data, request)
+
+    async def _update(self, item_id: int, fields: dict[str, Any]) -> T:
+        checked_id = check_id(self._id_name, item_id)
+        _drop_matching_id(fields, checked_id)
+        body = check_fields(self._table, fields, mode="update", resource=self._name)
+        request = Request(method="PUT", path=f"{self._path}/{checked_id}", json=body, idempotent=True)
+        return self._one((await self._send(request)).data, request)
+
+    async def _patch(self, item_id: int, changes: dict[str, Any]) -> T:
+        checked_id = check_id(self._id_name, item_id)
+        _drop_matching_id(changes, checked_id)
+        # Check the changes alone first, so that a bad change costs no GET.
+        check_fields(self._table, changes, mode="update", resource=self._name)
+        current = await self._get(checked_id)
+        merged: dict[str, Any] = unstructure(current)
+        merged.pop("id", None)
+        merged.update(changes)
+        body = check_fields(self._table, merged, mode="update", resource=self._name)
+        request = Request(method="PUT", path=f"{self._path}/{checked_id}", json=body, idempotent=True)
+        return self._one((await self._send(request)).data, request)
+
+    async def _delete(self, item_id: int) -> None:
+        request = Request(
+            method="DELETE",
+            path=f"{self._path}/{check_id(self._id_name, item_id)}",
+            idempotent=True,
+            gone_ok_on_retry=True,
+        )
+        await self._send(request)
+
+    async def bulk_upsert(
+        self,
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        concurrency: int = CONCURRENCY,
+        raise_on_error: bool = True,
+        bisect_budget: int = 0,
+        journal: str | None = None,
+        progress: _bulk.ProgressCallback | None = None,
+        max_wait: float | None = None,
+    ) -> BulkResult[T]:
+        """Create (items without ``id``) or update (items with ``id``) any number of items.
+
+        Items are models or mappings, from any iterable or async iterable,
+        read lazily; they are checked one by one before their chunk is sent,
+        then sent ``chunk_size`` per request, ``concurrency`` requests at once,
+        through the quota scheduler. The result holds one ``BulkItem`` per
+        input item, in input order. Unless ``raise_on_error`` is False,
+        ``errors.BulkError`` (carrying the whole result) is raised after every
+        chunk that could be sent was sent, if any item failed.
+
+        ``bisect_budget``: extra requests that may be spent splitting a batch
+        the server rejected, to find its bad items and store the good ones.
+        ``journal``: a file recording completed chunks, so that running the
+        same job again skips them instead of creating duplicates.
+        ``progress``: called after every chunk with a ``BulkProgress``.
+        """
+        return await _bulk.upsert(
+            self._transport,
+            self._bulk_endpoint(),
+            items,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            raise_on_error=raise_on_error,
+            bisect_budget=bisect_budget,
+            journal=journal,
+            progress=progress,
+            max_wait=max_wait,
+        )
+
+    def bulk_upsert_iter(
+        self,
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        concurrency: int = CONCURRENCY,
+        bisect_budget: int = 0,
+        journal: str | None = None,
+        progress: _bulk.ProgressCallback | None = None,
+        max_wait: float | None = None,
+    ) -> AsyncIterator[BulkItem[T]]:
+        """Like :meth:`bulk_upsert`, streamed: yields one ``BulkItem`` per input item, in input order.
+
+        Memory stays bounded by ``chunk_size`` x ``concurrency`` whatever the
+        number of items. Nothing is raised for failed items: look at each
+        item's ``status``.
+        """
+        return _bulk.upsert_iter(
+            self._transport,
+            self._bulk_endpoint(),
+            items,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            bisect_budget=bisect_budget,
+            journal=journal,
+            progress=progress,
+            max_wait=max_wait,
+        )
+
+
+def _drop_matching_id(fields: dict[str, Any], item_id: int) -> None:
+    """Drop an ``id`` field equal to the path's id; a different one is an error (ids cannot change)."""
+    value = fields.pop("id", None)
+    if value is not None and value != item_id:
+        raise ValidationError("id", f"does not match the id in the path (got {value!r}); ids cannot be changed")

@@ -1,0 +1,371 @@
+"""The transport: the only module that imports aiohttp's client.
+
+It owns the ``ClientSession``, draws one unit of budget from the quota for
+every attempt, applies the per-attempt time-out, and retries exactly what is
+safe to retry:
+
+- 429 and 503, and connection failures before anything was sent: always
+  (the server did not act on the request);
+- 500, time-outs and dropped connections after sending: only requests marked
+  ``idempotent`` (GET, PUT, DELETE, bulk_delete, bulk updates carrying ids),
+  never a create, an SMS, an email or a call, which could then happen twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from ._protocol import (
+    CALLS_KEY_HEADER,
+    MAIN_KEY_HEADER,
+    Request,
+    Response,
+    decipher,
+    key_fingerprint,
+)
+from ._ratelimit import RateLimitInfo, parse_rate_limit
+from .errors import (
+    APIError,
+    ConnectError,
+    KayseError,
+    NotFoundError,
+    RequestTimeoutError,
+    TLSError,
+    TransportError,
+)
+from .quota._base import Lease, Quota
+
+logger = logging.getLogger("kayse_async")
+
+BACKOFF_BASE = 0.5
+"""Seconds: the first retry waits up to this long (full jitter), doubling each time."""
+BACKOFF_CAP = 30.0
+"""Seconds: no backoff is longer than this (a server's Retry-After may be)."""
+MAX_REDIRECTS = 5
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""A response larger than this is refused: no documented response comes near it."""
+POOL_SIZE = 100
+"""Connections kept per client (aiohttp's pool)."""
+
+_RETRY_ALWAYS = frozenset({429, 503})
+_RETRY_IF_IDEMPOTENT = frozenset({500})
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class _Endpoint:
+    """A base URL with the key header that goes to it, and nowhere else."""
+
+    __slots__ = ("base", "bucket", "header", "key", "origin")
+
+    def __init__(self, base: str, header: str, key: str) -> None:
+        self.base = base
+        self.header = header
+        self.key = key
+        self.bucket = key_fingerprint(key)
+        parts = urlsplit(base)
+        self.origin = (parts.scheme, parts.hostname, parts.port)
+
+    def __repr__(self) -> str:
+        return f"_Endpoint({self.base!r})"
+
+
+class Transport:
+    """Sends :class:`Request` objects and returns deciphered :class:`Response` objects."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        calls_base_url: str,
+        api_key: str,
+        calls_api_key: str,
+        timeout: float,
+        max_retries: int,
+        quota: Quota,
+        max_wait: float | None,
+        user_agent: str,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._endpoints = {
+            "main": _Endpoint(base_url, MAIN_KEY_HEADER, api_key),
+            "calls": _Endpoint(calls_base_url, CALLS_KEY_HEADER, calls_api_key),
+        }
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_retries = max_retries
+        self.quota = quota
+        self._max_wait = max_wait
+        self._user_agent = user_agent
+        self._session = session
+        self._owns_session = session is None
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._rng = rng or random.Random()
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.requests_sent = 0
+        """Attempts that reached the wire (or may have), over the transport's life."""
+
+    def __repr__(self) -> str:
+        return f"<Transport {self._endpoints['main'].base!r}>"
+
+    def bucket(self, host: str = "main") -> str:
+        """The quota bucket (a key fingerprint) of a host."""
+        return self._endpoints[host].bucket
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` ran."""
+        return self._closed
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise KayseError("this client is closed")
+        loop = asyncio.get_running_loop()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE),
+                timeout=self._timeout,
+                headers={"User-Agent": self._user_agent},
+                raise_for_status=False,
+            )
+            self._loop = loop
+        elif self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise KayseError(
+                "this client belongs to another event loop; create one client per loop "
+                "(or use the blocking Kayse client from threads)"
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it; an injected one is left open."""
+        if self._closed:
+            return
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    def _backoff(self, retry: int, floor: float | None = None) -> float:
+        delay = self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**retry)))
+        if floor is not None:
+            delay = max(delay, floor)
+        return delay
+
+    async def request(self, request: Request, *, max_wait: float | None = None) -> Response:
+        """Send ``request`` (retrying what is safe to retry) and return its deciphered response.
+
+        ``max_wait`` bounds the wait for budget of each attempt (default: the
+        client's); past it, ``errors.QuotaExhaustedError`` is raised at once.
+        """
+        endpoint = self._endpoints[request.host]
+        url = endpoint.base + request.path
+        wait_bound = self._max_wait if max_wait is None else max_wait
+        retry = 0
+        redirects = 0
+        uncertain = False
+        while True:
+            try:
+                return await self._attempt(request, endpoint, url, wait_bound, head_of_line=retry > 0)
+            except NotFoundError as exc:
+                if uncertain and request.gone_ok_on_retry:
+                    # The attempt whose answer was lost did the work.
+                    return Response(status=exc.status, data=None, rate_limit=RateLimitInfo())
+                raise
+            except _Redirect as hop:
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise APIError("too many redirects", status=hop.status, method=request.method, url=url) from None
+                url = hop.location
+                continue
+            except (APIError, TransportError) as exc:
+                floor = self._retry_floor(exc, request)
+                if floor is None or retry >= self._max_retries:
+                    raise
+                delay = self._backoff(retry, floor)
+                retry += 1
+                uncertain = uncertain or _may_have_applied(exc)
+                logger.info(
+                    "retrying %s %s in %.2f s (retry %d of %d) after %s",
+                    request.method,
+                    url,
+                    delay,
+                    retry,
+                    self._max_retries,
+                    _describe(exc),
+                )
+                if delay > 0:
+                    await self._sleep(delay)
+
+    def _retry_floor(self, exc: KayseError, request: Request) -> float | None:
+        """None when ``exc`` must not be retried; else the least wait before the retry."""
+        if isinstance(exc, APIError):
+            if exc.status == 429:
+                # The quota scheduler holds the next attempt until the window resets.
+                return 0.0
+            if exc.status in _RETRY_ALWAYS:
+                return exc.retry_after or 0.0
+            if exc.status in _RETRY_IF_IDEMPOTENT and request.idempotent:
+                return 0.0
+            return None
+        if isinstance(exc, TLSError):
+            return None
+        if isinstance(exc, TransportError) and (not exc.may_have_been_sent or request.idempotent):
+            return 0.0
+        return None
+
+    async def _attempt(
+        self,
+        request: Request,
+        endpoint: _Endpoint,
+        url: str,
+        max_wait: float | None,
+        *,
+        head_of_line: bool,
+    ) -> Response:
+        session = self._get_session()
+        lease: Lease = await self.quota.acquire(endpoint.bucket, max_wait=max_wait)
+        # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
+        sent = False
+        completed = False
+        headers = {endpoint.header: endpoint.key, "Accept": "application/json"}
+        started = time.perf_counter()
+        try:
+            lease.sent()
+            sent = True
+            self.requests_sent += 1
+            async with session.request(
+                request.method,
+                url,
+                params=request.params,
+                json=request.json,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._timeout,
+            ) as resp:
+                body = await _read_capped(resp)
+                status = resp.status
+                resp_headers: Mapping[str, str] = resp.headers
+                location = resp.headers.get("Location")
+        except asyncio.CancelledError:
+            if sent:
+                lease.complete(None, None)
+            else:
+                lease.release()
+            completed = True
+            raise
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
+            lease.complete(None, None)
+            completed = True
+            raise TLSError(
+                f"TLS verification failed for {request.method} {url}: {_describe(exc)}",
+                method=request.method,
+                url=url,
+                may_have_been_sent=False,
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            lease.complete(None, None)
+            completed = True
+            raise ConnectError(
+                f"could not connect for {request.method} {url}: {_describe(exc)}",
+                method=request.method,
+                url=url,
+                may_have_been_sent=False,
+            ) from None
+        except TimeoutError:
+            lease.complete(None, None)
+            completed = True
+            raise RequestTimeoutError(
+                f"no complete response within {self._timeout.total} s for {request.method} {url}",
+                method=request.method,
+                url=url,
+            ) from None
+        except aiohttp.ClientError as exc:
+            lease.complete(None, None)
+            completed = True
+            raise ConnectError(
+                f"connection lost during {request.method} {url}: {_describe(exc)}",
+                method=request.method,
+                url=url,
+            ) from None
+        except _TooLarge:
+            lease.complete(None, None)
+            completed = True
+            raise APIError(
+                f"response larger than {MAX_RESPONSE_BYTES} bytes refused", method=request.method, url=url
+            ) from None
+        finally:
+            if not completed and not sent:
+                lease.release()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
+        info = parse_rate_limit(resp_headers, local_now=time.time())
+        lease.complete(info, status)
+        if 300 <= status < 400:
+            raise self._redirect(status, location, url, endpoint, request)
+        return decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+
+    def _redirect(
+        self, status: int, location: str | None, url: str, endpoint: _Endpoint, request: Request
+    ) -> Exception:
+        if not location:
+            return APIError(f"redirect {status} without a Location", status=status, method=request.method, url=url)
+        target = urljoin(url, location)
+        parts = urlsplit(target)
+        if (parts.scheme, parts.hostname, parts.port) != endpoint.origin:
+            return APIError(
+                f"redirected to another host ({parts.hostname}); not followed, so that the API key is not sent there",
+                status=status,
+                method=request.method,
+                url=url,
+            )
+        return _Redirect(status, target)
+
+
+class _Redirect(Exception):
+    def __init__(self, status: int, location: str) -> None:
+        self.status = status
+        self.location = location
+        super().__init__(location)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    length = resp.content_length
+    if length is not None and length > MAX_RESPONSE_BYTES:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _may_have_applied(exc: KayseError) -> bool:
+    if isinstance(exc, TransportError):
+        return exc.may_have_been_sent
+    return isinstance(exc, APIError) and exc.status == 500
+
+
+def _describe(exc: BaseException) -> str:
+    """A short description of an error that cannot hold request headers (and so no key)."""
+    if isinstance(exc, KayseError):
+        return str(exc)
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
