@@ -1,0 +1,213 @@
+"""The transport, against aioresponses: headers, hosts, retries, leases, redirects, sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+from unittest.mock import MagicMock
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from kayse_async import AsyncKayse, errors
+
+from .conftest import BASE, CALLS, CALLS_KEY, KEY, RecordingQuota
+
+CLIENT_JSON = {"id": 1, "external_source": "m", "external_source_id": "e", "first_name": "A", "last_name": "B"}
+NEW_CLIENT = {"external_source": "m", "external_source_id": "e", "first_name": "A", "last_name": "B"}
+
+
+def sent(mocked: Any, method: str, url: str) -> list[Any]:
+    return list(mocked.requests.get((method, URL(url)), []))
+
+
+def refused() -> aiohttp.ClientConnectorError:
+    key = MagicMock(host="api.example.test", port=443, ssl=True)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+
+
+async def test_main_routes_carry_only_the_main_key_and_a_user_agent(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/clients/1", payload=CLIENT_JSON)
+    client = await kayse.clients.get(1)
+    assert client.first_name == "A"
+    (call,) = sent(mocked, "GET", f"{BASE}/v1/clients/1")
+    headers = call.kwargs["headers"]
+    assert headers["X-API-KEY"] == KEY
+    assert "X-Public-Api-Key" not in headers
+    assert CALLS_KEY not in repr(call.kwargs)
+
+
+async def test_calls_go_to_the_calls_host_with_the_public_key_only(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.post(f"{CALLS}/v1/calls", payload={"campaign_id": 3, "client_id": 4, "case_id": 5})
+    call = await kayse.calls.schedule(campaign_id=3, case_id=5)
+    assert (call.campaign_id, call.client_id, call.case_id) == (3, 4, 5)
+    (request,) = sent(mocked, "POST", f"{CALLS}/v1/calls")
+    assert request.kwargs["headers"]["X-Public-Api-Key"] == CALLS_KEY
+    assert "X-API-KEY" not in request.kwargs["headers"]
+    assert request.kwargs["json"] == {"campaign_id": 3, "case_id": 5}
+
+
+async def test_a_create_is_never_resent_after_a_500(kayse: AsyncKayse, mocked: Any, quota: RecordingQuota) -> None:
+    mocked.post(f"{BASE}/v1/clients", status=500, payload={"message": "boom"})
+    mocked.post(f"{BASE}/v1/clients", payload=CLIENT_JSON)
+    with pytest.raises(errors.InternalServerError, match="boom"):
+        await kayse.clients.create(**NEW_CLIENT)
+    assert len(sent(mocked, "POST", f"{BASE}/v1/clients")) == 1
+    assert [lease.events for lease in quota.leases] == [["sent", "complete"]]
+
+
+async def test_a_create_is_never_resent_after_a_timeout(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.post(f"{BASE}/v1/clients", exception=TimeoutError())
+    mocked.post(f"{BASE}/v1/clients", payload=CLIENT_JSON)
+    with pytest.raises(errors.RequestTimeoutError) as info:
+        await kayse.clients.create(**NEW_CLIENT)
+    assert info.value.may_have_been_sent
+    assert len(sent(mocked, "POST", f"{BASE}/v1/clients")) == 1
+
+
+async def test_sms_is_never_resent_after_a_dropped_connection(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.post(f"{BASE}/v1/cases/communication/sms", exception=aiohttp.ServerDisconnectedError())
+    mocked.post(f"{BASE}/v1/cases/communication/sms", payload={"message": "sms scheduled"})
+    with pytest.raises(errors.ConnectError, match="connection lost"):
+        await kayse.cases.send_sms(case_id=1, client_id=2, message="hi")
+    assert len(sent(mocked, "POST", f"{BASE}/v1/cases/communication/sms")) == 1
+
+
+async def test_a_get_is_retried_after_500_and_timeouts(kayse: AsyncKayse, mocked: Any, sleeps: list[float]) -> None:
+    url = f"{BASE}/v1/clients/1"
+    mocked.get(url, status=500, payload={"message": "boom"})
+    mocked.get(url, exception=TimeoutError())
+    mocked.get(url, payload=CLIENT_JSON)
+    assert (await kayse.clients.get(1)).id == 1
+    assert len(sent(mocked, "GET", url)) == 3
+    assert len(sleeps) == 2
+    assert all(0 <= s <= 1.0 for s in sleeps)  # full jitter: at most base, then 2 x base
+
+
+async def test_a_create_is_retried_when_the_connection_could_not_be_opened(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.post(f"{BASE}/v1/clients", exception=refused())
+    mocked.post(f"{BASE}/v1/clients", payload=CLIENT_JSON)
+    assert (await kayse.clients.create(**NEW_CLIENT)).id == 1
+    assert len(sent(mocked, "POST", f"{BASE}/v1/clients")) == 2
+
+
+async def test_503_is_retried_after_the_retry_after_it_asks(
+    kayse: AsyncKayse, mocked: Any, sleeps: list[float]
+) -> None:
+    mocked.post(f"{BASE}/v1/clients", status=503, headers={"Retry-After": "7"}, payload={"message": "maintenance"})
+    mocked.post(f"{BASE}/v1/clients", payload=CLIENT_JSON)
+    assert (await kayse.clients.create(**NEW_CLIENT)).id == 1
+    assert sleeps == [7.0]
+
+
+async def test_429_is_retried_and_the_quota_hears_of_it(kayse: AsyncKayse, mocked: Any, quota: RecordingQuota) -> None:
+    mocked.get(f"{BASE}/v1/clients/1", status=429, headers={"Retry-After": "1"}, payload={"message": "slow down"})
+    mocked.get(f"{BASE}/v1/clients/1", payload=CLIENT_JSON)
+    assert (await kayse.clients.get(1)).id == 1
+    assert [lease.statuses for lease in quota.leases] == [[429], [200]]
+
+
+async def test_retries_stop_at_max_retries_with_the_last_error(quota: RecordingQuota, mocked: Any) -> None:
+    async def no_sleep(_: float) -> None:
+        return None
+
+    async with AsyncKayse(KEY, base_url=BASE, quota=quota, max_retries=2) as kayse:
+        kayse._transport._sleep = no_sleep
+        for _ in range(5):
+            mocked.get(f"{BASE}/v1/cases/9", status=503, payload={"message": "down"})
+        with pytest.raises(errors.ServiceUnavailableError):
+            await kayse.cases.get(9)
+    assert len(sent(mocked, "GET", f"{BASE}/v1/cases/9")) == 3
+
+
+async def test_a_4xx_is_raised_at_once(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", status=404, payload={"message": "case not found"})
+    with pytest.raises(errors.NotFoundError, match="case not found") as info:
+        await kayse.cases.get(9)
+    assert info.value.url == f"{BASE}/v1/cases/9"
+    assert len(sent(mocked, "GET", f"{BASE}/v1/cases/9")) == 1
+
+
+async def test_a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_nothing(
+    kayse: AsyncKayse, mocked: Any
+) -> None:
+    mocked.delete(f"{BASE}/v1/cases/9", exception=aiohttp.ServerDisconnectedError())
+    mocked.delete(f"{BASE}/v1/cases/9", status=404, payload={"message": "case not found"})
+    assert await kayse.cases.delete(9) is None
+    assert len(sent(mocked, "DELETE", f"{BASE}/v1/cases/9")) == 2
+
+
+async def test_a_delete_of_a_missing_case_is_still_not_found(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.delete(f"{BASE}/v1/cases/9", status=404, payload={"message": "case not found"})
+    with pytest.raises(errors.NotFoundError):
+        await kayse.cases.delete(9)
+
+
+async def test_a_redirect_to_another_host_is_not_followed(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", status=302, headers={"Location": "https://evil.example.test/steal"})
+    mocked.get("https://evil.example.test/steal", payload={})
+    with pytest.raises(errors.APIError, match="another host") as info:
+        await kayse.cases.get(9)
+    assert info.value.status == 302
+    assert sent(mocked, "GET", "https://evil.example.test/steal") == []
+
+
+async def test_a_redirect_on_the_same_host_is_followed(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", status=301, headers={"Location": "/v1/cases/10"})
+    mocked.get(f"{BASE}/v1/cases/10", payload={"id": 10})
+    assert (await kayse.cases.get(9)).id == 10
+
+
+async def test_cancelling_after_sending_never_refunds_the_lease(
+    kayse: AsyncKayse, mocked: Any, quota: RecordingQuota
+) -> None:
+    started = asyncio.Event()
+
+    async def slow(url: Any, **kwargs: Any) -> Any:
+        started.set()
+        await asyncio.sleep(3600)
+
+    mocked.get(f"{BASE}/v1/cases/9", callback=slow)
+    task = asyncio.create_task(kayse.cases.get(9))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [lease.events for lease in quota.leases] == [["sent", "complete"]]
+
+
+async def test_a_malformed_success_body_is_a_clear_error(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", status=200, body='{"id": 9, "name": ', content_type="application/json")
+    with pytest.raises(errors.APIError, match=re.escape('not valid JSON: \'{"id": 9, "name":')):
+        await kayse.cases.get(9)
+
+
+async def test_a_wrongly_shaped_success_body_is_a_clear_error(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", payload=[1, 2])
+    with pytest.raises(errors.APIError, match="expected a JSON object"):
+        await kayse.cases.get(9)
+    mocked.get(f"{BASE}/v1/cases/9", payload={"id": "nine"})
+    with pytest.raises(errors.APIError, match="unexpected response shape for Case"):
+        await kayse.cases.get(9)
+
+
+async def test_an_injected_session_is_used_and_never_closed(quota: RecordingQuota, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", payload={"id": 9})
+    async with aiohttp.ClientSession() as session:
+        async with AsyncKayse(KEY, base_url=BASE, quota=quota, session=session) as kayse:
+            assert (await kayse.cases.get(9)).id == 9
+        assert not session.closed
+
+
+async def test_the_own_session_is_closed_and_the_client_refuses_calls_after(quota: RecordingQuota, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", payload={"id": 9})
+    kayse = AsyncKayse(KEY, base_url=BASE, quota=quota)
+    await kayse.cases.get(9)
+    session = kayse._transport._session
+    await kayse.aclose()
+    assert session is not None and session.closed
+    assert kayse.closed
+    with pytest.raises(errors.KayseError, match="closed"):
+        await kayse.cases.get(9)
