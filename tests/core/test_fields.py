@@ -28,7 +28,8 @@ def test_create_sends_only_given_fields() -> None:
 def test_update_sends_null_for_every_optional_field_not_given() -> None:
     body = check_fields(CLIENT_FIELDS, {"city": "LA"}, mode="update")
     assert body["city"] == "LA"
-    assert body["email"] is None and body["case_ids"] is None
+    assert body["email"] is None
+    assert body["case_ids"] is None
     assert "first_name" not in body  # required: the server keeps it
 
 

@@ -132,8 +132,11 @@ def test_refused_base_urls(url: str) -> None:
 
 
 def test_loopback_detection() -> None:
-    assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("LOCALHOST")
-    assert not is_loopback("10.0.0.1") and not is_loopback("localhost.evil.com")
+    assert is_loopback("127.0.0.2")
+    assert is_loopback("::1")
+    assert is_loopback("LOCALHOST")
+    assert not is_loopback("10.0.0.1")
+    assert not is_loopback("localhost.evil.com")
 
 
 def test_key_fingerprint_is_stable_and_does_not_contain_the_key() -> None:

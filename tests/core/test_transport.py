@@ -207,7 +207,8 @@ async def test_the_own_session_is_closed_and_the_client_refuses_calls_after(quot
     await kayse.cases.get(9)
     session = kayse._transport._session
     await kayse.aclose()
-    assert session is not None and session.closed
+    assert session is not None
+    assert session.closed
     assert kayse.closed
     with pytest.raises(errors.KayseError, match="closed"):
         await kayse.cases.get(9)
