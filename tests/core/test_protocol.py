@@ -59,7 +59,7 @@ def test_empty_success_body_is_none() -> None:
 
 
 def test_non_json_success_body_is_an_api_error_with_an_excerpt() -> None:
-    with pytest.raises(errors.APIError, match="not valid JSON.*<html>") as info:
+    with pytest.raises(errors.APIError, match=r"not valid JSON.*<html>") as info:
         decipher(200, {}, b"<html>Gateway</html>", method="GET", url="https://h/v1/x", local_now=NOW)
     assert info.value.body == "<html>Gateway</html>"
     assert info.value.method == "GET"
