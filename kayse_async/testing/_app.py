@@ -1,0 +1,445 @@
+"""The emulator's aiohttp application: routing, keys, rate limits, faults, handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import hmac
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Literal
+
+import attrs
+from aiohttp import web
+
+from . import _validation as v
+from ._faults import FAULT_KINDS, MIN_SPIKE_MS, FaultInjector, FaultKind, parse_kinds
+from ._ratelimit import WINDOWS, Decision, RateLimiter, Window
+from ._routes import AUTH_HEADERS, ROUTES, Route, match
+from ._store import Store
+
+logger = logging.getLogger("kayse_async.testing")
+
+ResetForm = Literal["delta", "epoch"]
+RESET_FORMS: Final[tuple[ResetForm, ...]] = ("delta", "epoch")
+MAX_BODY_BYTES: Final = 64 * 1024 * 1024
+
+Handler = Callable[[dict[str, int], Mapping[str, str], Any], Any]
+
+
+@attrs.define(kw_only=True)
+class Settings:
+    """What an emulator does; every field can change while it runs.
+
+    ``limit`` 0 turns rate limiting off (and the ``X-RateLimit-*`` headers
+    with it).
+    """
+
+    api_key: str = attrs.field(repr=False)
+    calls_api_key: str = attrs.field(repr=False)
+    limit: int = 500
+    period: float = 3600.0
+    window: Window = "fixed"
+    reset: ResetForm = "delta"
+    fault_rate: float = 0.0
+    fault_kinds: tuple[FaultKind, ...] = FAULT_KINDS
+    latency_ms: float = 0.0
+    seed: int | None = None
+    max_batch: int | None = None
+    clock_skew: float = 0.0
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        if not self.api_key or not self.calls_api_key:
+            raise ValueError("API keys must not be empty")
+        if self.limit < 0:
+            raise ValueError("limit must be 0 (off) or more")
+        if not self.period > 0:
+            raise ValueError("period must be positive")
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
+        if self.reset not in RESET_FORMS:
+            raise ValueError(f"reset must be one of {', '.join(RESET_FORMS)}")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        self.fault_kinds = parse_kinds(self.fault_kinds)
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must not be negative")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if not math.isfinite(self.clock_skew):
+            raise ValueError("clock_skew must be finite")
+
+    def public(self) -> dict[str, Any]:
+        """The settings without the keys (``GET /_emulator/config``)."""
+        data = attrs.asdict(self)
+        del data["api_key"], data["calls_api_key"]
+        data["fault_kinds"] = list(self.fault_kinds)
+        return data
+
+
+CONFIG_FIELDS: Final = frozenset(attrs.fields_dict(Settings)) - {"api_key", "calls_api_key"}
+
+
+@attrs.define
+class Stats:
+    """Counts of what the emulator served."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    by_route: collections.Counter[str] = attrs.field(factory=collections.Counter[str])
+    by_status: collections.Counter[str] = attrs.field(factory=collections.Counter[str])
+    faults: collections.Counter[str] = attrs.field(factory=collections.Counter[str])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The body of ``GET /_emulator/stats``."""
+        return {
+            "requests": self.requests,
+            "rate_limited": self.rate_limited,
+            "by_route": dict(sorted(self.by_route.items())),
+            "by_status": dict(sorted(self.by_status.items())),
+            "faults": {kind: self.faults[kind] for kind in FAULT_KINDS},
+        }
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 (malformed JSON is never a 500)."""
+    if not raw.strip():
+        raise v.bad(None, "request body is required")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise v.bad(None, "request body is not valid UTF-8") from None
+    except ValueError as error:
+        # json.JSONDecodeError is a ValueError; its message holds a position, not the body.
+        detail = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        raise v.bad(None, f"malformed JSON: {detail}") from None
+    except RecursionError:
+        raise v.bad(None, "malformed JSON: nested too deeply") from None
+
+
+class Service:
+    """One emulator's state and behaviour, independent of how its server runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        settings.check()
+        self.settings = settings
+        self._clock = clock
+        self._wall = wall_clock
+        self.store = Store(self.now)
+        self.stats = Stats()
+        self.faults = FaultInjector(settings.fault_rate, settings.fault_kinds, seed=settings.seed)
+        self.limiter: RateLimiter | None = None
+        self._build_limiter()
+        self._handlers: dict[str, Handler] = {
+            name: getattr(self, f"_op_{name}") for name in {route.operation for route in ROUTES}
+        }
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The server's wall clock: real time plus the configured skew."""
+        return self._wall() + self.settings.clock_skew
+
+    def _build_limiter(self) -> None:
+        s = self.settings
+        self.limiter = RateLimiter(s.limit, s.period, s.window, clock=self._clock) if s.limit > 0 else None
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings (names of :class:`Settings`, keys excepted); all or nothing.
+
+        A change of ``limit``, ``period`` or ``window`` starts every budget
+        afresh; a ``seed`` restarts the fault sequence.
+        """
+        unknown = set(changes) - CONFIG_FIELDS
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        if "fault_kinds" in changes and isinstance(changes["fault_kinds"], str):
+            changes["fault_kinds"] = changes["fault_kinds"].split(",")
+        if "fault_kinds" in changes:
+            changes["fault_kinds"] = tuple(changes["fault_kinds"])
+        candidate = attrs.evolve(self.settings, **changes)
+        candidate.check()
+        self.settings = candidate
+        self.faults.configure(candidate.fault_rate, candidate.fault_kinds)
+        if "seed" in changes:
+            self.faults.reseed(candidate.seed)
+        if {"limit", "period", "window"} & set(changes):
+            self._build_limiter()
+
+    def reset(self, *, store: bool = False, limits: bool = False) -> None:
+        """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
+        self.stats = Stats()
+        if store:
+            self.store.clear()
+        if limits and self.limiter is not None:
+            self.limiter.reset()
+
+    # -- the application ---------------------------------------------------------------------
+
+    def application(self) -> web.Application:
+        """A new aiohttp application serving this emulator."""
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/_emulator/stats", self._introspect(lambda _: self.stats.as_dict()))
+        app.router.add_get("/_emulator/store", self._introspect(lambda _: self.store.snapshot()))
+        app.router.add_get("/_emulator/outbox", self._introspect(lambda _: self.store.snapshot()["outbox"]))
+        app.router.add_post("/_emulator/reset", self._introspect(self._reset_route))
+        app.router.add_get("/_emulator/config", self._introspect(lambda _: self.settings.public()))
+        app.router.add_post("/_emulator/config", self._config_route)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_response_prepare.append(self._stamp_date)
+        return app
+
+    async def _stamp_date(self, _request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Date"] = email.utils.formatdate(self.now(), usegmt=True)
+
+    def _introspect(self, produce: Callable[[web.Request], Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            return _json(200, produce(request))
+
+        return handler
+
+    def _reset_route(self, request: web.Request) -> dict[str, Any]:
+        flags = {name: request.query.get(name, "").lower() in ("1", "true") for name in ("store", "limits")}
+        self.reset(**flags)
+        return {"message": "reset", **flags}
+
+    async def _config_route(self, request: web.Request) -> web.Response:
+        try:
+            changes = v.require_object(parse_json(await request.read()))
+            self.configure(**changes)
+        except v.Reject as reject:
+            return _json(reject.status, reject.body())
+        except (ValueError, TypeError) as error:
+            return _json(400, {"message": str(error), "field": None})
+        return _json(200, self.settings.public())
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        """Serve one request to any path other than the introspection routes."""
+        path = request.path
+        if path != "/v1" and not path.startswith("/v1/"):
+            return _json(404, {"message": "not found", "field": None})
+        self.stats.requests += 1
+        found = match(path)
+        if found is None:
+            return self._finish(_json(404, {"message": "no such endpoint", "field": None}))
+        where, params = found
+        self.stats.by_route[f"{request.method} {where.template}"] += 1
+        route = where.routes.get(request.method)
+        if route is None:
+            response = _json(405, {"message": f"method {request.method} not allowed", "field": None})
+            response.headers["Allow"] = where.allow
+            return self._finish(response)
+        key = self._authenticate(request, route)
+        if isinstance(key, web.Response):
+            return self._finish(key)
+        decision = self.limiter.hit(key) if self.limiter is not None else None
+        if decision is not None and not decision.allowed:
+            self.stats.rate_limited += 1
+            response = _json(429, {"message": "rate limit exceeded", "field": None})
+            response.headers["Retry-After"] = str(decision.retry_after)
+            return self._finish(response, decision)
+        return await self._serve(request, route, params, decision)
+
+    def _authenticate(self, request: web.Request, route: Route) -> str | web.Response:
+        header = AUTH_HEADERS[route.auth]
+        expected = self.settings.calls_api_key if route.auth == "calls" else self.settings.api_key
+        given = request.headers.get(header)
+        if not given:
+            return _json(401, {"message": f"missing API key: send it in the {header} header", "field": header})
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
+            return _json(401, {"message": "invalid API key", "field": header})
+        return expected
+
+    async def _serve(
+        self, request: web.Request, route: Route, params: dict[str, int], decision: Decision | None
+    ) -> web.StreamResponse:
+        if self.settings.latency_ms > 0:
+            await asyncio.sleep(self.settings.latency_ms / 1000)
+        fault = self.faults.draw()
+        if fault is not None:
+            self.stats.faults[fault] += 1
+        if fault == "500":
+            return self._finish(_json(500, {"message": "internal server error (injected)", "field": None}), decision)
+        if fault == "503":
+            response = _json(503, {"message": "service unavailable (injected)", "field": None})
+            response.headers["Retry-After"] = "1"
+            return self._finish(response, decision)
+        if fault == "drop":
+            return _cut(request)
+        if fault == "latency":
+            await asyncio.sleep(max(3 * self.settings.latency_ms, MIN_SPIKE_MS) / 1000)
+        try:
+            body: Any = None
+            if route.has_body:
+                try:
+                    raw = await request.read()
+                except web.HTTPRequestEntityTooLarge:
+                    raise v.Reject(413, "request body too large", None) from None
+                body = parse_json(raw)
+            with self.store.transaction():
+                payload = self._handlers[route.operation](params, request.query, body)
+            response = _json(200, payload)
+        except v.Reject as reject:
+            response = _json(reject.status, reject.body())
+        except Exception:
+            # A bug of the emulator, never a reaction to input: log it (no headers, no body).
+            logger.exception("emulator error in %s %s", route.method, route.template)
+            response = _json(500, {"message": "internal server error", "field": None})
+        if fault == "lost":
+            return _cut(request)
+        return self._finish(response, decision)
+
+    def _finish(self, response: web.Response, decision: Decision | None = None) -> web.Response:
+        self.stats.by_status[str(response.status)] += 1
+        if decision is not None:
+            if self.settings.reset == "epoch":
+                reset = math.ceil(self.now() + decision.reset_after)
+            else:
+                reset = max(0, math.ceil(decision.reset_after - 1e-9))
+            response.headers["X-RateLimit-Limit"] = str(decision.limit)
+            response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
+            response.headers["X-RateLimit-Reset"] = str(reset)
+        return response
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def _op_create_client(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        return self.store.put_client(None, v.check_client(v.require_object(body), require=True))
+
+    def _op_get_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
+        return self._get(self.store.clients, params["id"], "client")
+
+    def _op_update_client(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        data = self._without_own_id(v.require_object(body), params["id"])
+        self._get(self.store.clients, params["id"], "client")
+        return self.store.put_client(params["id"], v.check_client(data, require=False))
+
+    def _op_delete_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
+        self._get(self.store.clients, params["id"], "client")
+        self.store.delete_client(params["id"])
+        return {"message": "client deleted successfully"}
+
+    def _op_bulk_upsert_clients(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        items = v.check_items(body, "clients", v.check_client, max_batch=self.settings.max_batch)
+        return {
+            "clients": [
+                self.store.put_client(item_id, values, prefix=f"clients[{index}].")
+                for index, (item_id, values) in enumerate(items)
+            ]
+        }
+
+    def _op_create_case(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        return self.store.put_case(None, v.check_case(v.require_object(body), require=True))
+
+    def _op_get_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
+        return self._get(self.store.cases, params["id"], "case")
+
+    def _op_update_case(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        data = self._without_own_id(v.require_object(body), params["id"])
+        self._get(self.store.cases, params["id"], "case")
+        return self.store.put_case(params["id"], v.check_case(data, require=False))
+
+    def _op_delete_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
+        self.store.delete_case(params["id"])
+        return {"message": "case deleted successfully"}
+
+    def _op_bulk_upsert_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        items = v.check_items(body, "cases", v.check_case, max_batch=self.settings.max_batch)
+        return {
+            "cases": [
+                self.store.put_case(item_id, values, prefix=f"cases[{index}].")
+                for index, (item_id, values) in enumerate(items)
+            ]
+        }
+
+    def _op_bulk_delete_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        ids, with_clients = v.check_bulk_delete(body)
+        return {"deleted_ids": self.store.delete_cases(ids, with_clients=with_clients)}
+
+    def _op_send_sms(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        data = v.check_fields(v.require_object(body), v.SMS_FIELDS, require=True)
+        self.store.send_sms(data["case_id"], data["client_id"], data["message"])
+        return {"message": "sms scheduled"}
+
+    def _op_send_email(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        data = v.check_fields(v.require_object(body), v.EMAIL_FIELDS, require=True)
+        self.store.send_email(data["case_id"], data["client_id"], data["subject"], data["message"])
+        return {"message": "email scheduled"}
+
+    def _op_list_case_lists(self, _params: dict[str, int], query: Mapping[str, str], _body: Any) -> Any:
+        page = v.check_case_list_query(query)
+        lists, total = self.store.list_case_lists(page)
+        return {"case_lists": lists, "page": page.page, "page_size": page.page_size, "total": total}
+
+    def _op_create_case_list(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        return self.store.put_case_list(None, v.check_case_list(v.require_object(body), require=True))
+
+    def _op_bulk_upsert_case_lists(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        items = v.check_items(body, "lists", v.check_case_list, max_batch=self.settings.max_batch)
+        results: list[dict[str, Any]] = []
+        for index, (item_id, values) in enumerate(items):
+            record = self.store.put_case_list(item_id, values, prefix=f"lists[{index}].")
+            results.append({"id": record["id"], "action": "created" if item_id is None else "updated"})
+        return {"lists": results}
+
+    def _op_list_campaigns(self, _params: dict[str, int], query: Mapping[str, str], _body: Any) -> Any:
+        return self.store.list_campaigns(query.get("key") or None)
+
+    def _op_create_campaign(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        data = v.check_fields(v.require_object(body), v.CAMPAIGN_FIELDS, require=True)
+        return self.store.campaign_view(self.store.create_campaign(data))
+
+    def _op_schedule_call(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        data = v.check_fields(v.require_object(body), v.CALL_FIELDS, require=True)
+        call = self.store.schedule_call(data["campaign_id"], data["case_id"])
+        return {"campaign_id": call["campaign_id"], "client_id": call["client_id"], "case_id": call["case_id"]}
+
+    def _op_metadata_objects(self, _params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
+        return v.metadata_objects()
+
+    @staticmethod
+    def _get(table: dict[int, dict[str, Any]], item_id: int, what: str) -> dict[str, Any]:
+        record = table.get(item_id)
+        if record is None:
+            raise v.Reject(404, f"{what} {item_id} not found", None)
+        return record
+
+    @staticmethod
+    def _without_own_id(data: dict[str, Any], item_id: int) -> dict[str, Any]:
+        """A PUT body may repeat the path's id (as a GET returned it), and nothing else."""
+        if "id" not in data:
+            return data
+        if data["id"] != item_id or isinstance(data["id"], bool):
+            raise v.bad("id", "id must match the id in the path")
+        return {key: value for key, value in data.items() if key != "id"}
+
+
+def _json(status: int, payload: Any) -> web.Response:
+    return web.Response(status=status, body=_dumps(payload), content_type="application/json")
+
+
+def _cut(request: web.Request) -> web.Response:
+    """Close the connection without a response (the returned response is never written)."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return web.Response(status=500)

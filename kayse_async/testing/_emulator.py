@@ -1,0 +1,354 @@
+"""Running the emulator: in the current event loop, or in a thread of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from aiohttp import web
+
+from ._app import ResetForm, Service, Settings
+from ._faults import FAULT_KINDS
+from ._ratelimit import Window
+from ._store import Store
+
+_T = TypeVar("_T")
+
+SHUTDOWN_TIMEOUT = 2.0
+"""Seconds a stopping emulator waits for requests still being served."""
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Emulator:
+    """A local Kayse API server on a real socket, run in the current event loop.
+
+    ::
+
+        async with Emulator("k", limit=20, period=2.0) as emu:
+            async with AsyncKayse("k", base_url=emu.url, calls_base_url=emu.url) as kayse:
+                ...
+
+    ``port=0`` picks a free port; ``url`` tells which once started. Every
+    setting may be changed while it runs (:meth:`configure`,
+    :meth:`set_faults`, :meth:`set_rate_limit`). ``clock`` is the monotonic
+    clock of the rate limiter (tests pass a fake one). See docs/emulator.md.
+    """
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        calls_api_key: str | None = None,
+        limit: int = 500,
+        period: float = 3600.0,
+        window: Window = "fixed",
+        reset: ResetForm = "delta",
+        fault_rate: float = 0.0,
+        fault_kinds: Iterable[str] = FAULT_KINDS,
+        latency_ms: float = 0.0,
+        seed: int | None = None,
+        max_batch: int | None = None,
+        clock_skew: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings = Settings(
+            api_key=api_key,
+            calls_api_key=api_key if calls_api_key is None else calls_api_key,
+            limit=limit,
+            period=period,
+            window=window,
+            reset=reset,
+            fault_rate=fault_rate,
+            fault_kinds=tuple(fault_kinds),  # type: ignore[arg-type]  # checked by Settings.check
+            latency_ms=latency_ms,
+            seed=seed,
+            max_batch=max_batch,
+            clock_skew=clock_skew,
+        )
+        self.service = Service(settings, clock=clock)
+        """The emulator's state and behaviour (settings, store, limiter, stats)."""
+        self.host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:
+        state = self.url if self._runner is not None else "stopped"
+        return f"<Emulator {state}>"
+
+    @property
+    def port(self) -> int:
+        """The port served (the one picked, once started with ``port=0``)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL of the server, for both ``base_url`` and ``calls_base_url``."""
+        if self._runner is None and self._port == 0:
+            raise RuntimeError("the emulator is not started: its port is not known yet")
+        return _url(self.host, self._port)
+
+    @property
+    def api_key(self) -> str:
+        """The key the main routes accept in ``X-API-KEY``."""
+        return self.service.settings.api_key
+
+    @property
+    def calls_api_key(self) -> str:
+        """The key ``/v1/calls`` accepts in ``X-Public-Api-Key``."""
+        return self.service.settings.calls_api_key
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings."""
+        return self.service.settings
+
+    @property
+    def store(self) -> Store:
+        """The data: ``clients``, ``cases``, ``case_lists``, ``campaigns`` by id, and ``outbox``."""
+        return self.service.store
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /_emulator/stats`` returns."""
+        return self.service.stats.as_dict()
+
+    def reset_stats(self, *, store: bool = False, limits: bool = False) -> None:
+        """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
+        self.service.reset(store=store, limits=limits)
+
+    def configure(self, **changes: Any) -> None:
+        """Change any settings by name (see :class:`Settings`); ValueError if one is bad."""
+        self.service.configure(**changes)
+
+    def set_faults(
+        self,
+        rate: float,
+        kinds: Iterable[str] | None = None,
+        *,
+        latency_ms: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Inject faults into ``rate`` (0 to 1) of the requests, of the given kinds."""
+        changes: dict[str, Any] = {"fault_rate": rate}
+        if kinds is not None:
+            changes["fault_kinds"] = tuple(kinds)
+        if latency_ms is not None:
+            changes["latency_ms"] = latency_ms
+        if seed is not None:
+            changes["seed"] = seed
+        self.configure(**changes)
+
+    def set_rate_limit(
+        self,
+        limit: int,
+        period: float | None = None,
+        window: Window | None = None,
+        reset: ResetForm | None = None,
+    ) -> None:
+        """Change the rate limit (``limit`` 0: off); every budget starts afresh."""
+        changes: dict[str, Any] = {"limit": limit}
+        for name, value in (("period", period), ("window", window), ("reset", reset)):
+            if value is not None:
+                changes[name] = value
+        self.configure(**changes)
+
+    async def start(self) -> None:
+        """Start serving; returns once the socket accepts connections."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        runner = web.AppRunner(
+            self.service.application(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self._port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._port = runner.addresses[0][1]
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Stop serving and close every connection."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+class ThreadedEmulator:
+    """The emulator for synchronous code: served by its own event loop in a daemon thread.
+
+    ::
+
+        with ThreadedEmulator("k") as emu:
+            with Kayse("k", base_url=emu.url, calls_base_url=emu.url) as kayse:
+                ...
+
+    Takes the same arguments as :class:`Emulator` and has the same
+    attributes; its methods run in the server's thread, so they are safe to
+    call from any thread. Read ``store`` while no request is being served.
+    """
+
+    def __init__(self, api_key: str = "test-key", **options: Any) -> None:
+        self.emulator = Emulator(api_key, **options)
+        """The :class:`Emulator` the thread runs."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<ThreadedEmulator {self.url if self._thread is not None else 'stopped'}>"
+
+    def start(self) -> None:
+        """Start the thread; returns once the server accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already running")
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.emulator.start())
+            except BaseException as error:
+                ready.set_exception(error)
+                loop.close()
+                return
+            ready.set_result(None)
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.emulator.stop())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        thread = threading.Thread(target=run, name="kayse-emulator", daemon=True)
+        thread.start()
+        try:
+            ready.result()
+        except BaseException:
+            thread.join()
+            raise
+        self._loop, self._thread = loop, thread
+
+    def stop(self) -> None:
+        """Stop the server and its thread."""
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _call(self, function: Callable[[], _T]) -> _T:
+        loop = self._loop
+        if loop is None:
+            return function()
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(function())
+            except BaseException as error:
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        return done.result()
+
+    @property
+    def url(self) -> str:
+        """The base URL of the server."""
+        return self.emulator.url
+
+    @property
+    def port(self) -> int:
+        """The port served."""
+        return self.emulator.port
+
+    @property
+    def host(self) -> str:
+        """The host served."""
+        return self.emulator.host
+
+    @property
+    def api_key(self) -> str:
+        """The key the main routes accept."""
+        return self.emulator.api_key
+
+    @property
+    def calls_api_key(self) -> str:
+        """The key ``/v1/calls`` accepts."""
+        return self.emulator.calls_api_key
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings."""
+        return self.emulator.settings
+
+    @property
+    def store(self) -> Store:
+        """The data (read it while no request is being served)."""
+        return self.emulator.store
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of all data, taken in the server's thread."""
+        return self._call(self.emulator.store.snapshot)
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /_emulator/stats`` returns."""
+        return self._call(self.emulator.stats)
+
+    def reset_stats(self, *, store: bool = False, limits: bool = False) -> None:
+        """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
+        self._call(lambda: self.emulator.reset_stats(store=store, limits=limits))
+
+    def configure(self, **changes: Any) -> None:
+        """Change any settings by name."""
+        self._call(lambda: self.emulator.configure(**changes))
+
+    def set_faults(
+        self,
+        rate: float,
+        kinds: Iterable[str] | None = None,
+        *,
+        latency_ms: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Inject faults into ``rate`` of the requests (see :meth:`Emulator.set_faults`)."""
+        self._call(lambda: self.emulator.set_faults(rate, kinds, latency_ms=latency_ms, seed=seed))
+
+    def set_rate_limit(
+        self,
+        limit: int,
+        period: float | None = None,
+        window: Window | None = None,
+        reset: ResetForm | None = None,
+    ) -> None:
+        """Change the rate limit (see :meth:`Emulator.set_rate_limit`)."""
+        self._call(lambda: self.emulator.set_rate_limit(limit, period, window, reset))

@@ -1,0 +1,483 @@
+"""The emulator's in-memory data and the operations on it.
+
+Every operation runs inside :meth:`Store.transaction`: each change records
+how to undo itself, and an error anywhere (a missing id, a uniqueness clash
+in the fifth item of a batch) undoes everything the operation did. The
+event loop never runs in the middle of an operation (no ``await`` here), so
+other requests never see half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Final
+
+from ._validation import CAMPAIGN_FIELDS, CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, Page, Reject, bad
+
+Record = dict[str, Any]
+
+_MISSING: Final = object()
+
+
+class _Undo:
+    """The undo log of one transaction."""
+
+    def __init__(self) -> None:
+        self.steps: list[Callable[[], None]] = []
+
+    def set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        old = table.get(key, _MISSING)
+        table[key] = value
+        self.steps.append(lambda: table.pop(key) if old is _MISSING else table.__setitem__(key, old))
+
+    def pop(self, table: dict[Any, Any], key: Any) -> None:
+        if key in table:
+            old = table.pop(key)
+            self.steps.append(lambda: table.__setitem__(key, old))
+
+    def append(self, items: list[Any], value: Any) -> None:
+        items.append(value)
+        self.steps.append(items.pop)
+
+    def remove(self, items: list[Any], value: Any) -> None:
+        index = items.index(value)
+        del items[index]
+        self.steps.append(lambda: items.insert(index, value))
+
+    def rollback(self) -> None:
+        while self.steps:
+            self.steps.pop()()
+
+
+def _order(fields: Iterable[Any], first: tuple[str, ...] = ("id",), last: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return (*first, *(field.name for field in fields), *last)
+
+
+CLIENT_KEYS: Final = _order(CLIENT_FIELDS)
+CASE_KEYS: Final = _order(CASE_FIELDS)
+CASE_LIST_KEYS: Final = (*_order(CASE_LIST_FIELDS), "case_ids")
+CAMPAIGN_KEYS: Final = _order(CAMPAIGN_FIELDS)
+
+# Flags that record an opt-out: omitting them on an update keeps them (an update that forgot
+# the field must never call someone who opted out).
+_STICKY_CLIENT: Final = frozenset({"voice_calls_opted_out"})
+
+
+class Store:
+    """All the data of one emulator: clients, cases, case lists, campaigns and the outbox.
+
+    ``clients``, ``cases``, ``case_lists`` and ``campaigns`` map ids to
+    records shaped as the API returns them; ``outbox`` lists every SMS,
+    email and call scheduled, in order. Read them freely; change them only
+    through the API (indexes and links are kept beside them).
+    """
+
+    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
+        self._wall = wall_clock
+        self._undo: _Undo | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget all data (ids start again at 1)."""
+        self.clients: dict[int, Record] = {}
+        self.cases: dict[int, Record] = {}
+        self.case_lists: dict[int, Record] = {}
+        self.campaigns: dict[int, Record] = {}
+        self.outbox: list[Record] = []
+        self.lookups: dict[str, dict[str, int]] = {"statuses": {}, "types": {}, "agents": {}}
+        self._next: dict[str, int] = {}
+        self._client_keys: dict[tuple[str, str], int] = {}
+        self._case_keys: dict[tuple[str, str], int] = {}
+        self._case_numbers: dict[str, int] = {}
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Generator[None]:
+        """Run one operation: all of its changes, or none of them."""
+        assert self._undo is None, "transactions do not nest"
+        self._undo = _Undo()
+        try:
+            yield
+        except BaseException:
+            self._undo.rollback()
+            raise
+        finally:
+            self._undo = None
+
+    @property
+    def _u(self) -> _Undo:
+        assert self._undo is not None, "store changes need a transaction"
+        return self._undo
+
+    def _new_id(self, kind: str) -> int:
+        value = self._next.get(kind, 1)
+        self._u.set(self._next, kind, value + 1)
+        return value
+
+    def _lookup(self, table: str, name: str | None) -> int | None:
+        if name is None:
+            return None
+        ids = self.lookups[table]
+        if name not in ids:
+            self._u.set(ids, name, len(ids) + 1)
+        return ids[name]
+
+    # -- links -------------------------------------------------------------------------------
+
+    def _link(self, client_id: int, case_id: int) -> None:
+        client_links: list[int] = self.clients[client_id]["case_ids"]
+        case_links: list[int] = self.cases[case_id]["client_ids"]
+        if case_id not in client_links:
+            self._u.append(client_links, case_id)
+        if client_id not in case_links:
+            self._u.append(case_links, client_id)
+
+    def _unlink(self, client_id: int, case_id: int) -> None:
+        client_links: list[int] = self.clients[client_id]["case_ids"]
+        case_links: list[int] = self.cases[case_id]["client_ids"]
+        if case_id in client_links:
+            self._u.remove(client_links, case_id)
+        if client_id in case_links:
+            self._u.remove(case_links, client_id)
+
+    def _require_all(self, table: dict[int, Record], ids: list[int], path: str, what: str) -> None:
+        for index, item in enumerate(ids):
+            if item not in table:
+                # The single-id alias (client "case_id") is named without an index.
+                where = path if path.endswith("_id") else f"{path}[{index}]"
+                raise bad(where, f"{what} {item} not found")
+
+    def _opt_out_client(self, client_id: int) -> None:
+        client = self.clients[client_id]
+        if client["voice_calls_opted_out"] is not True:
+            self._u.set(client, "voice_calls_opted_out", True)
+
+    def _opt_out_case(self, case_id: int) -> None:
+        for client_id in self.cases[case_id]["client_ids"]:
+            self._opt_out_client(client_id)
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def _unique(self, index: dict[Any, int], key: Any, own_id: int | None, field: str, what: str) -> None:
+        holder = index.get(key)
+        if holder is not None and holder != own_id:
+            raise bad(field, f"{what} is already used by another record")
+
+    def put_client(self, client_id: int | None, values: dict[str, Any], *, prefix: str = "") -> Record:
+        """Create (``client_id`` None) or fully replace a client; return the stored record.
+
+        An update keeps the stored value of each required field it omits and
+        sets every other omitted field to null (links: none), except the
+        opt-out flag, which only an explicit value changes.
+        """
+        old = self._get(self.clients, client_id, "client", f"{prefix}id" if prefix else None)
+        links_field = "case_ids"
+        if "case_id" in values:
+            links_field = "case_id"
+            single = values["case_id"]
+            values = {key: value for key, value in values.items() if key != "case_id"}
+            values["case_ids"] = None if single is None else [single]
+        merged = self._replace(old, values, CLIENT_FIELDS, _STICKY_CLIENT)
+        key = (merged["external_source"], merged["external_source_id"])
+        self._unique(self._client_keys, key, client_id, prefix + "external_source_id", "external_source_id")
+        case_ids: list[int] = merged.pop("case_ids") or []
+        self._require_all(self.cases, case_ids, prefix + links_field, "case")
+        if merged["voice_calls_opted_out"] is None:
+            merged["voice_calls_opted_out"] = False
+        if old is None:
+            client_id = self._new_id("clients")
+            record: Record = {"id": client_id, **merged, "case_ids": []}
+            self._u.set(self.clients, client_id, record)
+        else:
+            assert client_id is not None
+            record = old
+            self._u.pop(self._client_keys, (old["external_source"], old["external_source_id"]))
+            for name, value in merged.items():
+                if record[name] is not value:
+                    self._u.set(record, name, value)
+            for case_id in list(record["case_ids"]):
+                if case_id not in case_ids:
+                    self._unlink(client_id, case_id)
+        self._u.set(self._client_keys, key, client_id)
+        for case_id in case_ids:
+            self._link(client_id, case_id)
+        if values.get("voice_calls_opted_out") is True:
+            # The reference: "apply the opt-out flag across linked clients/cases when set".
+            for case_id in record["case_ids"]:
+                case = self.cases[case_id]
+                if case["opt_out_voice_calls"] is not True:
+                    self._u.set(case, "opt_out_voice_calls", True)
+                self._opt_out_case(case_id)
+        return record
+
+    def delete_client(self, client_id: int) -> None:
+        """Delete a client and its links."""
+        client = self._get(self.clients, client_id, "client", None)
+        assert client is not None
+        for case_id in list(client["case_ids"]):
+            self._unlink(client_id, case_id)
+        self._u.pop(self._client_keys, (client["external_source"], client["external_source_id"]))
+        self._u.pop(self.clients, client_id)
+
+    # -- cases -------------------------------------------------------------------------------
+
+    def put_case(self, case_id: int | None, values: dict[str, Any], *, prefix: str = "") -> Record:
+        """Create (``case_id`` None) or fully replace a case; return the stored record.
+
+        ``opt_out_voice_calls`` true marks every client linked to the case
+        (after the links are replaced) as opted out of voice calls.
+        """
+        old = self._get(self.cases, case_id, "case", f"{prefix}id" if prefix else None)
+        merged = self._replace(old, values, CASE_FIELDS, frozenset())
+        key = (merged["external_source"], merged["external_source_id"])
+        self._unique(self._case_keys, key, case_id, prefix + "external_source_id", "external_source_id")
+        self._unique(self._case_numbers, merged["case_number"], case_id, prefix + "case_number", "case_number")
+        client_ids: list[int] = merged.pop("client_ids") or []
+        self._require_all(self.clients, client_ids, prefix + "client_ids", "client")
+        self._lookup("statuses", merged["status"])
+        self._lookup("types", merged["type"])
+        if old is None:
+            case_id = self._new_id("cases")
+            record: Record = {"id": case_id, **merged, "client_ids": []}
+            self._u.set(self.cases, case_id, record)
+        else:
+            assert case_id is not None
+            record = old
+            self._u.pop(self._case_keys, (old["external_source"], old["external_source_id"]))
+            self._u.pop(self._case_numbers, old["case_number"])
+            for name, value in merged.items():
+                if record[name] is not value:
+                    self._u.set(record, name, value)
+            for client_id in list(record["client_ids"]):
+                if client_id not in client_ids:
+                    self._unlink(client_id, case_id)
+        self._u.set(self._case_keys, key, case_id)
+        self._u.set(self._case_numbers, merged["case_number"], case_id)
+        for client_id in client_ids:
+            self._link(client_id, case_id)
+        if merged["opt_out_voice_calls"] is True:
+            self._opt_out_case(case_id)
+        return record
+
+    def delete_cases(self, case_ids: list[int], *, with_clients: bool = False) -> list[int]:
+        """Delete the cases that exist among ``case_ids``; return their ids in input order.
+
+        With ``with_clients``, clients linked to a deleted case and to no
+        case that survives are deleted too.
+        """
+        found = [case_id for case_id in dict.fromkeys(case_ids) if case_id in self.cases]
+        doomed = set(found)
+        orphans: dict[int, None] = {}
+        if with_clients:
+            for case_id in found:
+                for client_id in self.cases[case_id]["client_ids"]:
+                    if doomed.issuperset(self.clients[client_id]["case_ids"]):
+                        orphans[client_id] = None
+        for case_id in found:
+            case = self.cases[case_id]
+            for client_id in list(case["client_ids"]):
+                self._unlink(client_id, case_id)
+            self._u.pop(self._case_keys, (case["external_source"], case["external_source_id"]))
+            self._u.pop(self._case_numbers, case["case_number"])
+            self._u.pop(self.cases, case_id)
+        for case_list in self.case_lists.values():
+            members: list[int] = case_list["case_ids"]
+            for case_id in [member for member in members if member in doomed]:
+                self._u.remove(members, case_id)
+        for client_id in orphans:
+            self.delete_client(client_id)
+        return found
+
+    def delete_case(self, case_id: int) -> None:
+        """Delete one case (404 when unknown)."""
+        self._get(self.cases, case_id, "case", None)
+        self.delete_cases([case_id])
+
+    # -- case lists --------------------------------------------------------------------------
+
+    def _matches(self, case: Record, filter_: dict[str, Any]) -> bool:
+        statuses, types = self.lookups["statuses"], self.lookups["types"]
+        checks: list[bool] = [
+            "status_ids" not in filter_ or statuses.get(case["status"]) in filter_["status_ids"],
+            "case_type_ids" not in filter_ or types.get(case["type"]) in filter_["case_type_ids"],
+            "statuses" not in filter_ or case["status"] in filter_["statuses"],
+            "types" not in filter_ or case["type"] in filter_["types"],
+            "is_obo" not in filter_ or bool(case["is_obo"]) is filter_["is_obo"],
+            "jurisdiction" not in filter_ or case["jurisdiction"] == filter_["jurisdiction"],
+        ]
+        return all(checks)
+
+    def members(self, filter_: dict[str, Any] | None, include: list[int], exclude: list[int]) -> list[int]:
+        """The cases a list with this filter and these overrides holds now, by id."""
+        if filter_ is None:
+            return []
+        chosen = {case_id for case_id, case in self.cases.items() if self._matches(case, filter_)}
+        chosen.update(case_id for case_id in include if case_id in self.cases)
+        chosen.difference_update(exclude)
+        return sorted(chosen)
+
+    def put_case_list(self, list_id: int | None, values: dict[str, Any], *, prefix: str = "") -> Record:
+        """Create or update a case list, applying its filter now ("set": members are replaced).
+
+        A non-null ``is_obo`` is written to every member case.
+        """
+        old = self._get(self.case_lists, list_id, "case list", f"{prefix}id" if prefix else None)
+        merged = self._replace(old, values, CASE_LIST_FIELDS, frozenset())
+        include: list[int] = merged["include_ids"] or []
+        exclude: list[int] = merged["exclude_ids"] or []
+        merged["include_ids"], merged["exclude_ids"] = include, exclude
+        self._require_all(self.cases, include, prefix + "include_ids", "case")
+        members = self.members(merged["filter"], include, exclude)
+        if old is None:
+            list_id = self._new_id("case_lists")
+            record: Record = {"id": list_id, **merged, "case_ids": members}
+            self._u.set(self.case_lists, list_id, record)
+        else:
+            record = old
+            for name, value in {**merged, "case_ids": members}.items():
+                self._u.set(record, name, value)
+        if merged["is_obo"] is not None:
+            for case_id in members:
+                case = self.cases[case_id]
+                if case["is_obo"] is not merged["is_obo"]:
+                    self._u.set(case, "is_obo", merged["is_obo"])
+        return record
+
+    def list_case_lists(self, page: Page) -> tuple[list[Record], int]:
+        """One page of the case lists matching ``page``'s search, and the number matching."""
+        key = page.key.casefold() if page.key else None
+        chosen = [
+            record
+            for _, record in sorted(self.case_lists.items())
+            if (key is None or key in (record["name"] or "").casefold()) and (record["case_ids"] or not page.hide_empty)
+        ]
+        start = (page.page - 1) * page.page_size
+        return chosen[start : start + page.page_size], len(chosen)
+
+    # -- campaigns, messages, calls ----------------------------------------------------------
+
+    def create_campaign(self, values: dict[str, Any]) -> Record:
+        """Create a campaign over an existing case list."""
+        if values["case_list_id"] not in self.case_lists:
+            raise bad("case_list_id", f"case list {values['case_list_id']} not found")
+        merged = self._replace(None, values, CAMPAIGN_FIELDS, frozenset())
+        campaign_id = self._new_id("campaigns")
+        record = {"id": campaign_id, **merged}
+        self._u.set(self.campaigns, campaign_id, record)
+        self._lookup("agents", merged["agent_id"])
+        return record
+
+    def campaign_view(self, record: Record) -> Record:
+        """A campaign as the API returns it: with its list's name and its agent (stats stay empty)."""
+        case_list = self.case_lists.get(record["case_list_id"])
+        view: Record = {}
+        for key in CAMPAIGN_KEYS:
+            view[key] = record[key]
+            if key == "case_list_id":
+                view["case_list_name"] = case_list["name"] if case_list else None
+            elif key == "end_time":
+                view["agent"] = {
+                    "id": self.lookups["agents"].get(record["agent_id"]),
+                    "name": record["agent_id"],
+                    "voice_id": None,
+                    "avatar_url": None,
+                }
+                view["stats"] = {}
+        return view
+
+    def list_campaigns(self, key: str | None) -> list[Record]:
+        """Every campaign whose name holds ``key`` (any case), by id."""
+        folded = key.casefold() if key else None
+        return [
+            self.campaign_view(record)
+            for _, record in sorted(self.campaigns.items())
+            if folded is None or folded in record["name"].casefold()
+        ]
+
+    def _linked_pair(self, case_id: int, client_id: int) -> None:
+        if case_id not in self.cases:
+            raise bad("case_id", f"case {case_id} not found")
+        if client_id not in self.clients:
+            raise bad("client_id", f"client {client_id} not found")
+        if case_id not in self.clients[client_id]["case_ids"]:
+            raise bad("client_id", f"client {client_id} is not linked to case {case_id}")
+
+    def _record(self, **fields: Any) -> Record:
+        entry: Record = {
+            "id": len(self.outbox) + 1,
+            "kind": fields.pop("kind"),
+            "case_id": None,
+            "client_id": None,
+            "campaign_id": None,
+            "subject": None,
+            "message": None,
+            "at": self._wall(),
+        }
+        entry.update(fields)
+        self._u.append(self.outbox, entry)
+        return entry
+
+    def send_sms(self, case_id: int, client_id: int, message: str) -> Record:
+        """Record an SMS to a client of a case (never sent)."""
+        self._linked_pair(case_id, client_id)
+        return self._record(kind="sms", case_id=case_id, client_id=client_id, message=message)
+
+    def send_email(self, case_id: int, client_id: int, subject: str, message: str) -> Record:
+        """Record an email to a client of a case (never sent)."""
+        self._linked_pair(case_id, client_id)
+        return self._record(kind="email", case_id=case_id, client_id=client_id, subject=subject, message=message)
+
+    def schedule_call(self, campaign_id: int, case_id: int) -> Record:
+        """Record an AI call for a case in a campaign, to its first linked client not opted out."""
+        if campaign_id not in self.campaigns:
+            raise bad("campaign_id", f"campaign {campaign_id} not found")
+        if case_id not in self.cases:
+            raise bad("case_id", f"case {case_id} not found")
+        callable_clients = [
+            client_id
+            for client_id in self.cases[case_id]["client_ids"]
+            if self.clients[client_id]["voice_calls_opted_out"] is not True
+        ]
+        client_id = callable_clients[0] if callable_clients else None
+        return self._record(kind="call", campaign_id=campaign_id, case_id=case_id, client_id=client_id)
+
+    # -- helpers and views -------------------------------------------------------------------
+
+    def _get(self, table: dict[int, Record], item_id: int | None, what: str, field: str | None) -> Record | None:
+        if item_id is None:
+            return None
+        record = table.get(item_id)
+        if record is None:
+            raise Reject(404, f"{what} {item_id} not found", field)
+        return record
+
+    @staticmethod
+    def _replace(old: Record | None, values: dict[str, Any], fields: Any, sticky: frozenset[str]) -> dict[str, Any]:
+        """The field values after a create or a full replacement by ``values``."""
+        merged: dict[str, Any] = {}
+        for field in fields:
+            name = field.name
+            if name in values and (values[name] is not None or name not in sticky):
+                merged[name] = values[name]
+            elif old is not None and (field.required or name in sticky):
+                merged[name] = old[name]
+            else:
+                merged[name] = None
+        return merged
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of all data, JSON-ready (``GET /_emulator/store``)."""
+        return copy.deepcopy(
+            {
+                "clients": [record for _, record in sorted(self.clients.items())],
+                "cases": [record for _, record in sorted(self.cases.items())],
+                "case_lists": [record for _, record in sorted(self.case_lists.items())],
+                "campaigns": [self.campaign_view(record) for _, record in sorted(self.campaigns.items())],
+                "outbox": self.outbox,
+                "lookups": self.lookups,
+            }
+        )

@@ -1,0 +1,534 @@
+"""The emulator's validation tables and the checks built on them.
+
+One table per request body lists every field, its kind, whether a create
+needs it and its description. The request checks, ``GET /v1/metadata/objects``
+and the OpenAPI document are all derived from these tables, so the three
+cannot disagree.
+
+The emulator is an independent oracle of the reference: nothing here
+imports the SDK.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final, cast
+
+import attrs
+
+MAX_INT: Final = 2**63 - 1
+"""The largest integer the emulator accepts: the API's integers are 64-bit."""
+
+MAX_BULK_DELETE: Final = 500
+MAX_PAGE_SIZE: Final = 100
+DEFAULT_PAGE_SIZE: Final = 25
+WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class Reject(Exception):
+    """An error response: HTTP status, a message and the field it concerns.
+
+    Messages never repeat the values of the request (they may be personal
+    data or secrets); they name the field and the rule.
+    """
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the error response."""
+        return {"message": self.message, "field": self.field}
+
+
+def bad(field: str | None, message: str) -> Reject:
+    """A 400 naming ``field``."""
+    return Reject(400, message, field)
+
+
+def _is_int(value: object) -> bool:
+    # bool is a subclass of int in Python, never in JSON.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_string(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        raise bad(path, f"{path} must be a string")
+    return value
+
+
+def _check_id(value: object, path: str) -> int:
+    if not _is_int(value):
+        raise bad(path, f"{path} must be an integer")
+    assert isinstance(value, int)
+    if not 1 <= value <= MAX_INT:
+        raise bad(path, f"{path} must be a positive 64-bit integer")
+    return value
+
+
+def _check_count(value: object, path: str) -> int:
+    if not _is_int(value):
+        raise bad(path, f"{path} must be an integer")
+    assert isinstance(value, int)
+    if not 0 <= value <= MAX_INT:
+        raise bad(path, f"{path} must be a non-negative 64-bit integer")
+    return value
+
+
+def _check_bool(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise bad(path, f"{path} must be a boolean")
+    return value
+
+
+def _check_date(value: object, path: str) -> str:
+    message = f"{path} must be a date in YYYY-MM-DD format"
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        raise bad(path, message)
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise bad(path, message) from None
+    return value
+
+
+def _check_object(value: object, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad(path, f"{path} must be an object")
+    return dict(value)  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _list(value: object, path: str, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise bad(path, f"{path} must be an array of {what}")
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def _check_id_list(value: object, path: str) -> list[int]:
+    items = _list(value, path, "integers")
+    seen: dict[int, None] = {}
+    for index, item in enumerate(items):
+        seen[_check_id(item, f"{path}[{index}]")] = None
+    # Repeated ids are harmless: keep the first occurrence of each.
+    return list(seen)
+
+
+def _check_string_list(value: object, path: str) -> list[str]:
+    items = _list(value, path, "strings")
+    return [_check_string(item, f"{path}[{index}]") for index, item in enumerate(items)]
+
+
+def _check_weekdays(value: object, path: str) -> list[str]:
+    items = _list(value, path, "weekday names")
+    for index, item in enumerate(items):
+        if item not in WEEKDAYS:
+            raise bad(f"{path}[{index}]", f"{path}[{index}] must be one of {', '.join(WEEKDAYS)}")
+    return list(items)
+
+
+@attrs.frozen
+class Kind:
+    """A field's type: how it is checked, and how metadata and OpenAPI name it."""
+
+    name: str
+    """The type as ``GET /v1/metadata/objects`` reports it."""
+    check: Callable[[object, str], Any]
+    schema: Callable[[], dict[str, Any]]
+    """The JSON Schema of a non-null value."""
+    items: str | None = None
+    """For arrays: the type of the items, as metadata reports it."""
+
+
+def _int_schema(minimum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": MAX_INT}
+
+
+STRING: Final = Kind("string", _check_string, lambda: {"type": "string"})
+ID: Final = Kind("uint", _check_id, lambda: _int_schema(1))
+COUNT: Final = Kind("uint", _check_count, lambda: _int_schema(0))
+BOOL: Final = Kind("bool", _check_bool, lambda: {"type": "boolean"})
+DATE: Final = Kind("date", _check_date, lambda: {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"})
+OBJECT: Final = Kind("object", _check_object, lambda: {"type": "object"})
+ID_LIST: Final = Kind("array", _check_id_list, lambda: {"type": "array", "items": _int_schema(1)}, items="uint")
+STRING_LIST: Final = Kind("array", _check_string_list, lambda: {"type": "array", "items": {"type": "string"}}, "string")
+WEEKDAY_LIST: Final = Kind(
+    "array", _check_weekdays, lambda: {"type": "array", "items": {"enum": list(WEEKDAYS)}}, items="string"
+)
+
+
+@attrs.frozen
+class Field:
+    """One field of a request body."""
+
+    name: str
+    kind: Kind
+    required: bool = False
+    description: str = ""
+
+
+def _object_kind(name: str, fields: tuple[Field, ...], *, defaults: Mapping[str, Any] | None = None) -> Kind:
+    """A nested object with its own table; every nested field is optional and may be null."""
+
+    def check(value: object, path: str) -> dict[str, Any]:
+        data = _check_object(value, path)
+        cleaned = check_fields(data, fields, prefix=f"{path}.", require=False)
+        return {**(defaults or {}), **{k: v for k, v in cleaned.items() if v is not None}}
+
+    def schema() -> dict[str, Any]:
+        return object_schema(fields, require=False)
+
+    return Kind(name, check, schema)
+
+
+def _list_of(kind: Kind) -> Kind:
+    def check(value: object, path: str) -> list[Any]:
+        items = _list(value, path, "objects")
+        return [kind.check(item, f"{path}[{index}]") for index, item in enumerate(items)]
+
+    return Kind("array", check, lambda: {"type": "array", "items": kind.schema()}, items=kind.name)
+
+
+def check_fields(
+    data: Mapping[str, Any],
+    fields: tuple[Field, ...],
+    *,
+    prefix: str = "",
+    require: bool,
+    extra: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Check ``data`` against a table; return the fields it gave, cleaned.
+
+    With ``require`` the table's required fields must be present. A required
+    field given must hold a value of its kind (never null; a string not
+    empty); an optional one may be null. Keys outside the table (and outside
+    ``extra``, which the caller checks) are refused. Fields are checked in
+    table order, so the error reported for a request is deterministic.
+    """
+    cleaned: dict[str, Any] = {}
+    for field in fields:
+        path = prefix + field.name
+        if field.name not in data:
+            if require and field.required:
+                raise bad(path, f"{path} is required")
+            continue
+        value = data[field.name]
+        if value is None:
+            if field.required:
+                raise bad(path, f"{path} must not be null")
+            cleaned[field.name] = None
+            continue
+        checked = field.kind.check(value, path)
+        if field.required and isinstance(checked, str) and not checked.strip():
+            raise bad(path, f"{path} must not be empty")
+        cleaned[field.name] = checked
+    known = {field.name for field in fields} | extra
+    for key in data:
+        if key not in known:
+            raise bad(prefix + key, f"unknown field {prefix}{key}")
+    return cleaned
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null, in JSON Schema 2020-12 (OpenAPI 3.1) form."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def object_schema(
+    fields: tuple[Field, ...],
+    *,
+    require: bool,
+    extra: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The JSON Schema of a request body checked by :func:`check_fields` with the same table."""
+    properties: dict[str, Any] = {}
+    for field in fields:
+        schema = field.kind.schema()
+        if field.required:
+            if schema.get("type") == "string" and "format" not in schema:
+                schema["minLength"] = 1
+                schema["pattern"] = r"\S"
+        else:
+            schema = nullable(schema)
+        if field.description:
+            schema["description"] = field.description
+        properties[field.name] = schema
+    properties.update(extra or {})
+    result: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    required = [field.name for field in fields if field.required and require]
+    if required:
+        result["required"] = required
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The tables. Descriptions follow the reference; see docs/emulator.md for the choices made.
+
+CLIENT_FIELDS: Final = (
+    Field("email", STRING, description="Client's email address"),
+    Field("mobile", STRING, description="Client's mobile phone number"),
+    Field("external_source", STRING, True, 'Source system identifier (e.g., "manual", "import")'),
+    Field("external_source_id", STRING, True, "Unique identifier from external source"),
+    Field("first_name", STRING, True, "Client's first name"),
+    Field("last_name", STRING, True, "Client's last name"),
+    Field("gender", STRING, description="Client's gender"),
+    Field("date_of_birth", DATE, description="Client's date of birth (YYYY-MM-DD format)"),
+    Field("city", STRING, description="City of residence"),
+    Field("state", STRING, description="State of residence"),
+    Field("postal_code", STRING, description="Postal/ZIP code"),
+    Field("address_line1", STRING, description="Primary address line"),
+    Field("address_line2", STRING, description="Secondary address line"),
+    Field(
+        "voice_calls_opted_out",
+        BOOL,
+        description="When true, opts the client out of voice calls and applies the flag across linked cases/clients",
+    ),
+    Field("date_of_death", DATE, description="Date of death (YYYY-MM-DD format)"),
+    Field("meta", OBJECT, description="Additional metadata as key-value pairs"),
+    Field("case_ids", ID_LIST, description="Associated case IDs (replaces links on create/update)"),
+)
+CLIENT_ALIAS: Final = Field("case_id", ID, description="Single associated case ID (alias of case_ids)")
+
+CASE_FIELDS: Final = (
+    Field("case_number", STRING, True, "Unique case identifier"),
+    Field("external_source", STRING, True, "Source system identifier (a static list defined in-app)"),
+    Field("external_source_id", STRING, True, "Unique identifier from external source"),
+    Field("external_source_data", OBJECT, description="Additional data from external source as key-value pairs"),
+    Field("name", STRING, description="Case name/title"),
+    Field("court_name", STRING, description="Name of the court"),
+    Field("jurisdiction", STRING, description="Legal jurisdiction"),
+    Field("description", STRING, description="Case description"),
+    Field("status", STRING, True, 'Case status (e.g., "active", "closed", "pending")'),
+    Field("type", STRING, True, 'Case type (e.g., "civil", "criminal", "family")'),
+    Field("is_obo", BOOL, description='Whether case is "on behalf of" another party'),
+    Field("created_date", DATE, description="Case creation date (YYYY-MM-DD format)"),
+    Field("court_date", DATE, description="Next court date (YYYY-MM-DD format)"),
+    Field("end_date", DATE, description="Case end date (YYYY-MM-DD format)"),
+    Field("client_ids", ID_LIST, description="Associated client IDs (replaces links on create/update)"),
+    Field("opt_out_voice_calls", BOOL, description="When true, marks all linked clients voice-calls opted out"),
+)
+
+FILTER_FIELDS: Final = (
+    Field("status_ids", ID_LIST, description="Status ids (see the emulator's lookups); any of them matches"),
+    Field("case_type_ids", ID_LIST, description="Case type ids (see the emulator's lookups); any of them matches"),
+    Field("statuses", STRING_LIST, description="Case statuses; any of them matches"),
+    Field("types", STRING_LIST, description="Case types; any of them matches"),
+    Field("is_obo", BOOL, description="Only cases whose is_obo flag is this value"),
+    Field("jurisdiction", STRING, description="Only cases of this jurisdiction (exact match)"),
+)
+FILTER: Final = _object_kind("object", FILTER_FIELDS)
+
+CASE_LIST_FIELDS: Final = (
+    Field("name", STRING, True, "Case list name"),
+    Field("description", STRING, description="Optional description shown in the UI"),
+    Field("filter", FILTER, description="Case filter object (status_ids, case_type_ids, statuses, types, ...)"),
+    Field("include_ids", ID_LIST, description="Explicit case IDs to include. Requires filter to be present"),
+    Field("exclude_ids", ID_LIST, description="Explicit case IDs to exclude. Requires filter to be present"),
+    Field("is_obo", BOOL, description='When set, propagates the "on behalf of" flag to member cases'),
+)
+
+CALLBACK_DELAY_FIELDS: Final = (
+    Field("minutes", COUNT, description="Minutes"),
+    Field("hours", COUNT, description="Hours"),
+    Field("days", COUNT, description="Days"),
+)
+CALLBACK_DELAYS: Final = _list_of(
+    _object_kind("object", CALLBACK_DELAY_FIELDS, defaults={"minutes": 0, "hours": 0, "days": 0})
+)
+
+CAMPAIGN_FIELDS: Final = (
+    Field("name", STRING, True, "Campaign name"),
+    Field("agent_id", STRING, True, "ID of AI agent that's being used by the campaign"),
+    Field("case_list_id", ID, True, "ID of the case list this campaign operates on"),
+    Field("start_time", STRING, description="Time to start the campaign execution (kept as given)"),
+    Field("end_time", STRING, description="Time to end the campaign execution (kept as given)"),
+    Field("callback_delays", CALLBACK_DELAYS, description="Delays used to retry calls on failure"),
+    Field("days", WEEKDAY_LIST, description="Weekdays on which campaign should be executed"),
+    Field("send_sms_before_call_delay_minutes", COUNT, description="Number of minutes to send sms before call"),
+    Field("send_sms_before_call", BOOL, True, "Whether to send sms before call"),
+    Field("sms_before_call_text", STRING, True, "Sms before call message text"),
+    Field("send_sms_after_successful_call", BOOL, description="Whether to send sms after successful call"),
+    Field("sms_after_successful_call_text", STRING, description="Sms after successful call message text"),
+    Field("send_sms_after_failed_call", BOOL, description="Whether to send sms after failed call"),
+    Field("sms_after_failed_call_text", STRING, description="Sms after failed call message text"),
+    Field("is_obo", BOOL, description="Identifies whether campaign is based on obo clients"),
+    Field("calls_scheduled_externally", BOOL, description="Identifies whether calls are scheduled from outside Kayse"),
+)
+
+SMS_FIELDS: Final = (
+    Field("case_id", ID, True, "Unique case identifier"),
+    Field("client_id", ID, True, "Unique client identifier (must be linked to the case)"),
+    Field("message", STRING, True, "Message to be sent, may contain Kayse template variables"),
+)
+EMAIL_FIELDS: Final = (
+    Field("case_id", ID, True, "Unique case identifier"),
+    Field("client_id", ID, True, "Unique client identifier (must be linked to the case)"),
+    Field("subject", STRING, True, "Subject of the email to be sent"),
+    Field("message", STRING, True, "Message to be sent, may contain Kayse template variables"),
+)
+CALL_FIELDS: Final = (
+    Field("campaign_id", ID, True, "Unique campaign identifier"),
+    Field("case_id", ID, True, "Unique case identifier"),
+)
+BULK_DELETE_FIELDS: Final = (
+    Field("ids", ID_LIST, True, f"Case IDs to delete (1 to {MAX_BULK_DELETE} per request)"),
+    Field("with_clients", BOOL, description="When true, also deletes clients linked only to the deleted cases"),
+)
+
+METADATA_OBJECTS: Final = (("cases", CASE_FIELDS), ("clients", CLIENT_FIELDS), ("case_lists", CASE_LIST_FIELDS))
+
+
+def metadata_objects() -> list[dict[str, Any]]:
+    """The body of ``GET /v1/metadata/objects``, generated from the tables."""
+    objects: list[dict[str, Any]] = []
+    for name, fields in METADATA_OBJECTS:
+        described: list[dict[str, Any]] = []
+        for field in fields:
+            entry: dict[str, Any] = {
+                "name": field.name,
+                "type": field.kind.name,
+                "required": field.required,
+                "description": field.description,
+            }
+            if field.kind.items is not None:
+                entry["items"] = field.kind.items
+            described.append(entry)
+        objects.append({"name": name, "fields": described})
+    return objects
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole bodies.
+
+
+def require_object(value: object, path: str | None = None) -> dict[str, Any]:
+    """``value`` as a JSON object, or a 400."""
+    if not isinstance(value, dict):
+        where = "request body" if path is None else path
+        raise bad(path, f"{where} must be a JSON object")
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def check_client(data: Mapping[str, Any], *, prefix: str = "", require: bool) -> dict[str, Any]:
+    """A client body; ``case_id`` (the reference's single-id spelling of ``case_ids``) is kept apart."""
+    cleaned = check_fields(data, CLIENT_FIELDS, prefix=prefix, require=require, extra=frozenset({"case_id"}))
+    if "case_id" in data:
+        if "case_ids" in data:
+            raise bad(prefix + "case_id", f"{prefix}case_id cannot be given together with {prefix}case_ids")
+        value = data["case_id"]
+        cleaned["case_id"] = None if value is None else _check_id(value, prefix + "case_id")
+    return cleaned
+
+
+def check_case(data: Mapping[str, Any], *, prefix: str = "", require: bool) -> dict[str, Any]:
+    """A case body."""
+    return check_fields(data, CASE_FIELDS, prefix=prefix, require=require)
+
+
+def check_case_list(data: Mapping[str, Any], *, prefix: str = "", require: bool) -> dict[str, Any]:
+    """A case list body: include_ids and exclude_ids need a filter."""
+    cleaned = check_fields(data, CASE_LIST_FIELDS, prefix=prefix, require=require)
+    if cleaned.get("filter") is None:
+        for name in ("include_ids", "exclude_ids"):
+            if cleaned.get(name):
+                raise bad(prefix + name, f"{prefix}{name} requires filter to be present")
+    return cleaned
+
+
+def check_items(
+    body: object,
+    container: str,
+    check: Callable[..., dict[str, Any]],
+    *,
+    max_batch: int | None,
+) -> list[tuple[int | None, dict[str, Any]]]:
+    """A bulk upsert body ``{container: [item, ...]}``: (id or None, cleaned fields) per item.
+
+    Every item is checked before anything is applied. Items with an id are
+    updates (required fields may be omitted: they keep their value), items
+    without are creates. The same id twice in one batch is refused.
+    """
+    data = require_object(body)
+    for key in data:
+        if key != container:
+            raise bad(key, f"unknown field {key}")
+    if container not in data:
+        raise bad(container, f"{container} is required")
+    items: object = data[container]
+    if not isinstance(items, list):
+        raise bad(container, f"{container} must be an array of objects")
+    if not items:
+        raise bad(container, f"{container} must not be empty")
+    items = cast("list[object]", items)
+    if max_batch is not None and len(items) > max_batch:
+        raise Reject(413, f"batch too large: at most {max_batch} items", container)
+    result: list[tuple[int | None, dict[str, Any]]] = []
+    seen: set[int] = set()
+    for index, raw in enumerate(items):
+        path = f"{container}[{index}]"
+        item = dict(require_object(raw, path))
+        item_id: int | None = None
+        if "id" in item:
+            raw_id = item.pop("id")
+            if raw_id is not None:
+                item_id = _check_id(raw_id, f"{path}.id")
+                if item_id in seen:
+                    raise bad(f"{path}.id", f"{path}.id appears twice in the batch")
+                seen.add(item_id)
+        result.append((item_id, check(item, prefix=f"{path}.", require=item_id is None)))
+    return result
+
+
+def check_bulk_delete(body: object) -> tuple[list[int], bool]:
+    """The ids (1 to 500, repeats removed) and with_clients of a bulk_delete body."""
+    cleaned = check_fields(require_object(body), BULK_DELETE_FIELDS, require=True)
+    ids: list[int] = cleaned["ids"]
+    if not ids:
+        raise bad("ids", "ids must not be empty")
+    if len(ids) > MAX_BULK_DELETE:
+        raise bad("ids", f"ids must hold at most {MAX_BULK_DELETE} ids")
+    return ids, bool(cleaned.get("with_clients"))
+
+
+@attrs.frozen
+class Page:
+    """The query of ``GET /v1/case_lists``."""
+
+    key: str | None
+    page: int
+    page_size: int
+    hide_empty: bool
+
+
+_TRUE: Final = frozenset({"true", "1"})
+_FALSE: Final = frozenset({"false", "0"})
+
+
+def _query_int(query: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        raise bad(name, f"{name} must be an integer")
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise bad(name, f"{name} must be between {minimum} and {maximum}")
+    return value
+
+
+def check_case_list_query(query: Mapping[str, str]) -> Page:
+    """Check the query of ``GET /v1/case_lists``; unknown parameters are ignored."""
+    hide = query.get("hide_empty")
+    if hide is not None and hide.lower() not in _TRUE | _FALSE:
+        raise bad("hide_empty", "hide_empty must be true or false")
+    return Page(
+        key=query.get("key") or None,
+        page=_query_int(query, "page", 1, 1, MAX_INT),
+        page_size=_query_int(query, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+        hide_empty=hide is not None and hide.lower() in _TRUE,
+    )
