@@ -1,0 +1,65 @@
+"""Automation: `nox -s tests lint typecheck docs bench soak`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.default_venv_backend = "venv"
+
+PYTHONS = ["3.11", "3.12", "3.13"]
+COVERAGE_FLOOR = 90
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite with the branch-coverage gate."""
+    session.install("-e", ".[dev]")
+    session.run(
+        "pytest",
+        "--cov=kayse_async",
+        "--cov-branch",
+        "--cov-report=term-missing:skip-covered",
+        f"--cov-fail-under={COVERAGE_FLOOR}",
+        *session.posargs,
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, lint and format."""
+    session.install("ruff")
+    session.run("ruff", "check", "kayse_async", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "kayse_async", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict and pyright on the package and the typing tests."""
+    session.install("-e", ".[dev]")
+    session.run("mypy", "--strict", "kayse_async", "tests/typing")
+    session.run("pyright")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site, warnings as errors."""
+    session.install("-e", ".[dev]")
+    session.run("mkdocs", "build", "--strict")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark at its full size (long: tens of minutes); pass a name to run one."""
+    session.install("-e", ".[dev]")
+    names = session.posargs or ["overhead", "serialization", "quota", "bulk", "sync_overhead"]
+    for name in names:
+        session.run("python", f"benchmarks/{name}.py")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The long fault soak: 20,000 clients and 5,000 cases through faults and a tight rate limit."""
+    session.install("-e", ".[dev]")
+    session.env.update({"KAYSE_SOAK_CLIENTS": "20000", "KAYSE_SOAK_CASES": "5000"})
+    session.run("pytest", "tests/soak", "-s", *session.posargs)

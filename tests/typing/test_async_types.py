@@ -1,0 +1,48 @@
+"""Static checks of the async API's types: mypy --strict and pyright read this file.
+
+Nothing here runs against a server; the functions exist to be type-checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import assert_type
+
+from kayse_async import AsyncKayse, errors, models
+
+
+async def check_async_api(kayse: AsyncKayse) -> None:
+    assert_type(await kayse.clients.create(first_name="A"), models.Client)
+    assert_type(await kayse.clients.get(1), models.Client)
+    assert_type(await kayse.clients.update(1, city="X"), models.Client)
+    assert_type(await kayse.clients.patch(1, city="X"), models.Client)
+    assert_type(await kayse.clients.delete(1), None)
+    assert_type(await kayse.clients.bulk_upsert([]), models.BulkResult[models.Client])
+    assert_type(kayse.clients.bulk_upsert_iter([]), AsyncIterator[models.BulkItem[models.Client]])
+    assert_type(await kayse.cases.create(case_number="C"), models.Case)
+    assert_type(await kayse.cases.get(1), models.Case)
+    assert_type(await kayse.cases.bulk_upsert([]), models.BulkResult[models.Case])
+    assert_type(await kayse.cases.bulk_delete([1]), list[int])
+    assert_type(await kayse.cases.send_sms(case_id=1, client_id=2, message="m"), str)
+    assert_type(await kayse.cases.send_email(case_id=1, client_id=2, subject="s", message="m"), str)
+    assert_type(kayse.case_lists.list(), AsyncIterator[models.CaseList])
+    assert_type(await kayse.case_lists.create(name="n"), models.CaseList)
+    assert_type(await kayse.case_lists.bulk_upsert([]), list[models.CaseListUpsert])
+    assert_type(await kayse.campaigns.create(name="n"), models.Campaign)
+    assert_type(await kayse.campaigns.list(), list[models.Campaign])
+    assert_type(await kayse.calls.schedule(campaign_id=1, case_id=2), models.ScheduledCall)
+    assert_type(await kayse.metadata.objects(), list[models.ObjectSchema])
+    assert_type(kayse.quota, models.QuotaSnapshot)
+    result = await kayse.clients.bulk_upsert([], raise_on_error=False)
+    assert_type(result.succeeded, list[models.Client])
+    assert_type(result.failures, list[models.BulkItem[models.Client]])
+    assert_type(result.ok, bool)
+    assert_type(result.requests, int)
+    item = result.items[0]
+    assert_type(item.error, errors.KayseError | None)
+    assert_type(item.value, models.Client | None)
+
+
+async def check_context_manager() -> None:
+    async with AsyncKayse("k") as kayse:
+        assert_type(kayse, AsyncKayse)
