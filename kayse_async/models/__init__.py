@@ -5,7 +5,7 @@ Fields are named exactly as the API's JSON fields. Dates are
 version of the SDK does not know in ``extra``.
 """
 
-from ._bulk import BulkItem, BulkResult, BulkStatus
+from ._bulk import BulkItem, BulkProgress, BulkResult, BulkStatus
 from ._campaigns import Agent, CallbackDelay, Campaign, CampaignStats, ScheduledCall
 from ._case_lists import CaseList, CaseListUpsert
 from ._cases import Case
@@ -16,6 +16,7 @@ from ._quota import QuotaSnapshot
 __all__ = [
     "Agent",
     "BulkItem",
+    "BulkProgress",
     "BulkResult",
     "BulkStatus",
     "CallbackDelay",

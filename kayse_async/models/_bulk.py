@@ -36,11 +36,31 @@ class BulkItem(Generic[T]):
         return self.status == "succeeded"
 
 
+@attrs.frozen(kw_only=True)
+class BulkProgress:
+    """Where a bulk call stands, passed to its ``progress`` callback after every chunk.
+
+    - ``items_done``: input items with a final outcome so far (in input order);
+    - ``items_total``: the number of input items, when the input has a ``len()``; else None;
+    - ``requests``: HTTP requests spent so far (retries included);
+    - ``quota_wait_seconds``: an estimate of the time requests spent waiting
+      for rate-limit budget rather than for the network (see ``docs/bulk.md``);
+    - ``succeeded`` and ``failed``: items done that were, or were not, stored.
+    """
+
+    items_done: int
+    items_total: int | None
+    requests: int
+    quota_wait_seconds: float
+    succeeded: int
+    failed: int
+
+
 @attrs.define(kw_only=True)
 class BulkResult(Generic[T]):
     """Every input item's outcome, in input order, and the requests spent."""
 
-    items: list[BulkItem[T]] = attrs.field(factory=list)
+    items: list[BulkItem[T]] = attrs.field(factory=lambda: list[BulkItem[T]]())
     requests: int = 0
 
     @property
