@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Unpack
 
 from .._fields import CAMPAIGN_FIELDS, check_fields
+from .._params import CampaignCreate
 from .._protocol import Request, expect, structure_response
 from ..errors import ValidationError
 from ..models import Campaign
@@ -16,7 +17,7 @@ _PATH = "/v1/campaigns"
 class Campaigns(Resource):
     """AI voice-call campaigns: ``kayse.campaigns``."""
 
-    async def create(self, **fields: Any) -> Campaign:
+    async def create(self, **fields: Unpack[CampaignCreate]) -> Campaign:
         """Create a campaign (``POST /v1/campaigns`` on the main host).
 
         ``name``, ``agent_id``, ``case_list_id``, ``send_sms_before_call`` and
@@ -25,7 +26,7 @@ class Campaigns(Resource):
         """
         if "id" in fields:
             raise ValidationError("id", "is given by the server")
-        body = check_fields(CAMPAIGN_FIELDS, fields, mode="create", resource="campaigns")
+        body = check_fields(CAMPAIGN_FIELDS, dict(fields), mode="create", resource="campaigns")
         request = Request(method="POST", path=_PATH, json=body)
         data = (await self._send(request)).data
         expect(data, dict, "a JSON object", method="POST", url=_PATH)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from typing import Any, Unpack
 
 from .. import _bulk
 from .._defaults import CHUNK_SIZE, CONCURRENCY, PAGE_SIZE
 from .._fields import CASE_LIST_FIELDS, check_fields, check_page_size
+from .._params import CaseListCreate
 from .._protocol import Request, expect, structure_response
 from ..errors import APIError, ValidationError
 from ..models import CaseList, CaseListUpsert
@@ -58,7 +59,7 @@ class CaseLists(Resource):
             if len(items) < page_size or (total is not None and seen >= total) or not items:
                 return
 
-    async def create(self, **fields: Any) -> CaseList:
+    async def create(self, **fields: Unpack[CaseListCreate]) -> CaseList:
         """Create a case list (``POST /v1/case_lists``).
 
         ``name`` is required; ``include_ids`` and ``exclude_ids`` need a
@@ -66,7 +67,7 @@ class CaseLists(Resource):
         """
         if "id" in fields:
             raise ValidationError("id", "is given by the server; use bulk_upsert() to update a case list")
-        body = check_fields(CASE_LIST_FIELDS, fields, mode="create", resource="case_lists")
+        body = check_fields(CASE_LIST_FIELDS, dict(fields), mode="create", resource="case_lists")
         request = Request(method="POST", path=_PATH, json=body)
         data = (await self._send(request)).data
         expect(data, dict, "a JSON object", method="POST", url=_PATH)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable
-from typing import Any
+from typing import Unpack
 
 from .. import _bulk
 from .._defaults import CONCURRENCY
 from .._fields import CASE_FIELDS, check_id, check_text
+from .._params import CaseCreate, CaseUpdate
 from .._protocol import Request, expect
 from ..models import Case
 from ._crud import CrudResource
@@ -22,26 +23,26 @@ class Cases(CrudResource[Case]):
     _model = Case
     _table = CASE_FIELDS
 
-    async def create(self, **fields: Any) -> Case:
+    async def create(self, **fields: Unpack[CaseCreate]) -> Case:
         """Create a case (``POST /v1/cases``).
 
         ``case_number``, ``external_source``, ``external_source_id``, ``status``
         and ``type`` are required; fields not given are not sent. Never retried
         once it may have reached the server.
         """
-        return await self._create(fields)
+        return await self._create(dict(fields))
 
     async def get(self, case_id: int) -> Case:
         """Get a case by id (``GET /v1/cases/{id}``)."""
         return await self._get(case_id)
 
-    async def update(self, case_id: int, **fields: Any) -> Case:
+    async def update(self, case_id: int, **fields: Unpack[CaseUpdate]) -> Case:
         """Replace a case (``PUT /v1/cases/{id}``): optional fields not given are cleared."""
-        return await self._update(case_id, fields)
+        return await self._update(case_id, dict(fields))
 
-    async def patch(self, case_id: int, **changes: Any) -> Case:
+    async def patch(self, case_id: int, **changes: Unpack[CaseUpdate]) -> Case:
         """Change the given fields of a case and keep every other (GET, merge, PUT)."""
-        return await self._patch(case_id, changes)
+        return await self._patch(case_id, dict(changes))
 
     async def delete(self, case_id: int) -> None:
         """Delete a case (``DELETE /v1/cases/{id}``)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Unpack
 
 from .._fields import CLIENT_FIELDS
+from .._params import ClientCreate, ClientUpdate
 from ..models import Client
 from ._crud import CrudResource
 
@@ -18,7 +19,7 @@ class Clients(CrudResource[Client]):
     _model = Client
     _table = CLIENT_FIELDS
 
-    async def create(self, **fields: Any) -> Client:
+    async def create(self, **fields: Unpack[ClientCreate]) -> Client:
         """Create a client (``POST /v1/clients``).
 
         Fields are the API's, as keyword arguments: ``external_source``,
@@ -26,28 +27,28 @@ class Clients(CrudResource[Client]):
         fields not given are not sent. Dates are ``datetime.date`` or
         ``"YYYY-MM-DD"``. Never retried once it may have reached the server.
         """
-        return await self._create(fields)
+        return await self._create(dict(fields))
 
     async def get(self, client_id: int) -> Client:
         """Get a client by id (``GET /v1/clients/{id}``)."""
         return await self._get(client_id)
 
-    async def update(self, client_id: int, **fields: Any) -> Client:
+    async def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
         A full replacement: every optional field not given is sent as null and
         cleared by the server. To change a few fields and keep the rest, use
         :meth:`patch`.
         """
-        return await self._update(client_id, fields)
+        return await self._update(client_id, dict(fields))
 
-    async def patch(self, client_id: int, **changes: Any) -> Client:
+    async def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
         """Change the given fields of a client and keep every other (GET, merge, PUT).
 
         Fields the server sent that this SDK does not know are sent back
         unchanged. Costs two requests.
         """
-        return await self._patch(client_id, changes)
+        return await self._patch(client_id, dict(changes))
 
     async def delete(self, client_id: int) -> None:
         """Delete a client (``DELETE /v1/clients/{id}``)."""

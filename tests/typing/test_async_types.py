@@ -6,20 +6,33 @@ Nothing here runs against a server; the functions exist to be type-checked.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import assert_type
+from datetime import date
+from typing import Any, assert_type
 
 from kayse_async import AsyncKayse, errors, models
 
 
 async def check_async_api(kayse: AsyncKayse) -> None:
-    assert_type(await kayse.clients.create(first_name="A"), models.Client)
+    new: dict[str, Any] = {"external_source": "m", "external_source_id": "e", "first_name": "A", "last_name": "B"}
+    assert_type(await kayse.clients.create(**new), models.Client)
+    assert_type(
+        await kayse.clients.create(
+            external_source="m", external_source_id="e", first_name="A", last_name="B", date_of_birth=date(1990, 1, 2)
+        ),
+        models.Client,
+    )
+    await kayse.clients.create(first_name="A")  # type: ignore[call-arg]
+    await kayse.clients.update(1, city=5)  # type: ignore[arg-type]
     assert_type(await kayse.clients.get(1), models.Client)
     assert_type(await kayse.clients.update(1, city="X"), models.Client)
     assert_type(await kayse.clients.patch(1, city="X"), models.Client)
     assert_type(await kayse.clients.delete(1), None)
     assert_type(await kayse.clients.bulk_upsert([]), models.BulkResult[models.Client])
     assert_type(kayse.clients.bulk_upsert_iter([]), AsyncIterator[models.BulkItem[models.Client]])
-    assert_type(await kayse.cases.create(case_number="C"), models.Case)
+    case = await kayse.cases.create(
+        case_number="C", external_source="o", external_source_id="e", status="active", type="civil"
+    )
+    assert_type(case, models.Case)
     assert_type(await kayse.cases.get(1), models.Case)
     assert_type(await kayse.cases.bulk_upsert([]), models.BulkResult[models.Case])
     assert_type(await kayse.cases.bulk_delete([1]), list[int])
@@ -28,7 +41,10 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     assert_type(kayse.case_lists.list(), AsyncIterator[models.CaseList])
     assert_type(await kayse.case_lists.create(name="n"), models.CaseList)
     assert_type(await kayse.case_lists.bulk_upsert([]), list[models.CaseListUpsert])
-    assert_type(await kayse.campaigns.create(name="n"), models.Campaign)
+    campaign = await kayse.campaigns.create(
+        name="n", agent_id="a", case_list_id=1, send_sms_before_call=False, sms_before_call_text="t"
+    )
+    assert_type(campaign, models.Campaign)
     assert_type(await kayse.campaigns.list(), list[models.Campaign])
     assert_type(await kayse.calls.schedule(campaign_id=1, case_id=2), models.ScheduledCall)
     assert_type(await kayse.metadata.objects(), list[models.ObjectSchema])
