@@ -234,7 +234,7 @@ class Transport:
         head_of_line: bool,
     ) -> Response:
         session = self._get_session()
-        lease: Lease = await self.quota.acquire(endpoint.bucket, max_wait=max_wait)
+        lease: Lease = await self.quota.acquire(endpoint.bucket, max_wait=max_wait, priority=head_of_line)
         # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
         sent = False
         completed = False

@@ -28,6 +28,7 @@ class RecordingLease:
     """A lease that records what the transport did with it."""
 
     bucket: str
+    priority: bool = False
     events: list[str] = attrs.field(factory=list)
     statuses: list[int | None] = attrs.field(factory=list)
 
@@ -48,8 +49,8 @@ class RecordingQuota:
 
     leases: list[RecordingLease] = attrs.field(factory=list)
 
-    async def acquire(self, bucket: str, *, max_wait: float | None = None) -> RecordingLease:
-        lease = RecordingLease(bucket)
+    async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> RecordingLease:
+        lease = RecordingLease(bucket, priority=priority)
         self.leases.append(lease)
         return lease
 

@@ -107,6 +107,7 @@ async def test_429_is_retried_and_the_quota_hears_of_it(kayse: AsyncKayse, mocke
     mocked.get(f"{BASE}/v1/clients/1", payload=CLIENT_JSON)
     assert (await kayse.clients.get(1)).id == 1
     assert [lease.statuses for lease in quota.leases] == [[429], [200]]
+    assert [lease.priority for lease in quota.leases] == [False, True]  # the retry keeps its place
 
 
 async def test_retries_stop_at_max_retries_with_the_last_error(quota: RecordingQuota, mocked: Any) -> None:
