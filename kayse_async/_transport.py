@@ -49,6 +49,8 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 """Seconds: no backoff is longer than this (a server's Retry-After may be)."""
 MAX_REDIRECTS = 5
+CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection, within the attempt's time-out."""
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 """A response larger than this is refused: no documented response comes near it."""
 POOL_SIZE = 100
@@ -100,7 +102,8 @@ class Transport:
             "main": _Endpoint(base_url, MAIN_KEY_HEADER, api_key),
             "calls": _Endpoint(calls_base_url, CALLS_KEY_HEADER, calls_api_key),
         }
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # A separate connect bound tells "never sent" (a connect time-out) from "maybe sent".
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout))
         self._max_retries = max_retries
         self.quota = quota
         self._max_wait = max_wait
@@ -282,6 +285,15 @@ class Transport:
                 url=url,
                 may_have_been_sent=False,
             ) from None
+        except aiohttp.ConnectionTimeoutError:
+            lease.complete(None, None)
+            completed = True
+            raise ConnectError(
+                f"could not connect within {self._timeout.sock_connect} s for {request.method} {url}",
+                method=request.method,
+                url=url,
+                may_have_been_sent=False,
+            ) from None
         except TimeoutError:
             lease.complete(None, None)
             completed = True
@@ -320,6 +332,11 @@ class Transport:
     ) -> Exception:
         if not location:
             return APIError(f"redirect {status} without a Location", status=status, method=request.method, url=url)
+        if request.method not in ("GET", "HEAD") and status not in (307, 308):
+            # 301/302/303 turn a POST into a GET elsewhere; the request's effect is unknown: do not guess.
+            return APIError(
+                f"redirect {status} of a {request.method} not followed", status=status, method=request.method, url=url
+            )
         target = urljoin(url, location)
         parts = urlsplit(target)
         if (parts.scheme, parts.hostname, parts.port) != endpoint.origin:

@@ -213,3 +213,22 @@ async def test_the_own_session_is_closed_and_the_client_refuses_calls_after(quot
     assert kayse.closed
     with pytest.raises(errors.KayseError, match="closed"):
         await kayse.cases.get(9)
+
+
+async def test_a_redirected_post_is_not_followed_unless_307_or_308(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.post(f"{BASE}/v1/clients", status=302, headers={"Location": "/v1/clients2"})
+    with pytest.raises(errors.APIError, match="redirect 302 of a POST not followed"):
+        await kayse.clients.create(**NEW_CLIENT)
+    assert sent(mocked, "POST", f"{BASE}/v1/clients2") == []
+    mocked.post(f"{BASE}/v1/clients", status=307, headers={"Location": "/v1/clients2"})
+    mocked.post(f"{BASE}/v1/clients2", payload=CLIENT_JSON)
+    assert (await kayse.clients.create(**NEW_CLIENT)).id == 1
+    (moved,) = sent(mocked, "POST", f"{BASE}/v1/clients2")
+    assert moved.kwargs["json"] == NEW_CLIENT
+
+
+async def test_a_connect_time_out_means_nothing_was_sent(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.post(f"{BASE}/v1/clients", exception=aiohttp.ConnectionTimeoutError())
+    mocked.post(f"{BASE}/v1/clients", payload=CLIENT_JSON)
+    assert (await kayse.clients.create(**NEW_CLIENT)).id == 1
+    assert len(sent(mocked, "POST", f"{BASE}/v1/clients")) == 2
