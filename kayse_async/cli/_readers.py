@@ -84,17 +84,9 @@ def read_records(path: Path, fmt: Format, resource: Resource) -> Iterator[Record
     return _read_json(path, table)
 
 
-def count_records(path: Path, fmt: Format) -> int:
-    """How many records ``path`` holds (a cheap pass, for the progress bar's total)."""
-    if fmt == "csv":
-        with _open(path) as handle:
-            reader = csv.reader(handle)
-            next(reader, None)
-            return sum(1 for row in reader if any(cell.strip() for cell in row))
-    if fmt == "jsonl":
-        with _open(path) as handle:
-            return sum(1 for line in handle if line.strip())
-    return sum(1 for _ in _json_array_items(path))
+def count_records(path: Path, fmt: Format, resource: Resource) -> int:
+    """How many records ``path`` holds: a full read, so that a file-level error shows before anything is sent."""
+    return sum(1 for _ in read_records(path, fmt, resource))
 
 
 def _open(path: Path) -> Any:
