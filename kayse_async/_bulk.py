@@ -676,7 +676,10 @@ class _Job(Generic[T]):
         if isinstance(exc, BadRequestError) and len(entries) > 1 and not recovering and self.budget > 0:
             await self._isolate(chunk, entries, exc)
             return
-        self._settle(chunk, entries, "rejected", _for_input(exc, entries))
+        error: KayseError = _for_input(exc, entries)
+        if bisecting and len(entries) > 1 and isinstance(exc, BadRequestError):
+            error = _annotated(error, "the bisection budget is spent")
+        self._settle(chunk, entries, "rejected", error)
 
     def _learn_size(self, exc: APIError, size: int) -> None:
         stated = _AT_MOST.search(exc.message)
