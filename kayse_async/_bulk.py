@@ -462,7 +462,8 @@ class _Job(Generic[T]):
             body = self.endpoint.prepare(item, f"{self.endpoint.request_key}[{index}].")
         except ValidationError as exc:
             return exc
-        return _Entry(index, body, _fingerprint(body))
+        # Fingerprints only serve the journal: without one, they would be CPU spent for nothing.
+        return _Entry(index, body, _fingerprint(body) if self.journal_path is not None else "")
 
     def _classify(self, index: int, item: Any) -> _Entry | tuple[_Entry, str] | BulkItem[T]:
         """A checked entry to send, a (entry, old batch) to recover, or an outcome known already."""
@@ -536,11 +537,13 @@ class _Job(Generic[T]):
     def _settle(self, chunk: _Chunk[T], entries: list[_Entry], status: BulkStatus, error: KayseError) -> None:
         if chunk.recovers is not None and status in ("rejected", "not_attempted"):
             # The previous run's attempt may have stored these: never call them rejected or unsent.
-            why = (
-                "it was not sent again now"
-                if status == "not_attempted"
-                else "the server refused it now, so it was most likely stored then (its ids are unknown)"
-            )
+            field = _error_field(error) if isinstance(error, APIError) else None
+            if status == "not_attempted":
+                why = "it was not sent again now"
+            elif field is not None and any(field.endswith(key) for key in self.natural_key):
+                why = "the server now says it holds these keys already, so it was most likely stored then (ids unknown)"
+            else:
+                why = "the server refused it now; whether the earlier attempt stored it is unknown"
             status = "uncertain"
             error = _annotated(error, f"a previous run had sent this batch without learning its outcome; {why}")
         for entry in entries:
@@ -715,9 +718,7 @@ class _Job(Generic[T]):
         return self.transport.requests_sent - self.requests_at_start
 
     def quota_wait(self) -> float:
-        if not self.request_count:
-            return 0.0
-        return max(0.0, self.request_seconds - self.request_count * self.fastest)
+        return _wait_estimate(self.request_seconds, self.request_count, self.fastest)
 
     def account(self, outcomes: list[BulkItem[T]]) -> None:
         for item in outcomes:
@@ -782,6 +783,20 @@ class _Job(Generic[T]):
                 await self.source.aclose()
             if self.journal is not None:
                 self.journal.close()
+
+
+def _wait_estimate(seconds: float, count: int, fastest: float) -> float:
+    """Time the requests spent beyond the fastest one's: an estimate of the wait for budget.
+
+    The transport waits for budget inside ``request()`` and does not say for
+    how long, so the engine times each call and counts what exceeds the
+    quickest call of the job (a request that met no wait) as waiting.
+    Slower server answers count too: an upper bound, exact when the network
+    and the server answer in steady time.
+    """
+    if not count:
+        return 0.0
+    return max(0.0, seconds - count * fastest)
 
 
 def _annotated(exc: KayseError, note: str) -> KayseError:
@@ -993,6 +1008,7 @@ async def delete(
     outcomes: dict[int, tuple[BulkStatus, KayseError | None]] = {}
     stop: list[KayseError] = []
     state = {"done": 0, "succeeded": 0, "failed": 0}
+    timing = {"seconds": 0.0, "count": 0.0, "fastest": math.inf}
 
     async def one(chunk: list[int]) -> None:
         async with sem:
@@ -1010,6 +1026,7 @@ async def delete(
                     json={"ids": chunk, "with_clients": with_clients},
                     idempotent=True,
                 )
+                started = time.perf_counter()
                 try:
                     response = await transport.request(request, max_wait=max_wait)
                 except KayseError as exc:
@@ -1031,6 +1048,11 @@ async def delete(
                     else:
                         asked = set(chunk)
                         deleted.update(i for i in got if i in asked)
+                finally:
+                    elapsed = time.perf_counter() - started
+                    timing["seconds"] += elapsed
+                    timing["count"] += 1
+                    timing["fastest"] = min(timing["fastest"], elapsed)
             for i in chunk:
                 outcomes[i] = (status, error)
             state["done"] += len(chunk)
@@ -1041,7 +1063,7 @@ async def delete(
                         items_done=state["done"],
                         items_total=len(unique),
                         requests=transport.requests_sent - requests_before,
-                        quota_wait_seconds=0.0,
+                        quota_wait_seconds=_wait_estimate(timing["seconds"], int(timing["count"]), timing["fastest"]),
                         succeeded=state["succeeded"],
                         failed=state["failed"],
                     )

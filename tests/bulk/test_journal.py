@@ -149,7 +149,7 @@ async def test_lost_answers_are_resolved_by_a_rerun_without_duplicates(
     # Those the first run did store come back uncertain ("most likely stored then"), the others are stored now.
     for item in second.items:
         if item.status == "uncertain":
-            assert "most likely stored then" in str(item.error)
+            assert "most likely stored then" in str(item.error), item.error
             assert first.items[item.index].status == "uncertain"
     third = None
     async with make_client(emu) as kayse:
