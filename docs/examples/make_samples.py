@@ -362,11 +362,11 @@ def write(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def main() -> None:
-    """Write both files beside this script."""
+def main(out_dir: Path = HERE) -> None:
+    """Write both files into ``out_dir`` (default: beside this script)."""
     rng = random.Random(SEED)
-    write(HERE / "clients.csv", CLIENT_COLUMNS, clients(rng))
-    write(HERE / "cases.csv", CASE_COLUMNS, cases(rng))
+    write(out_dir / "clients.csv", CLIENT_COLUMNS, clients(rng))
+    write(out_dir / "cases.csv", CASE_COLUMNS, cases(rng))
 
 
 if __name__ == "__main__":

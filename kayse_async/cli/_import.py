@@ -64,6 +64,9 @@ class Summary:
     created: int = 0
     updated: int = 0
     rejected: list[Rejection] = attrs.field(factory=list)
+    """Records not stored: refused (locally or by the server), or never sent."""
+    uncertain: list[Rejection] = attrs.field(factory=list)
+    """Records sent whose answer was lost: most likely stored, but their ids are unknown."""
     requests: int = 0
     chunks: int = 0
     chunk_size: int = CHUNK_SIZE
@@ -75,7 +78,7 @@ class Summary:
     @property
     def exit_code(self) -> int:
         """0 when every record was (or would be) stored, 1 otherwise."""
-        return EXIT_OK if not self.rejected and not self.interrupted else EXIT_FAILED
+        return EXIT_OK if not self.rejected and not self.uncertain and not self.interrupted else EXIT_FAILED
 
     def plan(self) -> dict[str, Any]:
         """The request plan of a dry run: what sending would cost at the API's documented rate."""
@@ -98,6 +101,8 @@ class Summary:
             "updated": self.updated,
             "rejected_count": len(self.rejected),
             "rejected": [r.as_dict() for r in sorted(self.rejected, key=lambda r: r.line)],
+            "uncertain_count": len(self.uncertain),
+            "uncertain": [r.as_dict() for r in sorted(self.uncertain, key=lambda r: r.line)],
             "requests": self.requests,
             "chunk_size": self.chunk_size,
             "concurrency": self.concurrency,
@@ -312,6 +317,9 @@ def run_import(
 
 
 def _count(summary: Summary, line: int, has_id: bool, item: BulkItem[Any]) -> None:
+    if item.status == "uncertain":
+        summary.uncertain.append(_rejection(line, item))
+        return
     if item.status != "succeeded":
         summary.rejected.append(_rejection(line, item))
         return
@@ -386,6 +394,8 @@ def print_summary(summary: Summary, console: Console) -> None:
         console.print(f"  created   {summary.created:,}")
         console.print(f"  updated   {summary.updated:,}")
         console.print(f"  rejected  {len(summary.rejected):,}")
+        if summary.uncertain:
+            console.print(f"  uncertain {len(summary.uncertain):,} (sent, answer lost: most likely stored)")
         quota = ""
         if summary.quota is not None:
             quota = f" (quota left: {summary.quota.remaining:,} of {summary.quota.limit:,})"
@@ -399,6 +409,13 @@ def print_summary(summary: Summary, console: Console) -> None:
             console.print(f"  {where}: {field}{rejection.reason}", markup=False, highlight=False)
         if len(ordered) > SHOWN_REJECTIONS:
             console.print(f"  ... and {len(ordered) - SHOWN_REJECTIONS:,} more (--json lists every one)")
+    if summary.uncertain:
+        first, last = min(r.line for r in summary.uncertain), max(r.line for r in summary.uncertain)
+        console.print(
+            f"[bold yellow]Uncertain[/]: {plural(len(summary.uncertain), 'record')} between lines {first} and {last} "
+            "were sent but their answer was lost; the server most likely stored them. Check them before "
+            "sending them again: a resend could create duplicates."
+        )
     if summary.interrupted and not summary.dry_run:
         console.print("Stopped before the end: run the same command again with the same --journal to resume.")
 
@@ -440,7 +457,7 @@ def import_command(
 
     Field names are the API's (CSV: the header row). Records without an id are
     created, records with an id are updated (a full replacement). Exit status:
-    0 every record stored, 1 some rejected, 2 usage or configuration error.
+    0 every record stored, 1 some rejected (or uncertain), 2 usage or configuration error.
     """
     try:
         detected = detect_format(file, fmt)
@@ -487,6 +504,6 @@ def _finish(summary: Summary, as_json: bool, console: Console) -> None:
         print_json(summary.as_dict())
     else:
         print_summary(summary, console)
-    code = 130 if summary.interrupted and not summary.rejected else summary.exit_code
+    code = 130 if summary.interrupted and not summary.rejected and not summary.uncertain else summary.exit_code
     if code:
         click.get_current_context().exit(code)
