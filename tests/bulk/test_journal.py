@@ -236,3 +236,45 @@ async def test_a_killed_job_resumed_with_its_journal_stores_each_item_once(
         # Everything journaled before the kill came back from the journal.
         assert result.items[0].status == "succeeded"
         assert all(item.status == "succeeded" for item in result.items[:done])
+
+
+async def test_case_list_creates_without_an_outcome_are_never_sent_again(
+    emu: Emulator, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """Case lists have no unique key: a rerun reports unanswered creates uncertain and sends nothing for them."""
+    journal = tmp_path / "lists.journal"
+    emu.set_faults(1.0, ["lost"])
+    async with make_client(emu) as kayse:
+        with pytest.raises(errors.BulkError) as first:
+            await kayse.case_lists.bulk_upsert([{"name": f"L{i}"} for i in range(4)], chunk_size=2, journal=journal)
+        assert {item.status for item in first.value.result.items} == {"uncertain"}
+        emu.set_faults(0.0)
+        before = emu.stats()["requests"]
+        with pytest.raises(errors.BulkError) as second:
+            await kayse.case_lists.bulk_upsert([{"name": f"L{i}"} for i in range(4)], chunk_size=2, journal=journal)
+    assert emu.stats()["requests"] == before
+    assert {item.status for item in second.value.result.items} == {"uncertain"}
+    assert "not sent again" in str(second.value.result.items[0].error)
+    assert len(emu.store.case_lists) == 4
+
+
+async def test_updates_without_an_outcome_are_simply_sent_again(
+    emu: Emulator, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """Items with an id in a batch left without an outcome are resent on the rerun: updates are harmless to repeat."""
+    journal = tmp_path / "mixed.journal"
+    async with make_client(emu) as kayse:
+        existing = (await kayse.clients.bulk_upsert(client_items(2))).succeeded
+        mixed: list[dict[str, Any]] = [
+            {"id": existing[0].id, "external_source": "crm", "external_source_id": "ext-0", "first_name": "New"},
+            client_item(5),
+        ]
+        emu.set_faults(1.0, ["drop"])
+        async with make_client(emu, max_retries=0) as failing:
+            first = await failing.clients.bulk_upsert(mixed, journal=journal, raise_on_error=False)
+        assert [item.status for item in first.items] == ["uncertain", "uncertain"]
+        emu.set_faults(0.0)
+        second = await kayse.clients.bulk_upsert(mixed, journal=journal, raise_on_error=False)
+    assert [item.status for item in second.items] == ["succeeded", "succeeded"]
+    assert emu.store.clients[existing[0].id]["first_name"] == "New"
+    assert sorted(stored_external_ids(emu)) == ["ext-0", "ext-1", "ext-5"]
