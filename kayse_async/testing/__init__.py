@@ -9,10 +9,41 @@ See docs/emulator.md for every option, the introspection routes and the
 choices made where the reference is silent.
 """
 
-from ._cli import build_parser, main
-from ._emulator import Emulator, ThreadedEmulator
-from ._faults import FAULT_KINDS
-from ._openapi import openapi_document
-from ._store import Store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._cli import build_parser, main
+    from ._emulator import Emulator, ThreadedEmulator
+    from ._faults import FAULT_KINDS
+    from ._openapi import openapi_document
+    from ._store import Store
 
 __all__ = ["FAULT_KINDS", "Emulator", "Store", "ThreadedEmulator", "build_parser", "main", "openapi_document"]
+
+# Imported on first use: pytest loads this package for its plugin in every test session, and the
+# plugin must not pull the aiohttp server into sessions that never use the emulator.
+_HOMES = {
+    "FAULT_KINDS": "._faults",
+    "Emulator": "._emulator",
+    "Store": "._store",
+    "ThreadedEmulator": "._emulator",
+    "build_parser": "._cli",
+    "main": "._cli",
+    "openapi_document": "._openapi",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
