@@ -85,14 +85,18 @@ class RecordingServer:
                 self.url = f"http://127.0.0.1:{port}"
                 ready.set()
 
+            async def shutdown() -> None:
+                assert self._server is not None
+                self._server.close()
+                others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+                for task in others:
+                    task.cancel()
+                await asyncio.gather(*others, return_exceptions=True)
+                await self._server.wait_closed()
+
             loop.run_until_complete(serve())
             loop.run_forever()
-            assert self._server is not None
-            self._server.close()
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
-            loop.run_until_complete(self._server.wait_closed())
+            loop.run_until_complete(shutdown())
             loop.close()
 
         self._thread = threading.Thread(target=run, name="recording-server", daemon=True)

@@ -1,0 +1,69 @@
+"""Kayse where processes begin and end: fork, Ctrl-C, and a process that never closes its clients."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from kayse_async.testing import ThreadedEmulator
+
+from .helpers import SCRIPTS, recording_server, run_script
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork and SIGINT are POSIX")
+
+
+def test_never_closed_clients_exit_cleanly(emulator: ThreadedEmulator) -> None:
+    """Clients never closed (one with a half-read iterator): exit 0, nothing on stderr (no unclosed session/loop)."""
+    done = run_script("never_closed.py", emulator.url)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == ["list 0", "exiting"]
+
+
+def test_forked_child_gets_its_own_client_and_leaves_the_parents_sockets_alone() -> None:
+    """After fork the child uses a new connection; the parent's pooled connection still serves it afterwards."""
+    with recording_server() as server:
+        done = run_script("fork_child.py", server.url)
+        assert (done.returncode, done.stderr) == (0, "")
+        assert sorted(done.stdout.splitlines()) == ["child ok", "parent ok"]
+        peers = server.peers()
+    assert len(peers) == 4
+    parent_first, child_first, child_second, parent_last = peers
+    # The parent's keep-alive connection survived the child's whole life, exit included.
+    assert parent_last == parent_first
+    assert child_first == child_second != parent_first
+
+
+def test_ctrl_c_cancels_the_request_and_raises_keyboard_interrupt() -> None:
+    """SIGINT during a call the server never answers: the connection is dropped, KeyboardInterrupt comes up."""
+    with recording_server() as server:
+        server.hang = True
+        child = subprocess.Popen(
+            [sys.executable, "-W", "error", str(SCRIPTS / "ctrl_c.py"), server.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdin is not None
+            assert child.stdout.readline() == "waiting\n"
+            assert server.request_seen.wait(20), "the request never reached the server"
+            child.send_signal(signal.SIGINT)
+            # The client hung up on the request (its timeout is an hour: only the cancellation can do that).
+            assert server.connection_closed.wait(20), "the request underneath was not cancelled"
+            assert child.stdout.readline() == "interrupted\n"
+            server.hang = False
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            out, err = child.communicate(timeout=20)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+        assert (child.returncode, err) == (0, "")
+        assert out == "objects: []\n"
+        assert len(server.requests) == 2
