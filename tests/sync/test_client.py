@@ -138,7 +138,7 @@ def test_quota_property_reads_the_clients_budget(kayse: Kayse, quota: MemoryQuot
 
 def test_bulk_upsert_runs_concurrently_in_the_portal(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
     """bulk_upsert keeps `concurrency` requests in flight at once, as the async engine does."""
-    emulator.configure(latency_ms=40)
+    emulator.configure(latency_ms=100)
     counting = _InFlight(quota)
     with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=counting) as kayse:
         result = kayse.clients.bulk_upsert([_client_fields(n) for n in range(12)], chunk_size=1, concurrency=4)
