@@ -174,9 +174,9 @@ def main() -> None:
     calls, rounds = args.calls, args.rounds
     io_calls = max(calls // 4, THREADS)
 
-    print(
-        f"python {sys.version.split()[0]}, {calls} calls per no-op measurement, {io_calls} per GET, median of {rounds}"
-    )
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}")
+    print(f"{calls} calls per no-op measurement, {io_calls} per GET; per-call medians over {rounds} interleaved rounds")
     print()
     print(f"{'per call (us)':<44} {'Kayse':>10} {'direct':>10} {'overhead':>10} {'ratio':>9}")
 
