@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 
-from kayse_async import Kayse
+from kayse_async import Kayse, errors
 from kayse_async.quota import MemoryQuota
 
 # Python 3.12+ warns about fork() in a process with threads; the point here is to do just that.
@@ -21,9 +21,17 @@ kayse = Kayse("test-key", base_url=url, calls_base_url=url, quota=MemoryQuota(li
 kayse.metadata.objects()
 parent_thread = kayse.portal_thread
 assert parent_thread is not None
+started_before_fork = kayse.case_lists.list()
 pid = os.fork()
 if pid == 0:
     assert kayse.portal_thread is None, "the child must not see the parent's loop thread as its own"
+    try:
+        next(started_before_fork)
+    except errors.KayseError as exc:
+        if "fork" not in str(exc):
+            raise
+    else:
+        raise AssertionError("a generator of the parent's loop went on in the child")
     kayse.metadata.objects()
     kayse.metadata.objects()
     child_thread = kayse.portal_thread
