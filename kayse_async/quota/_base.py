@@ -67,12 +67,18 @@ class Quota(Protocol):
     budgets.
     """
 
-    async def acquire(self, bucket: str, *, max_wait: float | None = None) -> Lease:
+    async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> Lease:
         """Wait for one unit of ``bucket``'s budget, first come, first served.
 
         Raises ``errors.QuotaExhaustedError`` at once, without sleeping, when
-        the unit cannot be had within ``max_wait`` seconds (None: no bound).
+        the unit cannot be had within ``max_wait`` seconds (None: no bound),
+        and after ``max_wait`` seconds if the estimate proved too hopeful.
         Cancelling the wait gives nothing up: the caller's place is simply lost.
+
+        ``priority=True`` is for a retry of a request that was already in
+        line (after a 429, a 503 or a failed connection): it goes to the head
+        of the queue, behind other retries only, so a retried request keeps
+        its place.
         """
         ...
 

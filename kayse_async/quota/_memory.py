@@ -1,0 +1,307 @@
+"""MemoryQuota: the in-process scheduler, shared by every client of a key in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from .. import errors
+from .._ratelimit import RateLimitInfo
+from ..models import QuotaSnapshot
+from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
+from ._state import BucketState, LeaseRecord, default_margin
+
+logger = logging.getLogger("kayse_async.quota")
+
+_MIN_DELAY = 0.001
+
+__all__ = ["MemoryLease", "MemoryQuota", "default_quota"]
+
+
+def check_limits(limit: int, period: float, safety_margin: float | None) -> float:
+    """Validate the shared options; return the margin to use."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise errors.ConfigurationError(f"limit: must be a positive integer, got {limit!r}")
+    if isinstance(period, bool) or not isinstance(period, int | float) or not math.isfinite(period) or period <= 0:
+        raise errors.ConfigurationError(f"period: must be a positive number of seconds, got {period!r}")
+    if safety_margin is None:
+        return default_margin(float(period))
+    if not isinstance(safety_margin, int | float) or not math.isfinite(safety_margin) or safety_margin < 0:
+        raise errors.ConfigurationError(f"safety_margin: must be a number of seconds >= 0, got {safety_margin!r}")
+    return float(safety_margin)
+
+
+def check_max_wait(max_wait: float | None) -> None:
+    """Refuse a negative or non-numeric ``max_wait``."""
+    if max_wait is None:
+        return
+    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or math.isnan(max_wait) or max_wait < 0:
+        raise errors.ConfigurationError(f"max_wait: must be None or a number of seconds >= 0, got {max_wait!r}")
+
+
+def report_wait(on_wait: WaitCallback | None, wait: QuotaWait) -> None:
+    """Log a finished wait at INFO and hand it to the callback (whose errors are logged, not raised)."""
+    logger.info("quota wait of %.3f s for bucket %s (%s)", wait.seconds, wait.bucket, wait.reason)
+    if on_wait is not None:
+        try:
+            on_wait(wait)
+        except Exception:
+            logger.exception("on_wait callback failed")
+
+
+class _Waiter:
+    __slots__ = ("fut", "loop", "priority", "record", "taken")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, priority: bool) -> None:
+        self.loop = loop
+        self.fut: asyncio.Future[None] = loop.create_future()
+        self.priority = priority
+        self.record: LeaseRecord | None = None
+        self.taken = False
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class _Bucket:
+    __slots__ = ("name", "state", "waiters")
+
+    def __init__(self, name: str, state: BucketState) -> None:
+        self.name = name
+        self.state = state
+        self.waiters: deque[_Waiter] = deque()
+
+
+class MemoryLease:
+    """One unit of a ``MemoryQuota`` bucket, granted to one HTTP attempt (see ``Lease``)."""
+
+    __slots__ = ("_bucket", "_quota", "_record")
+
+    def __init__(self, quota: MemoryQuota, bucket: _Bucket, record: LeaseRecord) -> None:
+        self._quota = quota
+        self._bucket = bucket
+        self._record = record
+
+    @property
+    def bucket(self) -> str:
+        """The bucket this unit belongs to."""
+        return self._bucket.name
+
+    def sent(self) -> None:
+        """The request is going on the wire: the unit can no longer come back."""
+        quota = self._quota
+        with quota._lock:
+            self._bucket.state.sent(self._record, quota._clock())
+
+    def complete(self, info: RateLimitInfo | None, status: int | None) -> None:
+        """The sent request ended; ``info``/``status`` from its response, or None when none came."""
+        quota = self._quota
+        with quota._lock:
+            now = quota._clock()
+            self._bucket.state.complete(self._record, info, status, now)
+            quota._dispatch(self._bucket, now)
+
+    def release(self) -> None:
+        """Abandon the attempt before sending: the unit goes back (after ``sent()``, it is completed)."""
+        quota = self._quota
+        with quota._lock:
+            now = quota._clock()
+            self._bucket.state.release(self._record, now)
+            quota._dispatch(self._bucket, now)
+
+    def __repr__(self) -> str:
+        return f"<MemoryLease bucket={self._bucket.name!r}>"
+
+
+class MemoryQuota:
+    """The default scheduler: every bucket's budget in this process's memory.
+
+    Loop-agnostic and thread-safe: one instance may serve clients on any
+    number of event loops and threads (state behind a ``threading.Lock``,
+    each waiter woken on its own loop). ``default_quota()`` returns the
+    process-wide instance that every client uses unless given another.
+
+    ``limit`` requests per ``period`` seconds is the budget assumed until the
+    server's ``X-RateLimit-Limit`` says otherwise. ``clock`` (monotonic
+    seconds; it must advance with the event loop's time) and ``wall_clock``
+    (epoch seconds, for ``resets_at``) are injectable for tests.
+    ``safety_margin`` (default: 1% of the period, at most 1 s) is added after
+    every Reset and Retry-After. ``on_wait`` receives a ``QuotaWait`` after
+    every wait.
+    """
+
+    def __init__(
+        self,
+        limit: int = DEFAULT_LIMIT,
+        period: float = DEFAULT_PERIOD,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        safety_margin: float | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> None:
+        self._margin = check_limits(limit, period, safety_margin)
+        self._limit = limit
+        self._period = float(period)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._on_wait = on_wait
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+
+    @property
+    def limit(self) -> int:
+        """The configured requests per period."""
+        return self._limit
+
+    @property
+    def period(self) -> float:
+        """The configured period, in seconds."""
+        return self._period
+
+    def __repr__(self) -> str:
+        return f"MemoryQuota(limit={self._limit}, period={self._period})"
+
+    # -- internals (called with the lock held) ---------------------------------------------
+
+    def _get(self, name: str) -> _Bucket:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            state = BucketState(limit=self._limit, period=self._period, margin=self._margin)
+            bucket = self._buckets[name] = _Bucket(name, state)
+        return bucket
+
+    def _dispatch(self, bucket: _Bucket, now: float) -> None:
+        """Grant units to waiters in line order while the budget allows."""
+        state = bucket.state
+        while bucket.waiters and state.allowance(now) > 0:
+            waiter = bucket.waiters.popleft()
+            waiter.record = state.grant(now)
+            try:
+                waiter.loop.call_soon_threadsafe(_wake, waiter.fut)
+            except RuntimeError:
+                # The waiter's loop is closed: nobody will ever take this unit.
+                state.release(waiter.record, now)
+                waiter.record = None
+
+    def _to_wall(self, when: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._wall_clock() + (when - self._clock()), tz=dt.UTC)
+
+    def _refuse(self, bucket: _Bucket, eta: float | None, max_wait: float) -> errors.QuotaExhaustedError:
+        resets_at = self._to_wall(eta) if eta is not None else None
+        when = f"; budget expected at {resets_at.isoformat()}" if resets_at is not None else ""
+        logger.info("quota for bucket %s cannot be had within max_wait=%.3f s%s", bucket.name, max_wait, when)
+        return errors.QuotaExhaustedError(
+            f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
+        )
+
+    @staticmethod
+    def _reason(state: BucketState, now: float) -> str:
+        if now < state.blocked_until:
+            return "rate_limited"
+        if state.allowance(now) > 0:
+            return "queued"
+        if state.hdr is None:
+            return "warmup"
+        return "exhausted"
+
+    # -- the Quota protocol ---------------------------------------------------------------
+
+    async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
+        """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
+        check_max_wait(max_wait)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._get(bucket)
+            state = entry.state
+            now = self._clock()
+            self._dispatch(entry, now)
+            if state.allowance(now) > 0:
+                # _dispatch drained the line, so nobody is ahead of this caller.
+                return MemoryLease(self, entry, state.grant(now))
+            ahead = sum(1 for w in entry.waiters if w.priority) if priority else len(entry.waiters)
+            eta = state.eta(now, ahead + 1)
+            if max_wait is not None and ((eta is None and max_wait == 0) or (eta is not None and eta - now > max_wait)):
+                raise self._refuse(entry, eta, max_wait)
+            waiter = _Waiter(loop, priority)
+            if priority:
+                entry.waiters.insert(ahead, waiter)
+            else:
+                entry.waiters.append(waiter)
+            reason = self._reason(state, now)
+            start = now
+            deadline = None if max_wait is None else now + max_wait
+        try:
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    if waiter.record is None:
+                        self._dispatch(entry, now)
+                    record = waiter.record
+                    if record is not None:
+                        waiter.taken = True
+                        break
+                    if deadline is not None and now >= deadline:
+                        entry.waiters.remove(waiter)
+                        assert max_wait is not None
+                        raise self._refuse(entry, state.eta(now, 1), max_wait)
+                    wake = state.next_event(now)
+                    delay = self._period if wake is None else wake - now
+                    if deadline is not None:
+                        delay = min(delay, deadline - now)
+                # A floor on the delay: a timer due "now" must not spin the loop.
+                await asyncio.wait((waiter.fut,), timeout=max(delay, _MIN_DELAY))
+        except BaseException:
+            with self._lock:
+                if waiter.record is not None and not waiter.taken:
+                    state.release(waiter.record, self._clock())
+                elif waiter in entry.waiters:
+                    entry.waiters.remove(waiter)
+                self._dispatch(entry, self._clock())
+            raise
+        report_wait(self._on_wait, QuotaWait(bucket=bucket, seconds=max(0.0, now - start), reason=reason))
+        return MemoryLease(self, entry, record)
+
+    def snapshot(self, bucket: str) -> QuotaSnapshot:
+        """What is known of ``bucket``'s budget now, without a request.
+
+        ``remaining`` is what may be sent now without a probe (0 while a 429's
+        wait runs); ``resets_at`` is the server's next Reset while a header
+        describes the current window, else None.
+        """
+        with self._lock:
+            entry = self._buckets.get(bucket)
+            if entry is None:
+                return QuotaSnapshot(limit=self._limit, remaining=self._limit, resets_at=None)
+            state = entry.state
+            now = self._clock()
+            remaining = state.estimate_remaining(now)
+            resets_at = self._to_wall(state.reset_at) if state.hdr is not None and state.reset_at > now else None
+            return QuotaSnapshot(limit=state.limit, remaining=remaining, resets_at=resets_at)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the memory scheduler holds no connection. Idempotent."""
+
+
+_default_lock = threading.Lock()
+_default: MemoryQuota | None = None
+
+
+def default_quota() -> MemoryQuota:
+    """The process-wide ``MemoryQuota`` (500 per hour) that clients share unless given a quota.
+
+    Created on first use; safe to call from any thread or loop.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = MemoryQuota()
+        return _default
