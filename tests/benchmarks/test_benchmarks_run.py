@@ -1,0 +1,110 @@
+"""The benchmarks run end to end at a tiny size and print their tables (no timing is asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run_benchmark(name: str, *args: str) -> str:
+    """Run ``benchmarks/NAME.py`` with ``args`` in a fresh interpreter; its stdout."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    """The body rows of the Markdown table in ``output``, keyed by their first cell."""
+    rows: dict[str, list[str]] = {}
+    lines = [line for line in output.splitlines() if line.startswith("|")]
+    assert len(lines) >= 3, f"no table in:\n{output}"
+    assert set(lines[1]) <= set("|-: "), f"second table line is not a rule: {lines[1]!r}"
+    for line in lines[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+NUMBER = re.compile(r"^\d[\d,]*(\.\d+)?$")
+RATIO = re.compile(r"^\d+\.\d\dx$")
+
+
+def test_overhead_prints_one_row_per_client_with_ratios_against_raw_aiohttp() -> None:
+    """overhead.py runs against its own server process and reports all three clients, the floor at 1.00x."""
+    out = run_benchmark("overhead", "--requests", "60", "--concurrency", "5", "--rounds", "2", "--warmup", "0")
+    rows = table_rows(out)
+    assert list(rows) == ["raw aiohttp", "kayse_async", "httpx.AsyncClient"]
+    for name, (cpu, cpu_ratio, wall, wall_ratio, rate) in rows.items():
+        for value in (cpu, wall, rate):
+            assert NUMBER.match(value), (name, rows[name])
+        for value in (cpu_ratio, wall_ratio):
+            assert RATIO.match(value), (name, rows[name])
+    assert rows["raw aiohttp"][1::2] == ["1.00x", "1.00x"]
+    assert re.search(r"kayse_async CPU per request: \d+\.\d\dx raw aiohttp \(target <= 1\.30x\): (met|MISSED)", out)
+    assert re.search(r"kayse_async CPU per request: \d+\.\d\dx httpx \(target < 1\.00x\): (met|MISSED)", out)
+    assert "60 GETs at concurrency 5, median of 2 rounds" in out
+
+
+def test_overhead_runs_against_the_emulator_too() -> None:
+    """--server emulator seeds clients on the emulator and GETs them (a 404 would fail the run)."""
+    out = run_benchmark(
+        "overhead", "--server", "emulator", "--requests", "30", "--concurrency", "3", "--rounds", "1", "--warmup", "0"
+    )
+    assert list(table_rows(out)) == ["raw aiohttp", "kayse_async", "httpx.AsyncClient"]
+    assert "the kayse_async emulator" in out
+
+
+def test_serialization_prints_one_row_per_library_with_ratios_against_pydantic() -> None:
+    """serialization.py checks every round trip, then reports all three libraries, pydantic at 1.00x."""
+    out = run_benchmark("serialization", "--records", "300", "--rounds", "2")
+    rows = table_rows(out)
+    assert list(rows) == ["pydantic v2", "kayse_async (cattrs)", "msgspec"]
+    for name, cells in rows.items():
+        assert len(cells) == 6, (name, cells)
+        for value, versus in zip(cells[::2], cells[1::2], strict=True):
+            assert NUMBER.match(value), (name, cells)
+            assert RATIO.match(versus), (name, cells)
+    assert rows["pydantic v2"][1::2] == ["1.00x", "1.00x", "1.00x"]
+    assert re.search(r"structure \+ unstructure: \d+\.\d\dx pydantic v2 \(target <= 1\.00x\): (met|MISSED)", out)
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("overhead", ["--requests", "0"]), ("overhead", ["--rounds", "0"]), ("serialization", ["--records", "0"])],
+)
+def test_sizes_below_one_are_refused(name: str, args: list[str]) -> None:
+    """A size of 0 is a usage error naming the option, not an empty table or a division by zero."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2
+    assert args[0] in proc.stderr
+
+
+def test_the_round_trip_check_catches_a_codec_that_loses_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serialization.py refuses to time a codec whose round trip does not give the records back."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import serialization
+
+    records = serialization.make_records(5)
+    serialization.check_round_trips(records)
+    ours_structure, ours_unstructure = serialization.CODECS[serialization.OURS]
+
+    def lossy(objects: list[object]) -> list[dict[str, object]]:
+        return [{**data, "meta": None} for data in ours_unstructure(objects)]
+
+    monkeypatch.setitem(serialization.CODECS, serialization.OURS, (ours_structure, lossy))
+    with pytest.raises(AssertionError, match=r"kayse_async \(cattrs\): round trip changed record 0"):
+        serialization.check_round_trips(records)
