@@ -2,14 +2,13 @@
 
 Generated from the route table and the validation tables
 (:func:`build_document`); the packaged ``openapi.json`` is that output, and a
-test keeps the two equal (``python -m kayse_async.testing._openapi`` writes
-it again).
+test keeps the two equal (:func:`regenerate` writes it again, and the docs
+copy with it).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -328,14 +327,8 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-def _write(argv: list[str]) -> int:
-    """Write the generated document to the package (and to any paths given)."""
+def regenerate(copies: list[str]) -> None:
+    """Write the generated document to the package and to the paths given (the docs copy)."""
     text = render(build_document())
-    targets = [Path(__file__).with_name(DOCUMENT_NAME), *(Path(arg) for arg in argv)]
-    for target in targets:
+    for target in [Path(__file__).with_name(DOCUMENT_NAME), *(Path(copy) for copy in copies)]:
         target.write_text(text, encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_write(sys.argv[1:]))

@@ -20,7 +20,7 @@ referencing = pytest.importorskip("referencing")
 
 DOCS_COPY = Path(__file__).parents[2] / "docs" / "openapi.json"
 PACKAGED = Path(__file__).parents[2] / "kayse_async" / "testing" / "openapi.json"
-REGENERATE = "python -c 'from kayse_async.testing._openapi import _write; _write([\"docs/openapi.json\"])'"
+REGENERATE = "python -c 'from kayse_async.testing._openapi import regenerate; regenerate([\"docs/openapi.json\"])'"
 
 INTROSPECTION = {
     ("GET", "/_emulator/stats"),
