@@ -25,7 +25,7 @@ def test_never_closed_clients_exit_cleanly(emulator: ThreadedEmulator) -> None:
 def test_forked_child_gets_its_own_client_and_leaves_the_parents_sockets_alone() -> None:
     """After fork the child uses a new connection; the parent's pooled connection still serves it afterwards."""
     with recording_server() as server:
-        done = run_script("fork_child.py", server.url)
+        done = run_script("fork_child.py", server.url, timeout=90)
         assert (done.returncode, done.stderr) == (0, "")
         assert sorted(done.stdout.splitlines()) == ["child ok", "parent ok"]
         peers = server.peers()

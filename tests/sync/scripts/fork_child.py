@@ -17,7 +17,7 @@ from kayse_async.quota import MemoryQuota
 warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
 
 url = sys.argv[1]
-kayse = Kayse("test-key", base_url=url, calls_base_url=url, quota=MemoryQuota(limit=1_000_000_000), timeout=5)
+kayse = Kayse("test-key", base_url=url, calls_base_url=url, quota=MemoryQuota(limit=1_000_000_000), timeout=20)
 kayse.metadata.objects()
 parent_thread = kayse.portal_thread
 assert parent_thread is not None
