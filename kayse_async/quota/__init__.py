@@ -9,6 +9,7 @@ machines, behind the ``redis`` extra). Both implement the ``Quota`` protocol;
 
 from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Lease, Quota, QuotaWait, WaitCallback
 from ._memory import MemoryLease, MemoryQuota, default_quota
+from ._redis import RedisLease, RedisQuota
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -18,6 +19,8 @@ __all__ = [
     "MemoryQuota",
     "Quota",
     "QuotaWait",
+    "RedisLease",
+    "RedisQuota",
     "WaitCallback",
     "default_quota",
 ]

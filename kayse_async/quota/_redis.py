@@ -1,0 +1,355 @@
+"""RedisQuota: one budget per key across processes and machines, kept in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.resources
+import math
+import threading
+import time
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from .._ratelimit import RateLimitInfo
+from ..models import QuotaSnapshot
+from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
+from ._memory import check_limits, check_max_wait, logger, report_wait
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from redis.commands.core import AsyncScript
+
+__all__ = ["RedisLease", "RedisQuota"]
+
+DEFAULT_LEASE_TTL = 120.0
+"""Seconds a lease may stay out before Redis counts it as spent by a crashed worker."""
+
+_SCRIPT = importlib.resources.files("kayse_async.quota").joinpath("_redis.lua").read_text(encoding="utf-8")
+
+
+def _import_redis() -> Any:
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:
+        raise errors.ConfigurationError(
+            "RedisQuota needs the redis package: install the redis extra, pip install 'kayse-async[redis]'"
+        ) from None
+    return aioredis
+
+
+class _Turn:
+    """One caller's place in this loop's line for a bucket."""
+
+    __slots__ = ("fut", "priority")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, priority: bool) -> None:
+        self.priority = priority
+        self.fut: asyncio.Future[None] = loop.create_future()
+
+
+class _LoopState:
+    """What RedisQuota holds for one event loop: its client, script, lines and background calls."""
+
+    def __init__(self, client: aioredis.Redis, owned: bool) -> None:
+        self.client = client
+        self.owned = owned
+        self.script: AsyncScript = client.register_script(_SCRIPT)
+        self.lines: dict[str, deque[_Turn]] = {}
+        self.pending: set[asyncio.Task[Any]] = set()
+
+
+class RedisLease:
+    """One unit of a ``RedisQuota`` bucket (see ``Lease``).
+
+    ``sent``, ``complete`` and ``release`` return at once; the Redis update
+    runs in the background on the lease's loop (``RedisQuota.aclose`` waits
+    for it). Until it lands, the unit simply counts as still out.
+    """
+
+    __slots__ = ("_bucket", "_done", "_id", "_quota", "_sent", "_state")
+
+    def __init__(self, quota: RedisQuota, state: _LoopState, bucket: str, lease_id: int) -> None:
+        self._quota = quota
+        self._state = state
+        self._bucket = bucket
+        self._id = lease_id
+        self._sent = False
+        self._done = False
+
+    @property
+    def bucket(self) -> str:
+        """The bucket this unit belongs to."""
+        return self._bucket
+
+    def sent(self) -> None:
+        """The request is going on the wire: the unit can no longer come back."""
+        self._sent = True
+
+    def complete(self, info: RateLimitInfo | None, status: int | None) -> None:
+        """The sent request ended; ``info``/``status`` from its response, or None when none came."""
+        if self._done:
+            return
+        self._done = True
+        self._quota._background(self._state, self._bucket, self._quota._complete_args(self._id, info, status))
+
+    def release(self) -> None:
+        """Abandon the attempt before sending: the unit goes back (after ``sent()``, it is completed)."""
+        if self._sent:
+            self.complete(None, None)
+            return
+        if self._done:
+            return
+        self._done = True
+        self._quota._background(self._state, self._bucket, ["release", *self._quota._config(), self._id])
+
+    def __repr__(self) -> str:
+        return f"<RedisLease bucket={self._bucket!r} id={self._id}>"
+
+
+class RedisQuota:
+    """A scheduler whose state lives in Redis, shared by every process and machine on a key.
+
+    ``url_or_client`` is a Redis URL (a client is then created lazily inside
+    each running loop, one per loop, and closed by ``aclose()`` on that loop)
+    or a ``redis.asyncio.Redis`` client (used as is, never closed here).
+
+    Each bucket is one hash, ``key_prefix + bucket``, changed only by one
+    atomic Lua script that reads Redis's own clock (``TIME``), so clocks of
+    the machines never matter. Leases out carry an expiry (``lease_ttl``
+    seconds): a worker that dies with a lease cannot hold budget longer; the
+    unit then counts as spent (the server may have seen it). The rules are
+    those of ``MemoryQuota`` (``docs/quota.md``).
+
+    Waiting is by polling: the script says how long until the budget can
+    change, and callers look again then, or after ``poll_interval`` seconds
+    at most (other processes' answers may bring room sooner). Within one
+    process and loop callers are served first come, first served; across
+    processes the first to look once room appears wins, except that a
+    priority retry holds the others back while it waits (best effort).
+
+    ``snapshot()`` does no I/O: it returns what the last script call on any
+    loop of this process reported (refreshed on every acquire and complete).
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        period: float = DEFAULT_PERIOD,
+        key_prefix: str = "kayse:quota:",
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        safety_margin: float | None = None,
+        poll_interval: float | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> None:
+        self._redis = _import_redis()
+        self._margin = check_limits(limit, period, safety_margin)
+        if not isinstance(lease_ttl, int | float) or not math.isfinite(lease_ttl) or lease_ttl <= 0:
+            raise errors.ConfigurationError(f"lease_ttl: must be a positive number of seconds, got {lease_ttl!r}")
+        if poll_interval is None:
+            poll_interval = min(1.0, max(0.02, period / 100.0))
+        if not isinstance(poll_interval, int | float) or not math.isfinite(poll_interval) or poll_interval <= 0:
+            raise errors.ConfigurationError(
+                f"poll_interval: must be a positive number of seconds, got {poll_interval!r}"
+            )
+        if not isinstance(key_prefix, str):
+            raise errors.ConfigurationError("key_prefix: must be a string")
+        if isinstance(url_or_client, str):
+            self._url: str | None = url_or_client
+            self._client: aioredis.Redis | None = None
+        elif isinstance(url_or_client, self._redis.Redis):
+            self._url = None
+            self._client = url_or_client
+        else:
+            raise errors.ConfigurationError("url_or_client: must be a redis:// URL or a redis.asyncio.Redis client")
+        self._limit = limit
+        self._period = float(period)
+        self._prefix = key_prefix
+        self._ttl = float(lease_ttl)
+        self._poll = float(poll_interval)
+        self._on_wait = on_wait
+        self._lock = threading.Lock()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+        self._cache: dict[str, QuotaSnapshot] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisQuota(limit={self._limit}, period={self._period}, key_prefix={self._prefix!r})"
+
+    @property
+    def limit(self) -> int:
+        """The configured requests per period."""
+        return self._limit
+
+    @property
+    def period(self) -> float:
+        """The configured period, in seconds."""
+        return self._period
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._loops.get(loop)
+            if state is None:
+                if self._client is not None:
+                    state = _LoopState(self._client, owned=False)
+                else:
+                    assert self._url is not None
+                    state = _LoopState(self._redis.Redis.from_url(self._url), owned=True)
+                self._loops[loop] = state
+            return state
+
+    def _config(self) -> list[Any]:
+        return [self._limit, self._period * 1000.0, self._margin * 1000.0, self._ttl * 1000.0]
+
+    def _complete_args(self, lease_id: int, info: RateLimitInfo | None, status: int | None) -> list[Any]:
+        def ms(value: float | None) -> float:
+            return -1 if value is None else value * 1000.0
+
+        def count(value: int | None) -> int:
+            return -1 if value is None else value
+
+        present = info is not None and info.present
+        return [
+            "complete",
+            *self._config(),
+            lease_id,
+            -1 if status is None else status,
+            1 if present else 0,
+            count(info.limit if info else None),
+            count(info.remaining if info else None),
+            ms(info.reset_after if info else None),
+            ms(info.retry_after if info else None),
+        ]
+
+    async def _call(self, state: _LoopState, bucket: str, args: list[Any]) -> list[int]:
+        reply: list[Any] = await state.script(keys=[self._prefix + bucket], args=args)
+        values = [int(v) for v in reply]
+        limit, remaining, reset_in = values[4], values[5], values[6]
+        resets_at = None
+        if reset_in >= 0:
+            resets_at = dt.datetime.fromtimestamp(time.time() + reset_in / 1000.0, tz=dt.UTC)
+        with self._lock:
+            self._cache[bucket] = QuotaSnapshot(limit=limit, remaining=max(0, remaining), resets_at=resets_at)
+        return values
+
+    def _background(self, state: _LoopState, bucket: str, args: list[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._call(state, bucket, args))
+        state.pending.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        for state in list(self._loops.values()):
+            state.pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("quota update in Redis failed: %r", task.exception())
+
+    def _refuse(self, bucket: str, eta_ms: int, max_wait: float) -> errors.QuotaExhaustedError:
+        resets_at = None
+        if eta_ms >= 0:
+            resets_at = dt.datetime.fromtimestamp(time.time() + eta_ms / 1000.0, tz=dt.UTC)
+        when = f"; budget expected at {resets_at.isoformat()}" if resets_at is not None else ""
+        logger.info("quota for bucket %s cannot be had within max_wait=%.3f s%s", bucket, max_wait, when)
+        return errors.QuotaExhaustedError(
+            f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
+        )
+
+    async def _try(self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool) -> list[int]:
+        args = ["peek" if peek else "acquire", *self._config(), need, 1 if priority else 0, 3000.0 * self._poll]
+        call = asyncio.ensure_future(self._call(state, bucket, args))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The script may have granted a unit we will never hand out: give it back once it answers.
+            def give_back(done: asyncio.Future[list[int]]) -> None:
+                if not done.cancelled() and done.exception() is None and done.result()[0] == 1:
+                    self._background(state, bucket, ["release", *self._config(), done.result()[1]])
+
+            call.add_done_callback(give_back)
+            raise
+
+    # -- the Quota protocol ---------------------------------------------------------------
+
+    async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> RedisLease:
+        """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
+        check_max_wait(max_wait)
+        loop = asyncio.get_running_loop()
+        state = self._loop_state()
+        line = state.lines.setdefault(bucket, deque())
+        turn = _Turn(loop, priority)
+        if priority:
+            ahead = sum(1 for t in line if t.priority)
+            line.insert(ahead, turn)
+        else:
+            ahead = len(line)
+            line.append(turn)
+        start = loop.time()
+        deadline = None if max_wait is None else start + max_wait
+        reason = "queued" if ahead else ""
+        try:
+            if ahead:
+                values = await self._try(state, bucket, ahead + 1, priority, peek=True)
+                if max_wait is not None and ((values[3] < 0 and max_wait == 0) or values[3] > max_wait * 1000):
+                    raise self._refuse(bucket, values[3], max_wait)
+                while line[0] is not turn:
+                    if turn.fut.done():
+                        # Woken, but a retry took the head meanwhile: wait again.
+                        turn.fut = loop.create_future()
+                    timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                    done, _ = await asyncio.wait((turn.fut,), timeout=timeout)
+                    if not done and line[0] is not turn:
+                        raise self._refuse(bucket, -1, max_wait or 0.0)
+            while True:
+                values = await self._try(state, bucket, 1, priority, peek=False)
+                if values[0] == 1:
+                    break
+                wait_ms, eta_ms = values[2], values[3]
+                if not reason:
+                    reason = self._reason(bucket)
+                if max_wait is not None:
+                    left = max_wait - (loop.time() - start)
+                    if (eta_ms < 0 and left <= 0) or eta_ms > left * 1000:
+                        raise self._refuse(bucket, eta_ms, max_wait)
+                delay = self._poll if wait_ms < 0 else min(self._poll, wait_ms / 1000.0)
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - loop.time()))
+                await asyncio.sleep(max(delay, 0.001))
+        finally:
+            line.remove(turn)
+            if line and not line[0].fut.done():
+                line[0].fut.set_result(None)
+        waited = loop.time() - start
+        if reason:
+            report_wait(self._on_wait, QuotaWait(bucket=bucket, seconds=waited, reason=reason))
+        return RedisLease(self, state, bucket, values[1])
+
+    def _reason(self, bucket: str) -> str:
+        snap = self._cache.get(bucket)
+        if snap is None or snap.resets_at is None:
+            return "warmup" if snap is None or snap.remaining > 0 else "exhausted"
+        return "exhausted"
+
+    def snapshot(self, bucket: str) -> QuotaSnapshot:
+        """The last state of ``bucket`` that Redis reported to this process (no I/O)."""
+        with self._lock:
+            snap = self._cache.get(bucket)
+        if snap is None:
+            return QuotaSnapshot(limit=self._limit, remaining=self._limit, resets_at=None)
+        return snap
+
+    async def aclose(self) -> None:
+        """Wait for this loop's pending updates, then close the client this quota created on it. Idempotent."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._loops.pop(loop, None)
+        if state is None:
+            return
+        if state.pending:
+            await asyncio.gather(*state.pending, return_exceptions=True)
+        if state.owned:
+            await state.client.aclose()

@@ -1,0 +1,168 @@
+"""RedisQuota against a real redis-server: shared budget, crashed workers, 429s, max_wait, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+from quota_sim import FixedServer, Load, SlidingServer
+
+from kayse_async import errors
+from kayse_async._ratelimit import RateLimitInfo
+from kayse_async.quota import Quota, RedisQuota
+
+BUCKET = "k:redis"
+
+
+def info(remaining: int, reset: float, *, limit: int = 10, retry_after: float | None = None) -> RateLimitInfo:
+    return RateLimitInfo(limit=limit, remaining=remaining, reset_after=reset, retry_after=retry_after)
+
+
+async def out_leases(q: RedisQuota, prefix: str) -> list[bytes]:
+    client = q._loop_state().client
+    fields: list[bytes] = await client.hkeys(prefix + BUCKET)
+    return [f for f in fields if f.startswith(b"L:")]
+
+
+def test_without_the_redis_package_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No redis installed: ConfigurationError naming the redis extra, and kayse_async.quota still imports."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(errors.ConfigurationError, match=r"kayse-async\[redis\]"):
+        RedisQuota("redis://127.0.0.1:6379/15")
+
+
+def test_bad_options_are_refused_naming_the_field() -> None:
+    """lease_ttl and url_or_client are checked when the quota is made."""
+    with pytest.raises(errors.ConfigurationError, match="lease_ttl"):
+        RedisQuota("redis://127.0.0.1:6379/15", lease_ttl=0)
+    with pytest.raises(errors.ConfigurationError, match="url_or_client"):
+        RedisQuota(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.redis
+async def test_redis_quota_satisfies_the_protocol_and_snapshots_without_io(redis_url: str, key_prefix: str) -> None:
+    """A RedisQuota is a Quota; snapshot() reports the last state Redis returned."""
+    q = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix)
+    assert isinstance(q, Quota)
+    assert q.snapshot(BUCKET).remaining == 10
+    lease = await q.acquire(BUCKET)
+    lease.sent()
+    lease.complete(info(7, 4), 200)
+    await q.aclose()
+    snap = q.snapshot(BUCKET)
+    assert (snap.limit, snap.remaining) == (10, 7)
+    assert snap.resets_at is not None
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["fixed", "sliding"])
+async def test_two_instances_sharing_a_bucket_never_pass_the_limit(redis_url: str, key_prefix: str, kind: str) -> None:
+    """Two RedisQuota instances (two processes' worth) with 4 workers each: no 429, most of the budget used."""
+    loop = asyncio.get_running_loop()
+    server = FixedServer(10, 1.0, origin=loop.time()) if kind == "fixed" else SlidingServer(10, 1.0)
+    quotas = [RedisQuota(redis_url, limit=10, period=1.0, key_prefix=key_prefix) for _ in range(2)]
+    loads = [Load(q, server, workers=4, latency=0.005, bucket=BUCKET) for q in quotas]
+    await asyncio.gather(*(load.run(2.95) for load in loads))
+    for q in quotas:
+        await q.aclose()
+    assert server.rejected == 0
+    assert server.max_in_any_window() <= 10
+    served = sum(len(load.served) for load in loads)
+    assert served >= 0.8 * 30
+    assert all(load.served for load in loads)
+
+
+@pytest.mark.redis
+async def test_a_crashed_workers_lease_expires(redis_url: str, key_prefix: str) -> None:
+    """A worker that dies holding the probe blocks the others only until its lease expires."""
+    crashed = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix, lease_ttl=0.4)
+    survivor = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix, lease_ttl=0.4)
+    loop = asyncio.get_running_loop()
+    lost = await crashed.acquire(BUCKET)
+    lost.sent()  # ... and the process dies: no complete(), ever.
+    start = loop.time()
+    lease = await survivor.acquire(BUCKET, max_wait=3.0)
+    waited = loop.time() - start
+    assert 0.3 <= waited < 2.0
+    assert len(await out_leases(survivor, key_prefix)) == 1  # only the survivor's own
+    lease.sent()
+    lease.complete(info(8, 5), 200)
+    await survivor.aclose()
+    await crashed.aclose()
+    assert survivor.snapshot(BUCKET).remaining == 8
+
+
+@pytest.mark.redis
+async def test_a_429_holds_every_instance_until_retry_after(redis_url: str, key_prefix: str) -> None:
+    """A 429 seen by one instance blocks the other until Retry-After (+ margin)."""
+    a = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix, safety_margin=0.0)
+    b = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix, safety_margin=0.0)
+    loop = asyncio.get_running_loop()
+    lease = await a.acquire(BUCKET)
+    lease.sent()
+    lease.complete(info(0, 5, retry_after=0.6), 429)
+    await a.aclose()
+    start = loop.time()
+    other = await b.acquire(BUCKET)
+    assert loop.time() - start >= 0.5
+    other.release()
+    await b.aclose()
+
+
+@pytest.mark.redis
+async def test_max_wait_raises_at_once_with_the_reset_time(redis_url: str, key_prefix: str) -> None:
+    """Budget spent until a Reset 30 s away: max_wait=1 raises at once with resets_at about 30 s ahead."""
+    q = RedisQuota(redis_url, limit=10, period=60.0, key_prefix=key_prefix)
+    loop = asyncio.get_running_loop()
+    lease = await q.acquire(BUCKET)
+    lease.sent()
+    lease.complete(info(0, 30), 200)
+    await q.aclose()
+    start = loop.time()
+    with pytest.raises(errors.QuotaExhaustedError) as caught:
+        await q.acquire(BUCKET, max_wait=1.0)
+    assert loop.time() - start < 0.5
+    assert caught.value.resets_at is not None
+    await q.aclose()
+
+
+@pytest.mark.redis
+async def test_release_refunds_and_cancellation_leaks_nothing(redis_url: str, key_prefix: str) -> None:
+    """release() before sending gives the unit back in Redis; a cancelled waiter leaves no lease behind."""
+    q = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix)
+    first = await q.acquire(BUCKET)
+    first.sent()
+    first.complete(info(3, 5), 200)
+    held = await q.acquire(BUCKET)
+    assert q.snapshot(BUCKET).remaining == 2
+    held.release()
+    await q.aclose()
+    assert await out_leases(q, key_prefix) == []
+    # Spend the rest, then cancel callers while they poll.
+    leases = [await q.acquire(BUCKET) for _ in range(3)]
+    waiters = [asyncio.create_task(q.acquire(BUCKET)) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    for w in waiters:
+        w.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    for lease in leases:
+        lease.release()
+    await q.aclose()
+    assert await out_leases(q, key_prefix) == []
+    await q.aclose()
+
+
+@pytest.mark.redis
+async def test_an_injected_client_is_used_and_not_closed(redis_url: str, key_prefix: str) -> None:
+    """A redis.asyncio client passed in is used as is, and still works after aclose()."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    q = RedisQuota(client, limit=10, period=5.0, key_prefix=key_prefix)
+    lease = await q.acquire(BUCKET)
+    lease.release()
+    await q.aclose()
+    assert await client.ping()
+    await client.aclose()
