@@ -448,6 +448,7 @@ class _Job(Generic[T]):
         self.natural_key = _NATURAL_KEYS.get(endpoint.request_key, ())
         self.carry: _Entry | tuple[_Entry, str] | BulkItem[T] | None = None
         self.requests_at_start = 0
+        self.wait_at_start: float | None = None
         self.request_seconds = 0.0
         self.request_count = 0
         self.fastest = math.inf
@@ -718,6 +719,9 @@ class _Job(Generic[T]):
         return self.transport.requests_sent - self.requests_at_start
 
     def quota_wait(self) -> float:
+        measured = _measured_wait(self.transport)
+        if measured is not None and self.wait_at_start is not None:
+            return measured - self.wait_at_start
         return _wait_estimate(self.request_seconds, self.request_count, self.fastest)
 
     def account(self, outcomes: list[BulkItem[T]]) -> None:
@@ -745,6 +749,7 @@ class _Job(Generic[T]):
         pending: deque[_Chunk[T]] = deque()
         exhausted = False
         self.requests_at_start = self.transport.requests_sent
+        self.wait_at_start = _measured_wait(self.transport)
         try:
             if self.journal_path is not None:
                 self.journal = _Journal(self.journal_path, self.endpoint.path)
@@ -785,14 +790,20 @@ class _Job(Generic[T]):
                 self.journal.close()
 
 
+def _measured_wait(transport: Transport) -> float | None:
+    """The transport's running total of seconds spent waiting for budget, when it keeps one."""
+    total = getattr(transport, "quota_wait_seconds", None)
+    return float(total) if isinstance(total, int | float) and not isinstance(total, bool) else None
+
+
 def _wait_estimate(seconds: float, count: int, fastest: float) -> float:
     """Time the requests spent beyond the fastest one's: an estimate of the wait for budget.
 
-    The transport waits for budget inside ``request()`` and does not say for
-    how long, so the engine times each call and counts what exceeds the
-    quickest call of the job (a request that met no wait) as waiting.
-    Slower server answers count too: an upper bound, exact when the network
-    and the server answer in steady time.
+    Used when the transport keeps no ``quota_wait_seconds`` total: the
+    engine times each call and counts what exceeds the quickest call of the
+    job (a request that met no wait) as waiting. Slower answers and requests
+    queued at the server behind the job's other requests count too: an
+    upper bound, close when requests rarely overlap.
     """
     if not count:
         return 0.0
@@ -1009,6 +1020,13 @@ async def delete(
     stop: list[KayseError] = []
     state = {"done": 0, "succeeded": 0, "failed": 0}
     timing = {"seconds": 0.0, "count": 0.0, "fastest": math.inf}
+    wait_before = _measured_wait(transport)
+
+    def wait_now() -> float:
+        measured = _measured_wait(transport)
+        if measured is not None and wait_before is not None:
+            return measured - wait_before
+        return _wait_estimate(timing["seconds"], int(timing["count"]), timing["fastest"])
 
     async def one(chunk: list[int]) -> None:
         async with sem:
@@ -1063,7 +1081,7 @@ async def delete(
                         items_done=state["done"],
                         items_total=len(unique),
                         requests=transport.requests_sent - requests_before,
-                        quota_wait_seconds=_wait_estimate(timing["seconds"], int(timing["count"]), timing["fastest"]),
+                        quota_wait_seconds=wait_now(),
                         succeeded=state["succeeded"],
                         failed=state["failed"],
                     )

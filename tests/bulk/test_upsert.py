@@ -286,3 +286,20 @@ async def test_breaking_out_of_the_stream_stops_reading(emu: Emulator, make_clie
     assert first is not None
     assert first.index == 0
     assert read <= 30
+
+
+async def test_quota_wait_comes_from_the_transport_when_it_keeps_a_total(
+    emu: Emulator, make_client: MakeClient
+) -> None:
+    """A transport keeping ``quota_wait_seconds`` is read as a delta over the job, not estimated."""
+    seen: list[float] = []
+    async with make_client(emu) as kayse:
+        transport: Any = kayse._transport
+        transport.quota_wait_seconds = 10.0
+
+        def progress(p: BulkProgress) -> None:
+            seen.append(p.quota_wait_seconds)
+            transport.quota_wait_seconds += 2.5
+
+        await kayse.clients.bulk_upsert(client_items(30), chunk_size=10, concurrency=1, progress=progress)
+    assert seen == [0.0, 2.5, 5.0]
