@@ -249,12 +249,17 @@ class _Journal:
                 if iv[1] <= index and iv[2] not in kept:
                     self._cache.pop(iv[2], None)
             self._active = live
-        for first, end, offset, _kind in live:
+        found: _JournalRecord | None = None
+        for first, end, offset, kind in live:
             if first <= index < end:
-                record = self._load(offset)
-                fingerprint, value = record.by_index[index]
-                return record.kind, record.batch, fingerprint, value
-        return None
+                found = self._load(offset)
+                if kind == "done":
+                    # A later run stored what an earlier one left without an outcome: done wins.
+                    break
+        if found is None:
+            return None
+        fingerprint, value = found.by_index[index]
+        return found.kind, found.batch, fingerprint, value
 
     def _load(self, offset: int) -> _JournalRecord:
         record = self._cache.get(offset)

@@ -278,3 +278,25 @@ async def test_updates_without_an_outcome_are_simply_sent_again(
     assert [item.status for item in second.items] == ["succeeded", "succeeded"]
     assert emu.store.clients[existing[0].id]["first_name"] == "New"
     assert sorted(stored_external_ids(emu)) == ["ext-0", "ext-1", "ext-5"]
+
+
+async def test_an_update_stored_on_a_rerun_is_then_read_from_the_journal(
+    emu: Emulator, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """An update resent after a lost answer is journaled done; the next rerun takes it from there, no request."""
+    journal = tmp_path / "lists.journal"
+    async with make_client(emu) as kayse:
+        (existing,) = await kayse.case_lists.bulk_upsert([{"name": "old"}])
+        batch = [{"id": existing.id, "name": "renamed"}, {"name": "new"}]
+        emu.set_faults(1.0, ["lost"])
+        with pytest.raises(errors.BulkError):
+            await kayse.case_lists.bulk_upsert(batch, journal=journal)
+        emu.set_faults(0.0)
+        runs = []
+        for _ in range(2):
+            before = emu.stats()["requests"]
+            with pytest.raises(errors.BulkError) as caught:
+                await kayse.case_lists.bulk_upsert(batch, journal=journal)
+            runs.append((emu.stats()["requests"] - before, [item.status for item in caught.value.result.items]))
+    assert runs == [(1, ["succeeded", "uncertain"]), (0, ["succeeded", "uncertain"])]
+    assert len(emu.store.case_lists) == 2
