@@ -107,7 +107,8 @@ class Stats:
 
 
 def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    # ASCII escapes: a lone surrogate sent in a request ("\\ud800") comes back escaped, never as a crash.
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def _reject_constant(name: str) -> Any:
@@ -200,7 +201,7 @@ class Service:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/_emulator/stats", self._introspect(lambda _: self.stats.as_dict()))
         app.router.add_get("/_emulator/store", self._introspect(lambda _: self.store.snapshot()))
-        app.router.add_get("/_emulator/outbox", self._introspect(lambda _: self.store.snapshot()["outbox"]))
+        app.router.add_get("/_emulator/outbox", self._introspect(lambda _: list(self.store.outbox)))
         app.router.add_post("/_emulator/reset", self._introspect(self._reset_route))
         app.router.add_get("/_emulator/config", self._introspect(lambda _: self.settings.public()))
         app.router.add_post("/_emulator/config", self._config_route)
@@ -238,6 +239,8 @@ class Service:
         if path != "/v1" and not path.startswith("/v1/"):
             return _json(404, {"message": "not found", "field": None})
         self.stats.requests += 1
+        if self.settings.latency_ms > 0:
+            await asyncio.sleep(self.settings.latency_ms / 1000)
         found = match(path)
         if found is None:
             return self._finish(_json(404, {"message": "no such endpoint", "field": None}))
@@ -272,8 +275,6 @@ class Service:
     async def _serve(
         self, request: web.Request, route: Route, params: dict[str, int], decision: Decision | None
     ) -> web.StreamResponse:
-        if self.settings.latency_ms > 0:
-            await asyncio.sleep(self.settings.latency_ms / 1000)
         fault = self.faults.draw()
         if fault is not None:
             self.stats.faults[fault] += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, cast
 
 import attrs
@@ -98,9 +98,29 @@ def _check_date(value: object, path: str) -> str:
     return value
 
 
+MAX_DEPTH: Final = 32
+"""How deeply free-form objects (``meta``, ``external_source_data``) may nest."""
+
+
+def _depth(value: object) -> int:
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        deepest = max(deepest, level)
+        children: Iterable[object] = ()
+        if isinstance(item, dict):
+            children = cast("dict[str, object]", item).values()
+        elif isinstance(item, list):
+            children = cast("list[object]", item)
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _check_object(value: object, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise bad(path, f"{path} must be an object")
+    if _depth(value) > MAX_DEPTH:
+        raise bad(path, f"{path} nests more than {MAX_DEPTH} levels deep")
     return dict(value)  # pyright: ignore[reportUnknownArgumentType]
 
 

@@ -261,3 +261,16 @@ async def test_config_route_changes_settings_and_never_shows_keys(api: Api) -> N
         reply = await api.call("POST", "/_emulator/config", bad, key=None)
         assert reply.status == 400, bad
     assert api.emulator.settings.window == "sliding"
+
+
+async def test_odd_but_valid_json_is_handled(api: Api) -> None:
+    """Lone surrogates and non-ASCII text round-trip; over-deep free-form objects are a 400."""
+    raw = '{"external_source": "s", "external_source_id": "x", "first_name": "\\ud800", "last_name": "Ünïcødé"}'
+    reply = await api.call("POST", "/v1/clients", data=raw)
+    assert reply.status == 200
+    assert (reply.body["first_name"], reply.body["last_name"]) == ("\ud800", "Ünïcødé")
+    deep: Any = {}
+    for _ in range(40):
+        deep = {"a": deep}
+    reply = await api.call("POST", "/v1/clients", {**VALID["/v1/clients"], "meta": deep})
+    assert (reply.status, reply.body["field"]) == (400, "meta")

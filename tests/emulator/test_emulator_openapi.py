@@ -15,8 +15,11 @@ from kayse_async.testing._routes import ROUTES
 from .helpers import Api
 from .test_emulator_http import TABLES, VALID, wrong_values
 
-jsonschema = pytest.importorskip("jsonschema")
-referencing = pytest.importorskip("referencing")
+
+def schema_tools() -> tuple[Any, Any]:
+    """jsonschema and referencing, or a visible skip when they are not installed."""
+    return pytest.importorskip("jsonschema"), pytest.importorskip("referencing")
+
 
 DOCS_COPY = Path(__file__).parents[2] / "docs" / "openapi.json"
 PACKAGED = Path(__file__).parents[2] / "kayse_async" / "testing" / "openapi.json"
@@ -34,6 +37,7 @@ INTROSPECTION = {
 
 def validator(document: dict[str, Any], pointer: str) -> Any:
     """A JSON Schema validator for one schema of the document ($refs resolved inside it)."""
+    jsonschema, referencing = schema_tools()
     resource = referencing.Resource.from_contents(document, default_specification=referencing.jsonschema.DRAFT202012)
     registry = referencing.Registry().with_resource("urn:kayse", resource)
     return jsonschema.Draft202012Validator(
@@ -141,6 +145,7 @@ def test_bulk_schemas_follow_create_and_update_rules() -> None:
 
 async def test_responses_match_their_schemas(api: Api) -> None:
     """The bodies the emulator sends for each operation validate against the document's response schemas."""
+    jsonschema, _ = schema_tools()
     document = openapi_document()
     calls: list[tuple[str, str, Any]] = [
         ("POST", "/v1/cases", VALID["/v1/cases"]),
