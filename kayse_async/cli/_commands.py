@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
+from ..errors import NotFoundError
 from ..models import BulkProgress
-from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, as_json_ready, plural
+from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, as_json_ready, describe_error, plural
 from ._render import err_console, out_console, print_json, print_table, short
 
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
@@ -28,7 +29,11 @@ def _json_option(help_text: str = "Print JSON on stdout.") -> Callable[[_F], _F]
 def get_command(config: Config, kind: str, item_id: int) -> None:
     """Print one client or case as JSON."""
     with config.client(quiet=True) as kayse:
-        item: Any = kayse.clients.get(item_id) if kind == "client" else kayse.cases.get(item_id)
+        try:
+            item: Any = kayse.clients.get(item_id) if kind == "client" else kayse.cases.get(item_id)
+        except NotFoundError as exc:
+            hint = " (the sandbox starts empty at every command; see 'kayse emulator')" if config.sandbox else ""
+            raise CommandFailed(f"{describe_error(exc)}{hint}") from None
     print_json(as_json_ready(item))
 
 

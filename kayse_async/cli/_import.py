@@ -238,7 +238,7 @@ class _QuotaColumn(ProgressColumn):
         quota = "quota ?" if snap is None else f"quota {snap.remaining}/{snap.limit}"
         eta = state.eta()
         eta_text = "ETA --:--" if eta is None else f"ETA {_clock(eta)}"
-        return Text(f"{state.requests:,} req · {quota} · {eta_text}", style="cyan")
+        return Text(f"· {state.requests:,} req · {quota} · {eta_text}", style="cyan")
 
 
 def _clock(seconds: float) -> str:
@@ -282,9 +282,8 @@ def run_import(
 
     progress = Progress(
         TextColumn(f"[bold]{resource}[/]"),
-        BarColumn(bar_width=24),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
-        TextColumn("records"),
         _QuotaColumn(state),
         console=console,
         transient=False,
