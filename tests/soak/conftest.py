@@ -1,0 +1,42 @@
+"""Sizes of the fault soak, from the environment.
+
+``KAYSE_SOAK_CLIENTS`` and ``KAYSE_SOAK_CASES`` (default 2,000 and 500: the
+bounded run of the test suite; ``nox -s soak`` runs 20,000 and 5,000).
+``KAYSE_SOAK_SEED`` picks the fault sequence (default 8).
+"""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+import pytest
+
+
+@attrs.frozen
+class SoakSize:
+    """How much the soak imports, and with which fault seed."""
+
+    clients: int
+    cases: int
+    seed: int
+
+
+def _int(name: str, default: int, least: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    value = int(text.replace(",", "").replace("_", ""))
+    if value < least:
+        raise pytest.UsageError(f"{name} must be at least {least}, got {value}")
+    return value
+
+
+@pytest.fixture(scope="session")
+def soak_size() -> SoakSize:
+    """The soak's sizes (see the module docstring)."""
+    return SoakSize(
+        clients=_int("KAYSE_SOAK_CLIENTS", 2000, 20),
+        cases=_int("KAYSE_SOAK_CASES", 500, 10),
+        seed=_int("KAYSE_SOAK_SEED", 8, 0),
+    )
