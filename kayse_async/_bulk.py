@@ -83,7 +83,7 @@ _NATURAL_KEYS: dict[str, tuple[str, ...]] = {
 }
 """Per bulk route, the fields the server keeps unique: a create carrying them cannot be stored twice."""
 
-_TOO_LARGE = re.compile(r"too large|too many|at most \d+ items|batch size|maximum", re.IGNORECASE)
+_TOO_LARGE = re.compile(r"too (large|big|long|many)|at most \d+ (items|records|entries)|batch size", re.IGNORECASE)
 _AT_MOST = re.compile(r"at most (\d+)", re.IGNORECASE)
 _INDEXED_FIELD = re.compile(r"^[A-Za-z_]+\[(\d+)\](.*)$")
 _FATAL = (AuthenticationError, NotFoundError, MethodNotAllowedError, RateLimitError)
@@ -671,7 +671,7 @@ class _Job(Generic[T]):
         # A 4xx: the server refused the batch whole and stored nothing.
         if not recovering:
             self._void(batch, entries)
-        if exc.status == 413 or (exc.status == 400 and _TOO_LARGE.search(exc.message)):
+        if _too_large(exc):
             if len(entries) > 1:
                 self._learn_size(exc, len(entries))
                 await self._send(chunk, entries, bisecting=bisecting)
@@ -841,6 +841,18 @@ def _copy_api_error(exc: APIError, message: str) -> APIError:
         return type(exc)(message, **kwargs)
     except TypeError:  # pragma: no cover - a subclass with another signature
         return APIError(message, **kwargs)
+
+
+def _too_large(exc: APIError) -> bool:
+    """A 413, or a 400 about the batch as a whole (its field names no item) saying it is too large.
+
+    A 400 naming one item (``clients[3].name: too long``) is about that item:
+    splitting would not help, and would cost a request per split.
+    """
+    if exc.status == 413:
+        return True
+    field = _error_field(exc)
+    return exc.status == 400 and (field is None or "[" not in field) and bool(_TOO_LARGE.search(exc.message))
 
 
 def _member_list(data: Any, key: str) -> list[Any] | None:

@@ -107,3 +107,13 @@ async def test_a_503_after_retries_rejects_the_batch(mocked: Scripted) -> None:
         result = await kayse.clients.bulk_upsert(client_items(2), chunk_size=1, concurrency=1, raise_on_error=False)
     assert [item.status for item in result.items] == ["rejected", "succeeded"]
     assert isinstance(result.items[0].error, errors.ServiceUnavailableError)
+
+
+async def test_a_400_about_one_item_is_not_taken_for_a_size_limit(mocked: Scripted) -> None:
+    """'clients[1].last_name: too long' concerns an item: the batch is rejected, not split (one request)."""
+    mocked.post(status=400, payload={"message": "too long", "field": "clients[1].last_name"})
+    async with client(mocked) as kayse:
+        result = await kayse.clients.bulk_upsert(client_items(4), raise_on_error=False)
+    assert {item.status for item in result.items} == {"rejected"}
+    assert len(mocked.batches) == 1
+    assert "clients[1].last_name" in str(result.items[0].error)
