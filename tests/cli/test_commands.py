@@ -184,3 +184,17 @@ def test_parse_ids_reads_files_arguments_and_refuses_junk(tmp_path: Path) -> Non
 def test_eta_follows_the_quota(kwargs: dict[str, float | int | None], expected: float | None) -> None:
     """The ETA is the pace while the budget lasts, and the windows still needed beyond it."""
     assert eta_seconds(chunk_size=500, limit=500, period=3600.0, **kwargs) == expected  # type: ignore[arg-type]
+
+
+def test_delete_with_clients_removes_clients_linked_only_to_deleted_cases(
+    emulator: ThreadedEmulator, linked: tuple[int, int]
+) -> None:
+    """--with-clients: the case's only client goes with it; --yes asks nothing."""
+    case_id, client_id = linked
+    assert [c["id"] for c in emulator.snapshot()["clients"]] == [client_id]
+    result = invoke(against(emulator, "delete", "cases", str(case_id), "--with-clients", "--yes"))
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 case." in result.stdout
+    snapshot = emulator.snapshot()
+    assert snapshot["cases"] == []
+    assert snapshot["clients"] == []

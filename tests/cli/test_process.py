@@ -6,6 +6,7 @@ import json
 import runpy
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 from kayse_async.testing import ThreadedEmulator
@@ -142,3 +143,18 @@ def test_ctrl_c_stops_with_a_summary_and_the_rerun_completes(tmp_path: Path, emu
     assert summary["created"] + summary["uncertain_count"] == total
     ids = sorted(client["external_source_id"] for client in emulator.snapshot()["clients"])
     assert ids == [f"i{n:04d}" for n in range(total)]
+
+
+def test_kayse_emulator_serves_until_interrupted() -> None:
+    """`kayse emulator --port 0`: prints its address, answers the API, stops cleanly on SIGINT."""
+    process = kayse_process(["emulator", "--port", "0", "--api-key", "k"])
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("listening on http://127.0.0.1:"), line
+    url = line.split()[-1]
+    request = urllib.request.Request(f"{url}/v1/campaigns", headers={"X-API-KEY": "k"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read()) == []
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0
