@@ -47,6 +47,39 @@ def _unstructure_date(value: dt.date) -> str:
     return value.isoformat()
 
 
+def _structure_int(value: Any, _: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"expected an integer, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def _structure_float(value: Any, _: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"expected a number, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true or false, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def _structure_list(value: Any, cls: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected an array, got {type(value).__name__} {str(value)[:40]!r}")
+    args = getattr(cls, "__args__", None)
+    if not args:
+        return list(value)
+    return [converter.structure(item, args[0]) for item in value]
+
+
 def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Callable[[Any, Any], T]:
     """Structure ``cls`` from a mapping, keeping unknown keys in ``extra``.
 
@@ -94,6 +127,9 @@ def make_converter() -> cattrs.Converter:
 
     Hooks:
 
+    - ``int``, ``float``, ``bool``, ``str``, ``list[...]``: strict: a value of
+      another JSON type is an error, never coerced (``"12"`` is not 12, and
+      ``"false"`` is not True).
     - ``datetime.date``: unstructured to ``"YYYY-MM-DD"``; structured from an ISO
       date string (a longer timestamp is cut to its date) or a date.
     - every model class in ``MODEL_CLASSES``: structured from a mapping with
@@ -108,6 +144,13 @@ def make_converter() -> cattrs.Converter:
     request builders (they pass only given fields), not by this converter.
     """
     conv = cattrs.Converter(detailed_validation=False)
+    # Strict primitives: cattrs would call int("12"), bool("false") or str({...}) and hand back a
+    # wrong value; a response of the wrong type must be an error instead.
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook_func(lambda t: t is list or getattr(t, "__origin__", None) is list, _structure_list)
     conv.register_structure_hook(dt.date, _structure_date)
     conv.register_unstructure_hook(dt.date, _unstructure_date)
     for cls in MODEL_CLASSES:

@@ -25,6 +25,8 @@ class Kind(Enum):
 
     STR = "string"
     INT = "integer"
+    ID = "positive integer id"
+    COUNT = "integer >= 0"
     BOOL = "boolean"
     DATE = "date"
     OBJECT = "object"
@@ -102,12 +104,12 @@ CASE_LIST_FIELDS = _table(
 CAMPAIGN_FIELDS = _table(
     name=(_S, True),
     agent_id=(_S, True),
-    case_list_id=(_I, True),
+    case_list_id=(Kind.ID, True),
     start_time=_S,
     end_time=_S,
     callback_delays=Kind.CALLBACK_DELAYS,
     days=_SL,
-    send_sms_before_call_delay_minutes=_I,
+    send_sms_before_call_delay_minutes=Kind.COUNT,
     send_sms_before_call=(_B, True),
     sms_before_call_text=(_S, True),
     send_sms_after_successful_call=_B,
@@ -200,6 +202,13 @@ def _check_kind(path: str, kind: Kind, value: Any) -> Any:
         if abs(value) > MAX_INT:
             raise ValidationError(path, "integer out of range")
         return value
+    if kind is Kind.ID:
+        return check_id(path, value)
+    if kind is Kind.COUNT:
+        number = _check_kind(path, Kind.INT, value)
+        if number < 0:
+            raise ValidationError(path, f"must not be negative, got {number}")
+        return number
     if kind is Kind.BOOL:
         if not isinstance(value, bool):
             raise ValidationError(path, f"expected true or false, got {_type_name(value)}")
@@ -233,9 +242,7 @@ def _check_kind(path: str, kind: Kind, value: Any) -> Any:
         entry = dict(_check_json(f"{path}[{i}]", item))
         for unit in ("minutes", "hours", "days"):
             if unit in entry:
-                number = _check_kind(f"{path}[{i}].{unit}", Kind.INT, entry[unit])
-                if number < 0:
-                    raise ValidationError(f"{path}[{i}].{unit}", "must not be negative")
+                _check_kind(f"{path}[{i}].{unit}", Kind.COUNT, entry[unit])
         delays.append(entry)
     return delays
 

@@ -106,9 +106,8 @@ def _kept_body(raw: bytes) -> Any:
     """The body kept on an APIError: JSON when it parses, else text, cut to a few kilobytes."""
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        text = raw[:MAX_BODY_KEPT].decode("utf-8", "replace")
-        return text
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return raw[:MAX_BODY_KEPT].decode("utf-8", "replace")
 
 
 def _resets_at(info: RateLimitInfo, local_now: float) -> dt.datetime | None:
@@ -156,7 +155,7 @@ def decipher(
             return Response(status=status, data=None, rate_limit=info)
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise APIError(
                 f"the response is not valid JSON: {excerpt(body)!r}",
                 status=status,

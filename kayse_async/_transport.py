@@ -319,6 +319,7 @@ class Transport:
         finally:
             if not completed and not sent:
                 lease.release()
+        body = self._redact(body)
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
         info = parse_rate_limit(resp_headers, local_now=time.time())
@@ -326,6 +327,14 @@ class Transport:
         if 300 <= status < 400:
             raise self._redirect(status, location, url, endpoint, request)
         return decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+
+    def _redact(self, body: bytes) -> bytes:
+        """Blank out any API key a server echoes back, before the body reaches errors or models."""
+        for endpoint in self._endpoints.values():
+            secret = endpoint.key.encode()
+            if secret in body:
+                body = body.replace(secret, b"[redacted]")
+        return body
 
     def _redirect(
         self, status: int, location: str | None, url: str, endpoint: _Endpoint, request: Request

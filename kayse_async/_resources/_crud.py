@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -9,8 +10,8 @@ from .. import _bulk
 from .._converter import unstructure
 from .._defaults import CHUNK_SIZE, CONCURRENCY
 from .._fields import Field, check_fields, check_id
-from .._protocol import Request, expect, structure_response
-from ..errors import ValidationError
+from .._protocol import Request, excerpt, expect, structure_response
+from ..errors import APIError, ValidationError
 from ..models import BulkItem, BulkResult
 from ._base import BulkEndpoint, Resource, prepare_upsert, structurer
 
@@ -38,6 +39,16 @@ class CrudResource(Resource, Generic[T]):
 
     def _one(self, data: Any, request: Request) -> T:
         expect(data, dict, "a JSON object", method=request.method, url=request.path)
+        item_id = data.get("id")
+        if isinstance(item_id, bool) or not isinstance(item_id, int):
+            # An object without its id cannot be told apart from one that was never stored.
+            raise APIError(
+                f"unexpected response: {self._name[:-1]} without an integer id: {excerpt(json.dumps(data))!r}",
+                status=200,
+                body=data,
+                method=request.method,
+                url=request.path,
+            )
         result: T = structure_response(data, self._model, method=request.method, url=request.path)
         return result
 

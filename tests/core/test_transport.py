@@ -190,8 +190,20 @@ async def test_a_wrongly_shaped_success_body_is_a_clear_error(kayse: AsyncKayse,
     with pytest.raises(errors.APIError, match="expected a JSON object"):
         await kayse.cases.get(9)
     mocked.get(f"{BASE}/v1/cases/9", payload={"id": "nine"})
+    with pytest.raises(errors.APIError, match="case without an integer id"):
+        await kayse.cases.get(9)
+    mocked.get(f"{BASE}/v1/cases/9", payload={"id": 9, "status": 5})
     with pytest.raises(errors.APIError, match="unexpected response shape for Case"):
         await kayse.cases.get(9)
+
+
+async def test_a_body_that_echoes_the_key_is_redacted(kayse: AsyncKayse, mocked: Any) -> None:
+    mocked.get(f"{BASE}/v1/cases/9", status=401, payload={"message": f"bad key {KEY}"})
+    with pytest.raises(errors.AuthenticationError) as info:
+        await kayse.cases.get(9)
+    assert KEY not in str(info.value)
+    assert KEY not in repr(info.value.body)
+    assert "[redacted]" in info.value.message
 
 
 async def test_an_injected_session_is_used_and_never_closed(quota: RecordingQuota, mocked: Any) -> None:
