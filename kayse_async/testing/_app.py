@@ -315,7 +315,7 @@ class Service:
             if self.settings.reset == "epoch":
                 reset = math.ceil(self.now() + decision.reset_after)
             else:
-                reset = max(0, math.ceil(decision.reset_after - 1e-9))
+                reset = decision.reset_seconds
             response.headers["X-RateLimit-Limit"] = str(decision.limit)
             response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
             response.headers["X-RateLimit-Reset"] = str(reset)
@@ -327,15 +327,14 @@ class Service:
         return self.store.put_client(None, v.check_client(v.require_object(body), require=True))
 
     def _op_get_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        return self._get(self.store.clients, params["id"], "client")
+        return self.store.require(self.store.clients, params["id"], "client")
 
     def _op_update_client(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
         data = self._without_own_id(v.require_object(body), params["id"])
-        self._get(self.store.clients, params["id"], "client")
+        self.store.require(self.store.clients, params["id"], "client")  # a 404 before any 400
         return self.store.put_client(params["id"], v.check_client(data, require=False))
 
     def _op_delete_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        self._get(self.store.clients, params["id"], "client")
         self.store.delete_client(params["id"])
         return {"message": "client deleted successfully"}
 
@@ -352,11 +351,11 @@ class Service:
         return self.store.put_case(None, v.check_case(v.require_object(body), require=True))
 
     def _op_get_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        return self._get(self.store.cases, params["id"], "case")
+        return self.store.require(self.store.cases, params["id"], "case")
 
     def _op_update_case(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
         data = self._without_own_id(v.require_object(body), params["id"])
-        self._get(self.store.cases, params["id"], "case")
+        self.store.require(self.store.cases, params["id"], "case")  # a 404 before any 400
         return self.store.put_case(params["id"], v.check_case(data, require=False))
 
     def _op_delete_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
@@ -416,13 +415,6 @@ class Service:
 
     def _op_metadata_objects(self, _params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         return v.metadata_objects()
-
-    @staticmethod
-    def _get(table: dict[int, dict[str, Any]], item_id: int, what: str) -> dict[str, Any]:
-        record = table.get(item_id)
-        if record is None:
-            raise v.Reject(404, f"{what} {item_id} not found", None)
-        return record
 
     @staticmethod
     def _without_own_id(data: dict[str, Any], item_id: int) -> dict[str, Any]:

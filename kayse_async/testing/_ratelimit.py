@@ -37,9 +37,14 @@ class Decision:
     """Seconds until the budget next grows (see the module docstring)."""
 
     @property
+    def reset_seconds(self) -> int:
+        """``reset_after`` in whole seconds, rounded up (the delta form of ``X-RateLimit-Reset``)."""
+        return max(0, math.ceil(self.reset_after - _EPSILON))
+
+    @property
     def retry_after(self) -> int:
         """``Retry-After`` for a refused request: whole seconds, rounded up, at least 1."""
-        return max(1, math.ceil(self.reset_after - _EPSILON))
+        return max(1, self.reset_seconds)
 
 
 class RateLimiter:

@@ -174,7 +174,7 @@ class Store:
         sets every other omitted field to null (links: none), except the
         opt-out flag, which only an explicit value changes.
         """
-        old = self._get(self.clients, client_id, "client", f"{prefix}id" if prefix else None)
+        old = self._existing(self.clients, client_id, "client", prefix)
         links_field = "case_ids"
         if "case_id" in values:
             links_field = "case_id"
@@ -216,8 +216,7 @@ class Store:
 
     def delete_client(self, client_id: int) -> None:
         """Delete a client and its links."""
-        client = self._get(self.clients, client_id, "client", None)
-        assert client is not None
+        client = self.require(self.clients, client_id, "client")
         for case_id in list(client["case_ids"]):
             self._unlink(client_id, case_id)
         self._u.pop(self._client_keys, (client["external_source"], client["external_source_id"]))
@@ -231,7 +230,7 @@ class Store:
         ``opt_out_voice_calls`` true marks every client linked to the case
         (after the links are replaced) as opted out of voice calls.
         """
-        old = self._get(self.cases, case_id, "case", f"{prefix}id" if prefix else None)
+        old = self._existing(self.cases, case_id, "case", prefix)
         merged = self._replace(old, values, CASE_FIELDS, frozenset())
         key = (merged["external_source"], merged["external_source_id"])
         self._unique(self._case_keys, key, case_id, prefix + "external_source_id", "external_source_id")
@@ -294,7 +293,7 @@ class Store:
 
     def delete_case(self, case_id: int) -> None:
         """Delete one case (404 when unknown)."""
-        self._get(self.cases, case_id, "case", None)
+        self.require(self.cases, case_id, "case")
         self.delete_cases([case_id])
 
     # -- case lists --------------------------------------------------------------------------
@@ -325,7 +324,7 @@ class Store:
 
         A non-null ``is_obo`` is written to every member case.
         """
-        old = self._get(self.case_lists, list_id, "case list", f"{prefix}id" if prefix else None)
+        old = self._existing(self.case_lists, list_id, "case list", prefix)
         merged = self._replace(old, values, CASE_LIST_FIELDS, frozenset())
         include: list[int] = merged["include_ids"] or []
         exclude: list[int] = merged["exclude_ids"] or []
@@ -447,13 +446,19 @@ class Store:
 
     # -- helpers and views -------------------------------------------------------------------
 
-    def _get(self, table: dict[int, Record], item_id: int | None, what: str, field: str | None) -> Record | None:
-        if item_id is None:
-            return None
+    @staticmethod
+    def require(table: dict[int, Record], item_id: int, what: str, field: str | None = None) -> Record:
+        """The record ``item_id`` of ``table``, or a 404 (naming ``field`` for an id inside a body)."""
         record = table.get(item_id)
         if record is None:
             raise Reject(404, f"{what} {item_id} not found", field)
         return record
+
+    def _existing(self, table: dict[int, Record], item_id: int | None, what: str, prefix: str) -> Record | None:
+        """None for a create; for an update, the record it replaces."""
+        if item_id is None:
+            return None
+        return self.require(table, item_id, what, f"{prefix}id" if prefix else None)
 
     @staticmethod
     def _replace(old: Record | None, values: dict[str, Any], fields: Any, sticky: frozenset[str]) -> dict[str, Any]:
