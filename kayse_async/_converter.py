@@ -71,13 +71,16 @@ def _structure_str(value: Any, _: Any) -> str:
     raise TypeError(f"expected a string, got {type(value).__name__} {str(value)[:40]!r}")
 
 
-def _structure_list(value: Any, cls: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected an array, got {type(value).__name__} {str(value)[:40]!r}")
-    args = getattr(cls, "__args__", None)
-    if not args:
-        return list(value)
-    return [converter.structure(item, args[0]) for item in value]
+def _list_hook(conv: cattrs.Converter) -> Callable[[Any, Any], list[Any]]:
+    def structure_list(value: Any, cls: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array, got {type(value).__name__} {str(value)[:40]!r}")
+        args = getattr(cls, "__args__", None)
+        if not args:
+            return list(value)
+        return [conv.structure(item, args[0]) for item in value]
+
+    return structure_list
 
 
 def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Callable[[Any, Any], T]:
@@ -150,7 +153,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(str, _structure_str)
-    conv.register_structure_hook_func(lambda t: t is list or getattr(t, "__origin__", None) is list, _structure_list)
+    conv.register_structure_hook_func(lambda t: t is list or getattr(t, "__origin__", None) is list, _list_hook(conv))
     conv.register_structure_hook(dt.date, _structure_date)
     conv.register_unstructure_hook(dt.date, _unstructure_date)
     for cls in MODEL_CLASSES:
