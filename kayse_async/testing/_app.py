@@ -297,8 +297,8 @@ class Service:
                     raise v.Reject(413, "request body too large", None) from None
                 body = parse_json(raw)
             with self.store.transaction():
-                payload = self._handlers[route.operation](params, request.query, body)
-            response = _json(200, payload)
+                # Serialised inside the transaction: a response that cannot be written undoes the change.
+                response = _json(200, self._handlers[route.operation](params, request.query, body))
         except v.Reject as reject:
             response = _json(reject.status, reject.body())
         except Exception:
