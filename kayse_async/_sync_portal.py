@@ -15,6 +15,9 @@ What this module guarantees, and why:
   anything it binds to a loop binds to the right one.
 - A call from the portal's own thread (a progress callback, a quota callback)
   raises at once instead of waiting for itself forever.
+- Each call runs in a copy of the caller's ``contextvars`` context, as a task
+  does in asyncio: context variables set by the caller are seen in the loop,
+  and nothing set there leaks back.
 - Ctrl-C while a call waits cancels the task underneath, waits briefly for the
   cancellation to finish (the connection is dropped, the quota lease handed
   back), then lets ``KeyboardInterrupt`` through.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import contextvars
 import os
 import threading
 import weakref
@@ -157,6 +161,10 @@ class _Running(Generic[C]):
         loop = self.loop
         assert loop is not None
         call = _Call()
+        # The call runs in a copy of the caller's context, so that context variables (a request
+        # id in a logging filter, a tracing span) cross into the loop thread with it. Explicit,
+        # so that the task and the callback that makes it share that one copy.
+        context = contextvars.copy_context()
 
         def start() -> None:
             if self.closing:
@@ -170,7 +178,7 @@ class _Running(Generic[C]):
             if not awaitable:
                 self._finish(call, result, None)
                 return
-            task: asyncio.Task[Any] = loop.create_task(result)
+            task: asyncio.Task[Any] = loop.create_task(result, context=context)
             call.task = task
             task.add_done_callback(done)
 
@@ -183,7 +191,7 @@ class _Running(Generic[C]):
 
         self.pending.add(call)
         try:
-            loop.call_soon_threadsafe(start)
+            loop.call_soon_threadsafe(start, context=context)
         except RuntimeError:  # the loop is closed
             self.pending.discard(call)
             raise KayseError(_CLOSED_MESSAGE) from None

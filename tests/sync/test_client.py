@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import threading
 from typing import Any
@@ -190,6 +191,34 @@ def test_progress_callback_calling_the_client_fails_fast(emulator: ThreadedEmula
         assert result.ok
     assert seen
     assert all("own event-loop thread" in str(exc) for exc in seen)
+
+
+def test_context_variables_cross_into_the_loop(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+    """Each call sees its caller's context variables on the loop, and changes made there stay there."""
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+    seen: list[str] = []
+
+    class Reading(_InFlight):
+        async def acquire(self, bucket: str, **options: Any) -> Any:
+            seen.append(request_id.get())
+            request_id.set("changed on the loop")
+            return await super().acquire(bucket, **options)
+
+    after: list[str] = []
+    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=Reading(quota)) as kayse:
+
+        def work(n: int) -> None:
+            request_id.set(f"request {n}")
+            kayse.metadata.objects()
+            after.append(request_id.get())
+
+        workers = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+    assert sorted(seen) == [f"request {n}" for n in range(4)]
+    assert sorted(after) == [f"request {n}" for n in range(4)]
 
 
 def test_calls_after_close_raise(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
