@@ -182,16 +182,28 @@ class _State:
         self.total = total
         self.chunk_size = chunk_size
         self.period = period
-        self.done = 0
+        self.sent_done = 0
+        """Records the bulk engine has answered for (counted by the import loop)."""
+        self.unreadable = 0
+        """Records refused by the reader (counted where the engine reads its input: another thread)."""
         self.requests = 0
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._snapshot: QuotaSnapshot | None = None
         self._snapshot_at = 0.0
 
+    @property
+    def done(self) -> int:
+        """Records with an outcome so far."""
+        return self.sent_done + self.unreadable
+
     def on_progress(self, progress: BulkProgress) -> None:
         with self._lock:
             self.requests = max(self.requests, progress.requests)
+
+    def forget_quota(self) -> None:
+        """Drop the cached snapshot: the next frame reads the budget afresh."""
+        self._snapshot = None
 
     def quota(self) -> QuotaSnapshot | None:
         now = time.monotonic()
@@ -208,14 +220,15 @@ class _State:
 
         snap = self.quota()
         elapsed = time.monotonic() - self.started
-        pace = self.done / elapsed if self.done and elapsed > 0 else None
+        done = self.done
+        pace = done / elapsed if done and elapsed > 0 else None
         if snap is None:
             return None
         reset_in = None
         if snap.resets_at is not None:
             reset_in = snap.resets_at.timestamp() - time.time()
         return eta_seconds(
-            items_left=self.total - self.done,
+            items_left=self.total - done,
             chunk_size=self.chunk_size,
             remaining=snap.remaining,
             limit=snap.limit,
@@ -273,7 +286,7 @@ def run_import(
                 summary.records += 1
                 if record.fields is None:
                     summary.rejected.append(Rejection(record.line, record.error or "unreadable"))
-                    state.done += 1
+                    state.unreadable += 1
                     continue
                 pending.append((record.line, record.fields.get("id") is not None))
                 yield record.fields
@@ -297,8 +310,9 @@ def run_import(
                     raise item.error
                 line, has_id = pending.popleft()
                 _count(summary, line, has_id, item)
-                state.done += 1
+                state.sent_done += 1
                 progress.update(task, completed=state.done)
+            state.forget_quota()  # the last frame shows the budget as it is at the end
             progress.update(task, completed=state.done)
     except KeyboardInterrupt:
         summary.interrupted = True

@@ -25,7 +25,7 @@ def test_the_readme_first_command_imports_the_sample_in_the_sandbox() -> None:
     assert "rejected  0" in out
     assert "requests  10 (quota left: 490 of 500)" in out
     assert "sandbox: a local emulator at http://127.0.0.1:" in err
-    assert "5000/5000" in err
+    assert "5000/5000 · 10 req · quota 490/500" in err
     assert "Traceback" not in err
 
 
