@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import click
 import pytest
 
 from kayse_async.testing import ThreadedEmulator
@@ -186,3 +187,24 @@ def test_example_runs(block: Block, docs_env: ThreadedEmulator) -> None:
     # plugins keep for the main thread, and the example starts from a thread without a loop.
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="docs-example") as pool:
         pool.submit(run_block, block).result(timeout=EXAMPLE_TIMEOUT)
+
+
+def _click_options(command: click.Command) -> set[str]:
+    names = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")}
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= _click_options(sub)
+    return names
+
+
+def test_every_option_the_cli_page_names_exists() -> None:
+    """Each `--option` written in docs/cli.md is an option of some kayse command (or of the emulator's parser)."""
+    from kayse_async.cli import cli
+    from kayse_async.testing import build_parser
+
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", text))
+    known = _click_options(cli) | {"--help", "--version"}
+    known |= {opt for action in build_parser()._actions for opt in action.option_strings}
+    assert documented, "the page names no option"
+    assert documented <= known, sorted(documented - known)
