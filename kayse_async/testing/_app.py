@@ -143,7 +143,8 @@ class Service:
     ) -> None:
         settings.check()
         self.settings = settings
-        self._clock = clock
+        self.clock = clock
+        """The rate limiter's monotonic clock; may be replaced before the first request."""
         self._wall = wall_clock
         self.store = Store(self.now)
         self.stats = Stats()
@@ -162,7 +163,7 @@ class Service:
 
     def _build_limiter(self) -> None:
         s = self.settings
-        self.limiter = RateLimiter(s.limit, s.period, s.window, clock=self._clock) if s.limit > 0 else None
+        self.limiter = RateLimiter(s.limit, s.period, s.window, clock=lambda: self.clock()) if s.limit > 0 else None
 
     def configure(self, **changes: Any) -> None:
         """Change settings (names of :class:`Settings`, keys excepted); all or nothing.

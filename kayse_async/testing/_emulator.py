@@ -39,7 +39,9 @@ class Emulator:
     ``port=0`` picks a free port; ``url`` tells which once started. Every
     setting may be changed while it runs (:meth:`configure`,
     :meth:`set_faults`, :meth:`set_rate_limit`). ``clock`` is the monotonic
-    clock of the rate limiter (tests pass a fake one). See docs/emulator.md.
+    clock of the rate limiter (tests pass a fake one); by default it is the
+    serving event loop's ``time()``, so a loop whose time is fast-forwarded
+    (``looptime``) moves the rate-limit windows too. See docs/emulator.md.
     """
 
     def __init__(
@@ -59,7 +61,7 @@ class Emulator:
         seed: int | None = None,
         max_batch: int | None = None,
         clock_skew: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         settings = Settings(
             api_key=api_key,
@@ -75,10 +77,11 @@ class Emulator:
             max_batch=max_batch,
             clock_skew=clock_skew,
         )
-        self.service = Service(settings, clock=clock)
+        self.service = Service(settings, clock=clock or time.monotonic)
         """The emulator's state and behaviour (settings, store, limiter, stats)."""
         self.host = host
         self._port = port
+        self._follow_loop_time = clock is None
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
@@ -165,6 +168,8 @@ class Emulator:
         """Start serving; returns once the socket accepts connections."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
+        if self._follow_loop_time:
+            self.service.clock = asyncio.get_running_loop().time
         runner = web.AppRunner(
             self.service.application(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
         )

@@ -157,3 +157,15 @@ async def test_real_time_window_expiry(session: aiohttp.ClientSession) -> None:
         while (await api.call("GET", "/v1/metadata/objects")).status == 429:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
+
+
+@pytest.mark.looptime
+async def test_windows_follow_a_fast_forwarded_loop(session: aiohttp.ClientSession) -> None:
+    """By default the limiter reads the event loop's clock, so looptime's fast-forwarding refills windows."""
+    async with Emulator("k", limit=1, period=3600.0) as emu:
+        api = Api(session, emu)
+        assert (await api.call("GET", "/v1/metadata/objects")).status == 200
+        refused = await api.call("GET", "/v1/metadata/objects")
+        assert (refused.status, refused.headers["Retry-After"]) == (429, "3600")
+        await asyncio.sleep(3600)
+        assert (await api.call("GET", "/v1/metadata/objects")).status == 200
