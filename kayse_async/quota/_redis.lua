@@ -82,6 +82,12 @@ local probe_only = num('probe_only', 0) == 1
 local others = num('others', NEVER)
 local headerless = num('headerless', 0) == 1
 local prio = num('prio', NEVER)
+local lost_sent_at = num('lost_at', NEVER)
+-- Ids of requests that got no answer and may not be counted in 'low' yet.
+local lost = {}
+if s['lost'] ~= nil and s['lost'] ~= '' then
+  for id in string.gmatch(s['lost'], '%d+') do table.insert(lost, tonumber(id)) end
+end
 
 local function log_count(t)
   local n = out
@@ -92,7 +98,10 @@ local function log_count(t)
 end
 
 local function probe_slot()
-  if probes == 0 and out == 0 then return 1 end
+  -- Alone, and once per window: a request sent past the Reset that got no
+  -- answer may already be counted in the new window.
+  if probes ~= 0 or out ~= 0 then return 0 end
+  if hdr == nil or lost_sent_at < reset_at then return 1 end
   return 0
 end
 
@@ -155,7 +164,8 @@ end
 
 local function save()
   redis.call('HSET', key, 'limit', limit, 'reset', reset_at, 'low', low, 'blocked', blocked,
-    'probe_only', probe_only and 1 or 0, 'others', others, 'headerless', headerless and 1 or 0, 'prio', prio)
+    'probe_only', probe_only and 1 or 0, 'others', others, 'headerless', headerless and 1 or 0, 'prio', prio,
+    'lost_at', lost_sent_at, 'lost', table.concat(lost, ' '))
   if hdr == nil then redis.call('HDEL', key, 'hdr') else redis.call('HSET', key, 'hdr', hdr) end
   -- An idle bucket forgets itself once nothing in it can matter any more.
   redis.call('PEXPIRE', key, math.ceil(2 * (period + margin + ttl)))
@@ -247,6 +257,11 @@ if status == 429 then
   return reply(0, 0, nil, nil)
 end
 if not has_info or h_remaining < 0 then
+  if status < 0 and lease ~= nil then
+    -- No answer: the server may count it after any answer we have seen.
+    table.insert(lost, tonumber(id))
+    lost_sent_at = math.max(lost_sent_at, sent_at)
+  end
   if status >= 0 and hdr == nil and not has_info then headerless = true end
   save()
   return reply(0, 0, nil, nil)
@@ -254,14 +269,17 @@ end
 local reset_after = period
 if h_reset >= 0 then reset_after = h_reset end
 local new_reset = now + reset_after + margin
-if hdr == nil or (lease ~= nil and sent_at >= reset_at) then
+if hdr == nil or (lease ~= nil and sent_at >= reset_at) or h_remaining <= low then
   low = h_remaining
   reset_at = new_reset
-elseif h_remaining <= low then
-  low = h_remaining
-  reset_at = new_reset
+  -- Requests granted before this one reached the server before it: counted.
+  local keep = {}
+  for _, other in ipairs(lost) do
+    if other > tonumber(id) then table.insert(keep, other) end
+  end
+  lost = keep
 end
-hdr = low - out
+hdr = low - out - #lost
 probe_only = false
 headerless = false
 if limit - h_remaining > log_count(now) then others = reset_at + period end

@@ -74,6 +74,8 @@ class BucketState:
     hdr: int | None = None
     reset_at: float = -math.inf
     low: int = 0
+    lost: list[int] = attrs.field(factory=list)
+    lost_sent_at: float = -math.inf
     blocked_until: float = -math.inf
     probe_only: bool = False
     others_until: float = -math.inf
@@ -100,8 +102,12 @@ class BucketState:
         return self.hdr is not None and now < self.reset_at
 
     def _probe_slot(self) -> int:
-        # A probe goes alone: answers still to come may already say what it would learn.
-        return 1 if self.probes == 0 and self.reserved + self.in_flight == 0 else 0
+        # A probe goes alone: answers still to come may already say what it would
+        # learn. And only once per window: if a request sent past the Reset got
+        # no answer, the server may have counted it in the new window already.
+        if self.probes or self.reserved + self.in_flight:
+            return 0
+        return 1 if self.hdr is None or self.lost_sent_at < self.reset_at else 0
 
     def allowance(self, now: float) -> int:
         """How many units may be granted at ``now``, absent new responses."""
@@ -208,28 +214,32 @@ class BucketState:
             self.probe_only = True
             return
         if info is None or info.remaining is None:
+            if status is None:
+                # No answer: the server may count it after any answer we have seen.
+                self.lost.append(record.seq)
+                self.lost_sent_at = max(self.lost_sent_at, record.sent_at)
             if status is not None and self.hdr is None and (info is None or not info.present):
                 # A response without rate-limit headers: the log is all we will ever know.
                 self.headerless = True
             return
         reset_after = info.reset_after if info.reset_after is not None else self.period
         new_reset = now + reset_after + self.margin
-        if self.hdr is None or record.sent_at >= self.reset_at:
+        if self.hdr is None or record.sent_at >= self.reset_at or info.remaining <= self.low:
             # Sent past the Reset: the first word of the new window replaces what
             # we knew of the old one. (An answer to a request sent before may
             # speak for either window, so it can only lower the count.)
-            self.low = info.remaining
-            self.reset_at = new_reset
-        elif info.remaining <= self.low:
-            # The same window: responses overtake one another on the way, and
+            # Within a window, responses overtake one another on the way, and
             # the lowest Remaining is the newest count (room coming back in a
-            # sliding or token window shows in the log instead). The Reset that
+            # sliding or token window shows in the log instead); the Reset that
             # goes with it says when room comes back.
             self.low = info.remaining
             self.reset_at = new_reset
-        # Every request that has come back is counted in the lowest Remaining
-        # (it would show a lower one otherwise); those still out may not be.
-        self.hdr = self.low - out
+            # Requests sent before this one reached the server before it: counted.
+            self.lost = [seq for seq in self.lost if seq > record.seq]
+        # Every request that came back with an answer is counted in the lowest
+        # Remaining (it would show a lower one otherwise); those still out, and
+        # those lost on the way after it, may not be.
+        self.hdr = self.low - out - len(self.lost)
         self.probe_only = False
         self.headerless = False
         # The server counted more than all of ours could account for: someone
