@@ -14,7 +14,9 @@ What this module guarantees, and why:
 - The ``AsyncKayse`` is built inside the portal's loop (by a factory), so
   anything it binds to a loop binds to the right one.
 - A call from the portal's own thread (a progress callback, a quota callback)
-  raises at once instead of waiting for itself forever.
+  raises at once instead of waiting for itself forever; so does a call from
+  another portal's thread that would close a cycle of loops waiting for each
+  other.
 - Each call runs in a copy of the caller's ``contextvars`` context, as a task
   does in asyncio: context variables set by the caller are seen in the loop,
   and nothing set there leaks back.
@@ -59,6 +61,10 @@ _OWN_THREAD_MESSAGE = (
     "a blocking Kayse call was made from the client's own event-loop thread (for example from a "
     "progress or quota callback, or from an iterable that bulk_upsert is reading); it would wait for "
     "itself forever. Do the call after the outer call returns, or use AsyncKayse inside async code"
+)
+_CYCLE_MESSAGE = (
+    "a blocking Kayse call from one client's event-loop thread to another client whose loop is "
+    "itself waiting for the first one (callbacks calling each other's clients); it would wait forever"
 )
 _FORKED_ITERATOR_MESSAGE = "this iterator was started before os.fork() or before the client was closed; start a new one"
 
@@ -107,6 +113,7 @@ class _Running(Generic[C]):
         loop = asyncio.new_event_loop()
         self.loop = loop
         self.thread_id = threading.get_ident()
+        _loop_threads.add(self.thread_id)
         try:
             loop.run_until_complete(self._serve(factory, close))
         except BaseException as exc:  # the factory failed: hand the error to the first caller
@@ -122,6 +129,7 @@ class _Running(Generic[C]):
                 loop.close()
                 for call in list(self.pending):
                     self._finish(call, None, KayseError(_CLOSED_MESSAGE))
+                _loop_threads.discard(self.thread_id)
 
     async def _serve(self, factory: Callable[[], C], close: Callable[[C], Awaitable[None]]) -> None:
         self.stop = asyncio.Event()
@@ -156,8 +164,27 @@ class _Running(Generic[C]):
 
     def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, awaitable: bool) -> Any:
         """Run ``func(*args, **kwargs)`` on the loop (awaiting it if ``awaitable``) and wait for the result."""
-        if threading.get_ident() == self.thread_id:
+        me = threading.get_ident()
+        if me == self.thread_id:
             raise KayseError(_OWN_THREAD_MESSAGE)
+        if me not in _loop_threads:
+            return self._submit(func, args, kwargs, awaitable)
+        # A callback on another client's loop: that loop now waits for this one. Refuse a call
+        # that would close a cycle of loops waiting for each other.
+        with _blocked_lock:
+            target: _Running[Any] | None = self
+            while target is not None:
+                if target.thread_id == me:
+                    raise KayseError(_CYCLE_MESSAGE)
+                target = _blocked_on.get(target.thread_id)
+            _blocked_on[me] = self
+        try:
+            return self._submit(func, args, kwargs, awaitable)
+        finally:
+            with _blocked_lock:
+                del _blocked_on[me]
+
+    def _submit(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool) -> Any:
         loop = self.loop
         assert loop is not None
         call = _Call()
@@ -238,6 +265,13 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
     for task in tasks:
         task.cancel()
     loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+# Loop threads of every portal, and which portal each of them is blocked on (a callback on one
+# client's loop calling another client): enough to refuse a call that would close a cycle.
+_loop_threads: set[int] = set()
+_blocked_on: dict[int, _Running[Any]] = {}
+_blocked_lock = threading.Lock()
 
 
 # Objects of a portal that the parent process owned: kept for the child's whole life.

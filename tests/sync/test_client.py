@@ -176,6 +176,36 @@ def test_a_call_from_the_portal_thread_fails_fast(emulator: ThreadedEmulator, qu
             reentrant.close_from_loop(kayse)
 
 
+def test_callbacks_may_call_another_client_but_not_close_a_cycle(
+    emulator: ThreadedEmulator, quota: MemoryQuota
+) -> None:
+    """A's loop may call client B; B's loop calling back into A (both loops waiting) raises instead of hanging."""
+    outcomes: dict[str, object] = {}
+    clients: dict[str, Kayse] = {}
+
+    def from_a() -> None:  # runs on A's loop
+        outcomes["a->b"] = clients["b"].metadata.objects()
+
+    def from_b() -> None:  # runs on B's loop, while A's loop waits for B
+        try:
+            clients["a"].metadata.objects()
+        except errors.KayseError as exc:
+            outcomes["b->a"] = exc
+
+    options: dict[str, Any] = {"base_url": emulator.url, "calls_base_url": emulator.url}
+    with (
+        Kayse(emulator.api_key, quota=_Reentrant(quota, from_a), **options) as a,
+        Kayse(emulator.api_key, quota=_Reentrant(quota, from_b), **options) as b,
+    ):
+        clients.update(a=a, b=b)
+        worker = threading.Thread(target=a.metadata.objects)
+        worker.start()
+        worker.join(20)
+        assert not worker.is_alive(), "the clients' loops deadlocked"
+    assert isinstance(outcomes["a->b"], list)
+    assert "waiting for the first one" in str(outcomes["b->a"])
+
+
 def test_progress_callback_calling_the_client_fails_fast(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
     """The bulk progress callback runs on the loop: calling the client from it raises at once."""
     seen: list[BaseException] = []
