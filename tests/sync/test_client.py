@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import gc
 import threading
@@ -47,6 +48,32 @@ def test_no_thread_until_the_first_call(emulator: ThreadedEmulator, quota: Memor
     assert not thread.is_alive()
     assert kayse.closed
     assert "closed" in repr(kayse)
+
+
+def test_the_async_client_is_built_inside_the_portals_loop(
+    emulator: ThreadedEmulator, quota: MemoryQuota, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kayse() checks its arguments in the caller; the AsyncKayse that serves calls is made in the running loop."""
+    from kayse_async import _sync_api
+
+    built: list[tuple[str, bool]] = []
+
+    class Recording(AsyncKayse):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                asyncio.get_running_loop()
+                running = True
+            except RuntimeError:
+                running = False
+            built.append((threading.current_thread().name, running))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(_sync_api, "AsyncKayse", Recording)
+    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota) as kayse:
+        assert built == [(threading.current_thread().name, False)]
+        kayse.metadata.objects()
+        kayse.metadata.objects()
+    assert built[1:] == [("kayse-portal", True)]
 
 
 def test_single_item_calls_return_models(kayse: Kayse) -> None:
@@ -295,8 +322,6 @@ def test_close_fails_calls_in_flight_in_other_threads(emulator: ThreadedEmulator
 
 def test_same_answers_as_the_async_client(emulator: ThreadedEmulator, quota: MemoryQuota, kayse: Kayse) -> None:
     """The blocking and the async client read the same objects the same way."""
-    import asyncio
-
     made = kayse.clients.create(**_client_fields(9))
 
     async def read() -> models.Client:
