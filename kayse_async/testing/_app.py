@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import functools
 import hmac
 import json
 import logging
@@ -51,6 +52,9 @@ class Settings:
     seed: int | None = None
     max_batch: int | None = None
     clock_skew: float = 0.0
+    extra_fields: tuple[str, ...] = ()
+    """Fields a newer server knows on clients and cases beyond the reference's: any JSON value,
+    stored and returned, nulled by a full replacement that omits them."""
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -73,12 +77,16 @@ class Settings:
             raise ValueError("max_batch must be at least 1")
         if not math.isfinite(self.clock_skew):
             raise ValueError("clock_skew must be finite")
+        self.extra_fields = tuple(self.extra_fields)
+        if not all(isinstance(name, str) and name for name in self.extra_fields):
+            raise ValueError("extra_fields must be non-empty field names")
 
     def public(self) -> dict[str, Any]:
         """The settings without the keys (``GET /_emulator/config``)."""
         data = attrs.asdict(self)
         del data["api_key"], data["calls_api_key"]
         data["fault_kinds"] = list(self.fault_kinds)
+        data["extra_fields"] = list(self.extra_fields)
         return data
 
 
@@ -324,8 +332,14 @@ class Service:
 
     # -- operations ----------------------------------------------------------------------------
 
+    def _extra(self) -> frozenset[str]:
+        return frozenset(self.settings.extra_fields)
+
     def _op_create_client(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self.store.put_client(None, v.check_client(v.require_object(body), require=True))
+        extra = self._extra()
+        return self.store.put_client(
+            None, v.check_client(v.require_object(body), require=True, extra_fields=extra), extra_fields=extra
+        )
 
     def _op_get_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         return self.store.require(self.store.clients, params["id"], "client")
@@ -333,23 +347,31 @@ class Service:
     def _op_update_client(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
         data = self._without_own_id(v.require_object(body), params["id"])
         self.store.require(self.store.clients, params["id"], "client")  # a 404 before any 400
-        return self.store.put_client(params["id"], v.check_client(data, require=False))
+        extra = self._extra()
+        return self.store.put_client(
+            params["id"], v.check_client(data, require=False, extra_fields=extra), extra_fields=extra
+        )
 
     def _op_delete_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         self.store.delete_client(params["id"])
         return {"message": "client deleted successfully"}
 
     def _op_bulk_upsert_clients(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        items = v.check_items(body, "clients", v.check_client, max_batch=self.settings.max_batch)
+        extra = self._extra()
+        check = functools.partial(v.check_client, extra_fields=extra)
+        items = v.check_items(body, "clients", check, max_batch=self.settings.max_batch)
         return {
             "clients": [
-                self.store.put_client(item_id, values, prefix=f"clients[{index}].")
+                self.store.put_client(item_id, values, prefix=f"clients[{index}].", extra_fields=extra)
                 for index, (item_id, values) in enumerate(items)
             ]
         }
 
     def _op_create_case(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self.store.put_case(None, v.check_case(v.require_object(body), require=True))
+        extra = self._extra()
+        return self.store.put_case(
+            None, v.check_case(v.require_object(body), require=True, extra_fields=extra), extra_fields=extra
+        )
 
     def _op_get_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         return self.store.require(self.store.cases, params["id"], "case")
@@ -357,17 +379,22 @@ class Service:
     def _op_update_case(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
         data = self._without_own_id(v.require_object(body), params["id"])
         self.store.require(self.store.cases, params["id"], "case")  # a 404 before any 400
-        return self.store.put_case(params["id"], v.check_case(data, require=False))
+        extra = self._extra()
+        return self.store.put_case(
+            params["id"], v.check_case(data, require=False, extra_fields=extra), extra_fields=extra
+        )
 
     def _op_delete_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         self.store.delete_case(params["id"])
         return {"message": "case deleted successfully"}
 
     def _op_bulk_upsert_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        items = v.check_items(body, "cases", v.check_case, max_batch=self.settings.max_batch)
+        extra = self._extra()
+        check = functools.partial(v.check_case, extra_fields=extra)
+        items = v.check_items(body, "cases", check, max_batch=self.settings.max_batch)
         return {
             "cases": [
-                self.store.put_case(item_id, values, prefix=f"cases[{index}].")
+                self.store.put_case(item_id, values, prefix=f"cases[{index}].", extra_fields=extra)
                 for index, (item_id, values) in enumerate(items)
             ]
         }

@@ -167,7 +167,14 @@ class Store:
         if holder is not None and holder != own_id:
             raise bad(field, f"{what} is already used by another record")
 
-    def put_client(self, client_id: int | None, values: dict[str, Any], *, prefix: str = "") -> Record:
+    def put_client(
+        self,
+        client_id: int | None,
+        values: dict[str, Any],
+        *,
+        prefix: str = "",
+        extra_fields: frozenset[str] = frozenset(),
+    ) -> Record:
         """Create (``client_id`` None) or fully replace a client; return the stored record.
 
         An update keeps the stored value of each required field it omits and
@@ -182,6 +189,7 @@ class Store:
             values = {key: value for key, value in values.items() if key != "case_id"}
             values["case_ids"] = None if single is None else [single]
         merged = self._replace(old, values, CLIENT_FIELDS, _STICKY_CLIENT)
+        merged.update({name: values.get(name) for name in extra_fields})
         key = (merged["external_source"], merged["external_source_id"])
         self._unique(self._client_keys, key, client_id, prefix + "external_source_id", "external_source_id")
         case_ids: list[int] = merged.pop("case_ids") or []
@@ -197,7 +205,7 @@ class Store:
             record = old
             self._u.pop(self._client_keys, (old["external_source"], old["external_source_id"]))
             for name, value in merged.items():
-                if record[name] is not value:
+                if record.get(name, _MISSING) is not value:
                     self._u.set(record, name, value)
             for case_id in list(record["case_ids"]):
                 if case_id not in case_ids:
@@ -224,7 +232,14 @@ class Store:
 
     # -- cases -------------------------------------------------------------------------------
 
-    def put_case(self, case_id: int | None, values: dict[str, Any], *, prefix: str = "") -> Record:
+    def put_case(
+        self,
+        case_id: int | None,
+        values: dict[str, Any],
+        *,
+        prefix: str = "",
+        extra_fields: frozenset[str] = frozenset(),
+    ) -> Record:
         """Create (``case_id`` None) or fully replace a case; return the stored record.
 
         ``opt_out_voice_calls`` true marks every client linked to the case
@@ -232,6 +247,7 @@ class Store:
         """
         old = self._existing(self.cases, case_id, "case", prefix)
         merged = self._replace(old, values, CASE_FIELDS, frozenset())
+        merged.update({name: values.get(name) for name in extra_fields})
         key = (merged["external_source"], merged["external_source_id"])
         self._unique(self._case_keys, key, case_id, prefix + "external_source_id", "external_source_id")
         self._unique(self._case_numbers, merged["case_number"], case_id, prefix + "case_number", "case_number")
@@ -249,7 +265,7 @@ class Store:
             self._u.pop(self._case_keys, (old["external_source"], old["external_source_id"]))
             self._u.pop(self._case_numbers, old["case_number"])
             for name, value in merged.items():
-                if record[name] is not value:
+                if record.get(name, _MISSING) is not value:
                     self._u.set(record, name, value)
             for client_id in list(record["client_ids"]):
                 if client_id not in client_ids:

@@ -434,9 +434,24 @@ def require_object(value: object, path: str | None = None) -> dict[str, Any]:
     return value  # pyright: ignore[reportUnknownVariableType]
 
 
-def check_client(data: Mapping[str, Any], *, prefix: str = "", require: bool) -> dict[str, Any]:
-    """A client body; ``case_id`` (the reference's single-id spelling of ``case_ids``) is kept apart."""
-    cleaned = check_fields(data, CLIENT_FIELDS, prefix=prefix, require=require, extra=frozenset({"case_id"}))
+def _with_extra(cleaned: dict[str, Any], data: Mapping[str, Any], extra_fields: frozenset[str]) -> dict[str, Any]:
+    for name in extra_fields:
+        if name in data:
+            cleaned[name] = data[name]
+    return cleaned
+
+
+def check_client(
+    data: Mapping[str, Any], *, prefix: str = "", require: bool, extra_fields: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A client body; ``case_id`` (the reference's single-id spelling of ``case_ids``) is kept apart.
+
+    ``extra_fields`` are fields a newer server knows (any JSON value).
+    """
+    cleaned = check_fields(
+        data, CLIENT_FIELDS, prefix=prefix, require=require, extra=frozenset({"case_id"}) | extra_fields
+    )
+    _with_extra(cleaned, data, extra_fields)
     if "case_id" in data:
         if "case_ids" in data:
             raise bad(prefix + "case_id", f"{prefix}case_id cannot be given together with {prefix}case_ids")
@@ -445,9 +460,12 @@ def check_client(data: Mapping[str, Any], *, prefix: str = "", require: bool) ->
     return cleaned
 
 
-def check_case(data: Mapping[str, Any], *, prefix: str = "", require: bool) -> dict[str, Any]:
-    """A case body."""
-    return check_fields(data, CASE_FIELDS, prefix=prefix, require=require)
+def check_case(
+    data: Mapping[str, Any], *, prefix: str = "", require: bool, extra_fields: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A case body; ``extra_fields`` are fields a newer server knows (any JSON value)."""
+    cleaned = check_fields(data, CASE_FIELDS, prefix=prefix, require=require, extra=extra_fields)
+    return _with_extra(cleaned, data, extra_fields)
 
 
 def check_case_list(data: Mapping[str, Any], *, prefix: str = "", require: bool) -> dict[str, Any]:

@@ -8,13 +8,20 @@ from typing import Any
 import pytest
 
 from kayse_async import AsyncKayse, errors, models
+from kayse_async.quota import MemoryQuota
 from kayse_async.testing import Emulator
 
 from .conftest import KEY
 
 
 def new_client(n: int, **extra: Any) -> dict[str, Any]:
-    return {"external_source": "manual", "external_source_id": f"ext-{n}", "first_name": f"F{n}", "last_name": "L", **extra}
+    return {
+        "external_source": "manual",
+        "external_source_id": f"ext-{n}",
+        "first_name": f"F{n}",
+        "last_name": "L",
+        **extra,
+    }
 
 
 def new_case(n: int, **extra: Any) -> dict[str, Any]:
@@ -49,11 +56,14 @@ async def test_client_create_get_update_patch_delete(kayse: AsyncKayse) -> None:
 
 
 async def test_patch_keeps_fields_the_sdk_does_not_know(kayse: AsyncKayse, emulator: Emulator) -> None:
+    emulator.configure(extra_fields=("loyalty_tier",))  # a server newer than this SDK
     created = await kayse.clients.create(**new_client(2, loyalty_tier="gold"))
     assert created.extra.get("loyalty_tier") == "gold"
     patched = await kayse.clients.patch(created.id or 0, city="Paris")
     assert patched.city == "Paris"
     assert patched.extra.get("loyalty_tier") == "gold"
+    replaced = await kayse.clients.update(created.id or 0, city="Rome")
+    assert replaced.extra.get("loyalty_tier") is None  # update() is a full replacement
 
 
 async def test_links_between_clients_and_cases_go_both_ways(kayse: AsyncKayse) -> None:
@@ -87,7 +97,9 @@ async def test_local_validation_sends_nothing(kayse: AsyncKayse, emulator: Emula
 async def test_sms_and_email_reach_the_outbox_once(kayse: AsyncKayse, emulator: Emulator) -> None:
     client = await kayse.clients.create(**new_client(6))
     case = await kayse.cases.create(**new_case(6, client_ids=[client.id]))
-    assert await kayse.cases.send_sms(case_id=case.id or 0, client_id=client.id or 0, message="hello") == "sms scheduled"
+    assert (
+        await kayse.cases.send_sms(case_id=case.id or 0, client_id=client.id or 0, message="hello") == "sms scheduled"
+    )
     reply = await kayse.cases.send_email(case_id=case.id or 0, client_id=client.id or 0, subject="s", message="m")
     assert reply == "email scheduled"
     kinds = [entry["kind"] for entry in emulator.store.outbox]
@@ -138,8 +150,6 @@ async def test_metadata_lists_the_public_objects(kayse: AsyncKayse) -> None:
 
 
 async def test_a_wrong_key_is_an_authentication_error_without_the_key(emulator: Emulator) -> None:
-    from kayse_async.quota import MemoryQuota
-
     wrong = "wrong-key-that-must-not-leak"
     async with AsyncKayse(wrong, base_url=emulator.url, quota=MemoryQuota()) as kayse:
         with pytest.raises(errors.AuthenticationError) as info:
@@ -149,13 +159,13 @@ async def test_a_wrong_key_is_an_authentication_error_without_the_key(emulator: 
     assert KEY not in str(info.value)
 
 
-async def test_the_quota_snapshot_follows_the_server(emulator: Emulator) -> None:
-    from kayse_async.quota import MemoryQuota
-
-    async with Emulator(api_key=KEY, limit=50, period=3600.0) as limited:
-        async with AsyncKayse(KEY, base_url=limited.url, quota=MemoryQuota(limit=50, period=3600.0)) as kayse:
-            await kayse.metadata.objects()
-            snapshot = kayse.quota
+async def test_the_quota_snapshot_follows_the_server() -> None:
+    async with (
+        Emulator(api_key=KEY, limit=50, period=3600.0) as limited,
+        AsyncKayse(KEY, base_url=limited.url, quota=MemoryQuota(limit=50, period=3600.0)) as kayse,
+    ):
+        await kayse.metadata.objects()
+        snapshot = kayse.quota
     assert snapshot.limit == 50
     assert snapshot.remaining == 49
     assert snapshot.resets_at is not None
