@@ -116,6 +116,8 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.requests_sent = 0
         """Attempts that reached the wire (or may have), over the transport's life."""
+        self.quota_wait_seconds = 0.0
+        """Seconds spent waiting for budget, summed over every attempt, over the transport's life."""
 
     def __repr__(self) -> str:
         return f"<Transport {self._endpoints['main'].base!r}>"
@@ -237,7 +239,11 @@ class Transport:
         head_of_line: bool,
     ) -> Response:
         session = self._get_session()
-        lease: Lease = await self.quota.acquire(endpoint.bucket, max_wait=max_wait, priority=head_of_line)
+        waited_from = time.monotonic()
+        try:
+            lease: Lease = await self.quota.acquire(endpoint.bucket, max_wait=max_wait, priority=head_of_line)
+        finally:
+            self.quota_wait_seconds += time.monotonic() - waited_from
         # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
         sent = False
         completed = False

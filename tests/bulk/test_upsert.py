@@ -302,4 +302,4 @@ async def test_quota_wait_comes_from_the_transport_when_it_keeps_a_total(
             transport.quota_wait_seconds += 2.5
 
         await kayse.clients.bulk_upsert(client_items(30), chunk_size=10, concurrency=1, progress=progress)
-    assert seen == [0.0, 2.5, 5.0]
+    assert seen == pytest.approx([0.0, 2.5, 5.0], abs=0.5)  # plus the real (tiny) waits
