@@ -12,7 +12,9 @@ Measured, each as the median over ``--rounds`` interleaved rounds:
    emulator (both in their own processes): ``kayse.<call>()`` against
    ``await async_client.<call>()`` in a loop of the main thread;
 3. throughput against the emulator: one thread making every call, against 32
-   threads sharing one ``Kayse`` (and 32 tasks sharing one ``AsyncKayse``).
+   threads sharing one ``Kayse`` (and 32 tasks sharing one ``AsyncKayse``),
+   once with the server answering at once (on a small machine its CPU is then
+   the limit) and once with 10 ms of latency per request, as a remote API has.
 
 The facade's overhead is the difference per call; the targets are <= 100 us
 per call and 32 threads at least as fast as one.
@@ -39,6 +41,8 @@ from kayse_async.quota import MemoryQuota
 
 KEY = "bench-key"
 THREADS = 32
+LATENCY_MS = 10
+"""Server latency of the second throughput run, in milliseconds."""
 
 _MINIMAL_SERVER = """
 import asyncio
@@ -223,22 +227,31 @@ def main() -> None:
             facade, direct = _compare_get(runner, url, rounds, io_calls, lambda c: c.metadata.objects())
             print(row("GET /v1/metadata/objects, emulator", facade, direct))
 
-            # 3. Throughput.
+        # 3. Throughput: with the server answering at once (its CPU is then the limit), and with
+        # a few milliseconds of latency per request, as any remote API has.
+        for latency_ms, total in ((0, io_calls), (LATENCY_MS, THREADS * 8)):
             print()
-            print(f"{'throughput against the emulator (calls/s)':<44} {'value':>10} {'vs 1 thread':>12}")
-            with Kayse(KEY, base_url=url, calls_base_url=url, quota=quota()) as kayse:
-                kayse.metadata.objects()
-                client = runner.run(_make_async(KEY, url, quota()))
-                one, many, tasks = median_of(
-                    rounds,
-                    lambda: throughput_threads(kayse, lambda k: k.metadata.objects(), 1, io_calls),
-                    lambda: throughput_threads(kayse, lambda k: k.metadata.objects(), THREADS, io_calls),
-                    lambda: throughput_tasks(runner, client, lambda c: c.metadata.objects(), THREADS, io_calls),
-                )
-                runner.run(client.aclose())
+            title = f"throughput, emulator, latency {latency_ms} ms (calls/s)"
+            print(f"{title:<44} {'value':>10} {'vs 1 thread':>12}")
+            with server([*emulator, "--latency-ms", str(latency_ms)]) as url:
+                one, many, tasks = _throughput(runner, url, rounds, total)
             print(f"{'Kayse, 1 thread':<44} {one:>10.0f} {1.0:>11.2f}x")
             print(f"{f'Kayse, {THREADS} threads, one client':<44} {many:>10.0f} {many / one:>11.2f}x")
             print(f"{f'AsyncKayse, {THREADS} tasks, one client':<44} {tasks:>10.0f} {tasks / one:>11.2f}x")
+
+
+def _throughput(runner: asyncio.Runner, url: str, rounds: int, calls: int) -> tuple[float, float, float]:
+    with Kayse(KEY, base_url=url, calls_base_url=url, quota=quota()) as kayse:
+        kayse.metadata.objects()
+        client = runner.run(_make_async(KEY, url, quota()))
+        one, many, tasks = median_of(
+            rounds,
+            lambda: throughput_threads(kayse, lambda k: k.metadata.objects(), 1, calls),
+            lambda: throughput_threads(kayse, lambda k: k.metadata.objects(), THREADS, calls),
+            lambda: throughput_tasks(runner, client, lambda c: c.metadata.objects(), THREADS, calls),
+        )
+        runner.run(client.aclose())
+    return one, many, tasks
 
 
 async def _make_async(key: str, url: str, budget: MemoryQuota) -> AsyncKayse:
