@@ -29,6 +29,7 @@ import inspect
 import linecache
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -208,3 +209,31 @@ def test_every_option_the_cli_page_names_exists() -> None:
     known |= {opt for action in build_parser()._actions for opt in action.option_strings}
     assert documented, "the page names no option"
     assert documented <= known, sorted(documented - known)
+
+
+def _console_blocks(text: str) -> Iterator[list[str]]:
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "```console":
+            end = lines.index("```", i + 1)
+            yield lines[i + 1 : end]
+
+
+def test_the_documented_dry_run_output_is_what_the_command_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dry run transcript of docs/cli.md, run from the repository root, prints exactly the lines shown."""
+    from click.testing import CliRunner
+
+    from kayse_async.cli import cli
+
+    transcripts = [
+        block
+        for block in _console_blocks((DOCS / "cli.md").read_text(encoding="utf-8"))
+        if block[0].startswith("$ kayse ") and "--dry-run" in block[0]
+    ]
+    assert transcripts, "docs/cli.md shows no dry run"
+    monkeypatch.chdir(DOCS.parent)
+    for block in transcripts:
+        assert len(block) > 1, f"no output shown for {block[0]}"
+        result = CliRunner().invoke(cli, shlex.split(block[0].removeprefix("$ kayse ")), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == block[1:]
