@@ -403,8 +403,12 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _cores_lock
+    global _blocked_lock, _cores_lock
     _cores_lock = threading.Lock()
+    # The parent's loop threads do not exist here, and their idents may be reused.
+    _blocked_lock = threading.Lock()
+    _loop_threads.clear()
+    _blocked_on.clear()
     for core in list(_cores):
         core.forget_after_fork()
 
