@@ -198,3 +198,18 @@ def test_delete_with_clients_removes_clients_linked_only_to_deleted_cases(
     snapshot = emulator.snapshot()
     assert snapshot["cases"] == []
     assert snapshot["clients"] == []
+
+
+def test_human_output_of_metadata_quota_and_campaigns() -> None:
+    """Without --json: tables and a sentence on stdout, in the sandbox."""
+    metadata = invoke(["--sandbox", "metadata"])
+    assert metadata.exit_code == 0, metadata.output
+    assert "case_number" in metadata.stdout
+    assert "external_source_id" in metadata.stdout
+    quota = invoke(["--sandbox", "quota"])
+    assert quota.exit_code == 0, quota.output
+    assert "499 of 500 requests left" in quota.stdout
+    assert "sandbox: a local emulator" in quota.stderr
+    campaigns = invoke(["--sandbox", "campaigns"])
+    assert campaigns.exit_code == 0, campaigns.output
+    assert "no campaigns" in campaigns.stderr
