@@ -136,6 +136,18 @@ MAX_INT = 2**63 - 1
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 Mode = Literal["create", "update"]
+_NONE: frozenset[str] = frozenset()
+_SPLITS: dict[int, tuple[Mapping[str, Field], tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _split(table: Mapping[str, Field]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The required and the optional names of a table, cached (the entry holds the table: its id stays its own)."""
+    entry = _SPLITS.get(id(table))
+    if entry is None or entry[0] is not table:
+        required = tuple(name for name, spec in table.items() if spec.required)
+        optional = tuple(name for name, spec in table.items() if not spec.required)
+        entry = _SPLITS[id(table)] = (table, required, optional)
+    return entry[1], entry[2]
 
 
 def _type_name(value: Any) -> str:
@@ -267,34 +279,42 @@ def check_fields(
     so that a field the server added after this SDK was written still
     travels. ``path`` prefixes field names in errors (``clients[3].``).
     """
-    read_only = READ_ONLY.get(resource, frozenset())
+    read_only = READ_ONLY.get(resource, _NONE)
     body: dict[str, Any] = {}
     for name, value in fields.items():
-        if not isinstance(name, str):
-            raise ValidationError(f"{path}{name!r}", "field names must be strings")
-        if name in read_only:
-            continue
         spec = table.get(name)
-        where = f"{path}{name}"
         if spec is None:
-            body[name] = _check_json(where, value)
+            if not isinstance(name, str):
+                raise ValidationError(f"{path}{name!r}", "field names must be strings")
+            if name not in read_only:
+                body[name] = _check_json(f"{path}{name}", value)
             continue
-        if value is None:
+        kind = spec.kind
+        # Fast paths for the common well-typed values; anything else goes the long way round.
+        if kind is Kind.STR and type(value) is str:
+            if spec.required and not value.strip():
+                raise ValidationError(f"{path}{name}", "is required and must not be empty")
+            body[name] = value
+        elif value is None:
             if spec.required:
-                raise ValidationError(where, "is required and must not be null")
+                raise ValidationError(f"{path}{name}", "is required and must not be null")
             body[name] = None
-            continue
-        checked = _check_kind(where, spec.kind, value)
-        if spec.required and spec.kind is Kind.STR and not checked.strip():
-            raise ValidationError(where, "is required and must not be empty")
-        body[name] = checked
-    for name, spec in table.items():
-        if name in body:
-            continue
-        if mode == "create" and spec.required:
-            raise ValidationError(f"{path}{name}", "is required")
-        if mode == "update" and not spec.required:
-            body[name] = None
+        elif kind is Kind.INT_LIST and type(value) is list and all(type(i) is int and 0 < i <= MAX_INT for i in value):
+            body[name] = list(value)
+        else:
+            checked = _check_kind(f"{path}{name}", kind, value)
+            if spec.required and kind is Kind.STR and not checked.strip():
+                raise ValidationError(f"{path}{name}", "is required and must not be empty")
+            body[name] = checked
+    required, optional = _split(table)
+    if mode == "create":
+        for name in required:
+            if name not in body:
+                raise ValidationError(f"{path}{name}", "is required")
+    else:
+        for name in optional:
+            if name not in body:
+                body[name] = None
     if "days" in body and body["days"] is not None and table is CAMPAIGN_FIELDS:
         for i, day in enumerate(body["days"]):
             if day not in WEEKDAYS:
