@@ -36,6 +36,7 @@ local s = {}
 local leases = {}
 local log = {}
 local out, probes = 0, 0
+local expired = {}
 for i = 1, #raw, 2 do
   local f, v = raw[i], raw[i + 1]
   local kind = string.sub(f, 1, 2)
@@ -45,6 +46,7 @@ for i = 1, #raw, 2 do
     if e <= now then
       -- Its holder is gone (a crashed worker): spent for good, as if it ended at its expiry.
       redis.call('HDEL', key, f)
+      table.insert(expired, {tonumber(string.sub(f, 3)), g})
       local leaves = e + period + margin
       if leaves > now then
         redis.call('HSET', key, 'D:' .. string.sub(f, 3), leaves)
@@ -87,6 +89,12 @@ local lost_sent_at = num('lost_at', NEVER)
 local lost = {}
 if s['lost'] ~= nil and s['lost'] ~= '' then
   for id in string.gmatch(s['lost'], '%d+') do table.insert(lost, tonumber(id)) end
+end
+-- An expired lease is a request that got no answer (as far as anyone will ever know).
+local expired_any = #expired > 0
+for _, e in ipairs(expired) do
+  table.insert(lost, e[1])
+  lost_sent_at = math.max(lost_sent_at, e[2])
 end
 
 local function log_count(t)
@@ -207,6 +215,7 @@ if op == 'acquire' or op == 'peek' then
   local wait = nil
   if nxt ~= nil then wait = nxt - now end
   if held_for_retry then wait = math.min(wait or claim, prio - now) end
+  if expired_any then save() end
   return reply(0, 0, wait, eta(now, need))
 end
 
@@ -219,8 +228,8 @@ if op == 'release' then
     out = out - 1
     probes = probes - lease[1]
     if hdr ~= nil then hdr = hdr + 1 end
-    save()
   end
+  save()
   return reply(0, 0, nil, nil)
 end
 

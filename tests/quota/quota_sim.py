@@ -105,10 +105,14 @@ class SlidingServer:
 
 
 class TokenServer:
-    """A token bucket of ``limit`` tokens refilled at limit/period; Reset = when it is full again."""
+    """A token bucket of ``limit`` tokens refilled at limit/period.
 
-    def __init__(self, limit: int, period: float, *, round_reset: bool = True) -> None:
-        self.limit, self.period, self.round_reset = limit, period, round_reset
+    Reset = when it is full again, or with ``next_token`` when the next whole
+    token is in (as the emulator says it).
+    """
+
+    def __init__(self, limit: int, period: float, *, round_reset: bool = True, next_token: bool = False) -> None:
+        self.limit, self.period, self.round_reset, self.next_token = limit, period, round_reset, next_token
         self.accepted: list[float] = []
         self.rejected = 0
         self._tokens = float(limit)
@@ -124,13 +128,16 @@ class TokenServer:
             self.accepted.append(now)
         else:
             self.rejected += 1
+        whole = math.floor(self._tokens + 1e-9)
         reset = (self.limit - self._tokens) * self.period / self.limit
         next_token = max(0.0, (1.0 - self._tokens) * self.period / self.limit)
+        if self.next_token:
+            reset = (whole + 1 - self._tokens) * self.period / self.limit
         if self.round_reset:
             reset, next_token = _ceil(reset), _ceil(next_token)
         info = RateLimitInfo(
             limit=self.limit,
-            remaining=math.floor(self._tokens + 1e-9),
+            remaining=whole,
             reset_after=reset,
             retry_after=None if ok else next_token,
         )
@@ -138,11 +145,13 @@ class TokenServer:
 
 
 def make_server(kind: str, limit: int, period: float, **kwargs: float | bool) -> Server:
-    """One of "fixed", "sliding", "token"."""
+    """One of "fixed", "sliding", "token" (Reset: full again), "token-next" (Reset: next token)."""
     if kind == "fixed":
         return FixedServer(limit, period, **kwargs)  # type: ignore[arg-type]
     if kind == "sliding":
         return SlidingServer(limit, period, **kwargs)  # type: ignore[arg-type]
+    if kind == "token-next":
+        return TokenServer(limit, period, next_token=True, **kwargs)  # type: ignore[arg-type]
     return TokenServer(limit, period, **kwargs)  # type: ignore[arg-type]
 
 

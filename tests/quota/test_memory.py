@@ -39,7 +39,7 @@ def test_memory_quota_satisfies_the_protocol() -> None:
     assert isinstance(MemoryQuota(), Quota)
 
 
-@pytest.mark.parametrize("kind", ["fixed", "sliding", "token"])
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token", "token-next"])
 @pytest.mark.parametrize("origin", [0.0, 3.7])
 @pytest.mark.parametrize(("workers", "latency"), [(1, 0.05), (8, 0.05), (60, 0.3)])
 async def test_saturated_demand_spends_the_whole_budget_without_a_429(

@@ -23,7 +23,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     """
 
     @initialize(
-        kind=st.sampled_from(["fixed", "sliding", "token"]),
+        kind=st.sampled_from(["fixed", "sliding", "token", "token-next"]),
         limit=st.integers(1, 12),
         period=st.sampled_from([1.0, 5.0, 60.0]),
         origin=st.floats(0.0, 60.0),
@@ -105,7 +105,7 @@ TestSchedulerMachine.settings = settings(
 
 @settings(max_examples=50, deadline=None)
 @given(
-    kind=st.sampled_from(["fixed", "sliding", "token"]),
+    kind=st.sampled_from(["fixed", "sliding", "token", "token-next"]),
     limit=st.integers(2, 40),
     period=st.sampled_from([5.0, 60.0, 3600.0]),
     latency_share=st.floats(0.0, 0.02),
