@@ -141,7 +141,7 @@ def run_block(block: Block) -> None:
 
 def is_test_module(block: Block) -> bool:
     """True when the block defines pytest test functions (it is then run by pytest)."""
-    tree = ast.parse(block.code)
+    tree = ast.parse(block.code, filename=block.id)
     return any(
         isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_") for node in tree.body
     )
