@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import subprocess
 import sys
+from typing import Any
 
 import pytest
 from quota_sim import FixedServer, Load, SlidingServer
@@ -11,6 +14,7 @@ from quota_sim import FixedServer, Load, SlidingServer
 from kayse_async import errors
 from kayse_async._ratelimit import RateLimitInfo
 from kayse_async.quota import Quota, RedisQuota
+from kayse_async.quota._state import BucketState, LeaseRecord
 
 BUCKET = "k:redis"
 
@@ -31,6 +35,16 @@ def test_without_the_redis_package_the_error_names_the_extra(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(errors.ConfigurationError, match=r"kayse-async\[redis\]"):
         RedisQuota("redis://127.0.0.1:6379/15")
+
+
+def test_the_quota_package_imports_without_redis() -> None:
+    """kayse_async.quota (and MemoryQuota) work in an interpreter where redis cannot be imported."""
+    code = (
+        "import sys; sys.modules['redis'] = None; sys.modules['redis.asyncio'] = None\n"
+        "import kayse_async.quota as q; q.MemoryQuota(); print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "ok", done.stderr
 
 
 def test_bad_options_are_refused_naming_the_field() -> None:
@@ -166,3 +180,64 @@ async def test_an_injected_client_is_used_and_not_closed(redis_url: str, key_pre
     await q.aclose()
     assert await client.ping()
     await client.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("seed", range(8))
+async def test_the_lua_script_follows_the_python_rules(redis_url: str, key_prefix: str, seed: int) -> None:
+    """Random grants, sends, answers (any order, lost, 429) and releases: Redis and BucketState agree at each step."""
+    rng = random.Random(seed)
+    limit = rng.randint(1, 8)
+    q = RedisQuota(redis_url, limit=limit, period=1000.0, key_prefix=key_prefix, safety_margin=0.0)
+    state = q._loop_state()
+    # Nothing in this test lasts long enough for time to matter on either side.
+    model = BucketState(limit=limit, period=1000.0, margin=0.0)
+    reserved: list[tuple[int, LeaseRecord]] = []
+    out: list[tuple[int, LeaseRecord]] = []
+    try:
+        await _differential(q, state, model, rng, seed, reserved, out)
+    finally:
+        await q.aclose()
+
+
+async def _differential(
+    q: RedisQuota,
+    state: Any,
+    model: BucketState,
+    rng: random.Random,
+    seed: int,
+    reserved: list[tuple[int, LeaseRecord]],
+    out: list[tuple[int, LeaseRecord]],
+) -> None:
+    now = 0.0
+    limit = model.limit
+    for step in range(80):
+        op = rng.choice(["acquire", "acquire", "send", "answer", "answer", "release"])
+        if op == "acquire":
+            values = await q._try(state, BUCKET, 1, False, peek=False)
+            assert (values[0] == 1) == (model.allowance(now) > 0), (seed, step)
+            if values[0] == 1:
+                reserved.append((values[1], model.grant(now)))
+        elif op == "send" and reserved:
+            lease_id, record = reserved.pop(0)  # sent in grant order, as Redis assumes
+            model.sent(record, now)
+            out.append((lease_id, record))
+        elif op == "release" and reserved:
+            lease_id, record = reserved.pop(rng.randrange(len(reserved)))
+            await q._call(state, BUCKET, ["release", *q._config(), lease_id])
+            model.release(record, now)
+        elif op == "answer" and out:
+            lease_id, record = out.pop(rng.randrange(len(out)))
+            kind = rng.choice(["ok", "ok", "ok", "ok", "lost", "429"])
+            answer: RateLimitInfo | None
+            if kind == "ok":
+                answer, status = info(rng.randint(0, limit), 500.0, limit=limit), 200
+            elif kind == "lost":
+                answer, status = None, None
+            else:
+                answer, status = info(0, 500.0, limit=limit, retry_after=500.0), 429
+            await q._call(state, BUCKET, q._complete_args(lease_id, answer, status))
+            model.complete(record, answer, status, now)
+        else:
+            continue
+        assert q.snapshot(BUCKET).remaining == max(0, model.estimate_remaining(now)), (seed, step, op)
