@@ -64,7 +64,9 @@ class Recorder:
 
     async def request(self, request: Request, *, max_wait: float | None = None) -> Response:
         self.requests.append(request)
-        return Response(status=200, data=_echo(request), rate_limit=RateLimitInfo())
+        # Through JSON, as the answer would travel: plain types only.
+        data = json.loads(json.dumps(_echo(request)))
+        return Response(status=200, data=data, rate_limit=RateLimitInfo())
 
 
 async def run(call: Callable[[AsyncKayse], Awaitable[Any]]) -> tuple[Any, list[Request]]:
@@ -81,7 +83,7 @@ async def run(call: Callable[[AsyncKayse], Awaitable[Any]]) -> tuple[Any, list[R
 
 def _base(field: str) -> str:
     """The top-level field of an error's field path (``meta.x`` -> ``meta``, ``clients[3].city`` -> ``city``)."""
-    field = re.sub(r"^\w+\[\d+\]\.", "", field)
+    field = re.sub(r"^(clients|cases|lists)\[\d+\]\.", "", field)
     return re.split(r"[.\[]", field, maxsplit=1)[0]
 
 
@@ -155,7 +157,7 @@ async def test_case_list_create(drawn: Drawn) -> None:
 
 
 @FUZZ
-@given(payload(CAMPAIGN, signs=False))
+@given(payload(CAMPAIGN))
 async def test_campaign_create(drawn: Drawn) -> None:
     """campaigns.create: a ValidationError naming a bad field, or exactly the right POST."""
     outcome, requests = await run(lambda k: k.campaigns.create(**drawn.fields))
@@ -163,11 +165,6 @@ async def test_campaign_create(drawn: Drawn) -> None:
     check_single(drawn, outcome, requests, "POST", "/v1/campaigns", rules)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _fields.CAMPAIGN_FIELDS types case_list_id and send_sms_before_call_delay_minutes as any integer; "
-    "0 or a negative id, or negative minutes, are sent and refused by the server",
-)
 @pytest.mark.parametrize(
     ("field", "value"),
     [("case_list_id", 0), ("case_list_id", -4), ("send_sms_before_call_delay_minutes", -1)],

@@ -108,11 +108,6 @@ async def test_server_error_paths_leak_no_key(
     assert_no_leak(exception_texts(caught.value), capture.texts(), client_reprs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _transport/_protocol copy an error body that repeats the key into the APIError; "
-    "fix: redact every key from the body of a >= 300 response before decipher()",
-)
 async def test_a_server_that_echoes_the_key_does_not_leak_it(capture: Capture) -> None:
     """A server that repeats the request's key in its error body: the SDK's error must not carry it on."""
 
