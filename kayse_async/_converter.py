@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.gen import make_dict_unstructure_fn
 
 from . import models
 
@@ -71,6 +72,10 @@ def _structure_str(value: Any, _: Any) -> str:
     raise TypeError(f"expected a string, got {type(value).__name__} {str(value)[:40]!r}")
 
 
+_STR, _INT, _BOOL, _HOOK = range(4)
+_INLINE: dict[Any, int] = {str: _STR, int: _INT, bool: _BOOL}
+
+
 def _list_hook(conv: cattrs.Converter) -> Callable[[Any, Any], list[Any]]:
     def structure_list(value: Any, cls: Any) -> list[Any]:
         if not isinstance(value, list):
@@ -78,30 +83,75 @@ def _list_hook(conv: cattrs.Converter) -> Callable[[Any, Any], list[Any]]:
         args = getattr(cls, "__args__", None)
         if not args:
             return list(value)
+        if args[0] is int:
+            if not all(type(item) is int for item in value):
+                raise TypeError(f"expected an array of integers, got {str(value)[:40]!r}")
+            return list(value)
         return [conv.structure(item, args[0]) for item in value]
 
     return structure_list
 
 
 def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Callable[[Any, Any], T]:
-    """Structure ``cls`` from a mapping, keeping unknown keys in ``extra``.
+    """Structure ``cls`` from a mapping in one pass, keeping unknown keys in ``extra``.
 
     Both the wire name and the Python name of every field are the same (the
-    models use the API's snake_case names), so ``extra`` never shadows one.
+    models use the API's snake_case names), so ``extra`` never shadows one; a
+    server field literally named "extra" lands in ``extra["extra"]`` and goes
+    back out as "extra". Strings, integers and booleans are checked inline
+    (the hot path of every response); other types go through their hooks,
+    resolved on first use so that nested models may be registered in any order.
     """
-    known = frozenset(a.name for a in attrs.fields(cls) if a.name != EXTRA)  # type: ignore[arg-type]
-    base = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False)
+    fields = [a for a in attrs.fields(cls) if a.name != EXTRA]  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    plan: dict[str, tuple[int, bool, Any]] = {}
+    for field in fields:
+        tp = hints[field.name]
+        args = typing.get_args(tp)
+        nullable = type(None) in args
+        inner = next(a for a in args if a is not type(None)) if nullable and len(args) == 2 else tp
+        code = _INLINE.get(inner, _HOOK)
+        plan[field.name] = (code, nullable, inner)
+    hooks: dict[Any, Callable[[Any, Any], Any]] = {}
 
     def structure(value: Any, _: Any) -> T:
         if not isinstance(value, Mapping):
             raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(value).__name__}")
-        unknown = {k: v for k, v in value.items() if k not in known}
-        if unknown:
-            # A server field literally named "extra" lands in extra["extra"] and goes back out as "extra".
-            data = {k: v for k, v in value.items() if k in known}
-            data[EXTRA] = unknown
-            return base(data, cls)
-        return base(value, cls)
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] | None = None
+        for key, item in value.items():
+            entry = plan.get(key)
+            if entry is None:
+                if extra is None:
+                    extra = {}
+                extra[key] = item
+                continue
+            code, nullable, inner = entry
+            if item is None and nullable:
+                kwargs[key] = None
+            elif code == _STR:
+                if type(item) is not str:
+                    raise TypeError(f"{key}: expected a string, got {type(item).__name__} {str(item)[:40]!r}")
+                kwargs[key] = item
+            elif code == _INT:
+                if type(item) is not int:
+                    raise TypeError(f"{key}: expected an integer, got {type(item).__name__} {str(item)[:40]!r}")
+                kwargs[key] = item
+            elif code == _BOOL:
+                if type(item) is not bool:
+                    raise TypeError(f"{key}: expected true or false, got {type(item).__name__} {str(item)[:40]!r}")
+                kwargs[key] = item
+            else:
+                hook = hooks.get(inner)
+                if hook is None:
+                    hook = hooks[inner] = conv.get_structure_hook(inner)
+                try:
+                    kwargs[key] = hook(item, inner)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"{key}: {exc}") from None
+        if extra is not None:
+            kwargs[EXTRA] = extra
+        return cls(**kwargs)
 
     return structure
 

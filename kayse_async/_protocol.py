@@ -114,7 +114,10 @@ def _resets_at(info: RateLimitInfo, local_now: float) -> dt.datetime | None:
     wait = info.retry_after if info.retry_after is not None else info.reset_after
     if wait is None:
         return None
-    return dt.datetime.fromtimestamp(local_now + wait, tz=dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(local_now + wait, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _message_of(data: Any) -> str | None:

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 
 import attrs
 
+MAX_HINT = 86_400.0
+"""Seconds: a Reset or Retry-After further away than a day is read as a day (the API's window is an hour)."""
+
 EPOCH_THRESHOLD = 1_000_000_000
 """An ``X-RateLimit-Reset`` of at least this many seconds is a UTC epoch; a smaller one is a delta."""
 
@@ -98,6 +101,10 @@ def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLim
             retry_after = max(0.0, when - now)
     elif retry_after is not None:
         retry_after = max(0.0, retry_after)
+    if reset_after is not None:
+        reset_after = min(reset_after, MAX_HINT)
+    if retry_after is not None:
+        retry_after = min(retry_after, MAX_HINT)
     return RateLimitInfo(
         limit=int(limit) if limit is not None and limit >= 0 else None,
         remaining=int(remaining) if remaining is not None and remaining >= 0 else None,

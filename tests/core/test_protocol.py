@@ -143,3 +143,9 @@ def test_key_fingerprint_is_stable_and_does_not_contain_the_key() -> None:
     key = "sk_live_abcdef0123456789"
     assert key_fingerprint(key) == key_fingerprint(key) != key_fingerprint(key + "x")
     assert "abcdef" not in key_fingerprint(key)
+
+
+def test_absurd_reset_hints_are_capped_at_a_day() -> None:
+    info = parse_rate_limit({"X-RateLimit-Reset": "253402300800", "Retry-After": "99999999999"}, local_now=NOW)
+    assert info.reset_after == 86_400.0
+    assert info.retry_after == 86_400.0
