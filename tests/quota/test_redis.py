@@ -6,6 +6,7 @@ import asyncio
 import random
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -241,3 +242,75 @@ async def _differential(
         else:
             continue
         assert q.snapshot(BUCKET).remaining == max(0, model.estimate_remaining(now)), (seed, step, op)
+
+
+@pytest.mark.redis
+async def test_a_retry_keeps_its_place_across_instances(redis_url: str, key_prefix: str) -> None:
+    """After a 429 the retry (priority) of one instance is served before a fresh call of another."""
+    a = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix, safety_margin=0.0, poll_interval=0.05)
+    b = RedisQuota(redis_url, limit=10, period=5.0, key_prefix=key_prefix, safety_margin=0.0, poll_interval=0.05)
+    order: list[str] = []
+    lease = await a.acquire(BUCKET)
+    lease.sent()
+    lease.complete(info(0, 5, retry_after=0.5), 429)
+    await a.aclose()
+
+    async def caller(q: RedisQuota, name: str, priority: bool) -> None:
+        got = await q.acquire(BUCKET, priority=priority)
+        order.append(name)
+        got.sent()
+        got.complete(info(5, 5), 200)
+
+    retry = asyncio.create_task(caller(a, "retry", True))
+    await asyncio.sleep(0.1)
+    fresh = asyncio.create_task(caller(b, "fresh", False))
+    await asyncio.wait_for(asyncio.gather(retry, fresh), timeout=10)
+    await a.aclose()
+    await b.aclose()
+    assert order == ["retry", "fresh"]
+
+
+@pytest.mark.redis
+def test_one_redis_quota_on_two_loops_in_two_threads(redis_url: str, key_prefix: str) -> None:
+    """One RedisQuota used from two threads' loops: a client per loop, one budget, each closed on its loop."""
+    q = RedisQuota(redis_url, limit=10, period=60.0, key_prefix=key_prefix)
+
+    async def seed() -> None:
+        lease = await q.acquire(BUCKET)
+        lease.sent()
+        lease.complete(info(6, 60), 200)
+        await q.aclose()
+
+    async def spend() -> int:
+        got = 0
+        for _ in range(5):
+            try:
+                lease = await q.acquire(BUCKET, max_wait=0)
+            except errors.QuotaExhaustedError:
+                continue
+            lease.sent()
+            lease.complete(None, None)
+            got += 1
+        await q.aclose()
+        return got
+
+    def in_thread(factory: Any, results: list[Any]) -> threading.Thread:
+        thread = threading.Thread(target=lambda: results.append(_run_loop(factory)))
+        thread.start()
+        return thread
+
+    seeded: list[Any] = []
+    in_thread(seed, seeded).join(timeout=30)
+    results: list[Any] = []
+    threads = [in_thread(spend, results) for _ in range(2)]
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sum(results) == 6
+
+
+def _run_loop(factory: Any) -> Any:
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(factory())
+    finally:
+        loop.close()
