@@ -49,7 +49,8 @@ async def _saturate(kayse: AsyncKayse, duration: float) -> tuple[int, list[BaseE
 
 async def _scenario(*, other_per_window: int = 0, **emulator: Any) -> dict[str, Any]:
     async with Emulator(api_key="k", limit=LIMIT, period=PERIOD, **emulator) as emu:
-        quota = MemoryQuota(limit=LIMIT, period=PERIOD)
+        # The limit is left at its default (500): the server's X-RateLimit-Limit must replace it.
+        quota = MemoryQuota(period=PERIOD)
         async with AsyncKayse("k", base_url=emu.url, calls_base_url=emu.url, quota=quota) as kayse:
             other_served = other_429 = 0
 
@@ -72,6 +73,7 @@ async def _scenario(*, other_per_window: int = 0, **emulator: Any) -> dict[str, 
             if other_task is not None:
                 other_task.cancel()
                 await asyncio.gather(other_task, return_exceptions=True)
+            snapshot = kayse.quota
         stats = emu.stats()
     return {
         "served": served,
@@ -79,6 +81,7 @@ async def _scenario(*, other_per_window: int = 0, **emulator: Any) -> dict[str, 
         "sdk_429": stats["rate_limited"] - other_429,
         "other": other_served,
         "options": emulator,
+        "snapshot": snapshot,
     }
 
 
@@ -97,6 +100,9 @@ async def test_each_window_mode_and_reset_form_without_a_429() -> None:
     )
     assert len(results) == 6
     for result in results:
+        # kayse.quota, without a request: the limit the server announced, what is left of it.
+        assert result["snapshot"].limit == LIMIT
+        assert 0 <= result["snapshot"].remaining <= LIMIT
         assert result["failures"] == [], result["options"]
         assert result["sdk_429"] == 0, result
         assert result["served"] >= 0.95 * LIMIT * _windows(), result
