@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import importlib.resources
 import math
 import threading
@@ -241,11 +242,11 @@ class RedisQuota:
     def _background(self, state: _LoopState, bucket: str, args: list[Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._call(state, bucket, args))
         state.pending.add(task)
-        task.add_done_callback(self._finished)
+        task.add_done_callback(functools.partial(self._finished, state))
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        for state in list(self._loops.values()):
-            state.pending.discard(task)
+    @staticmethod
+    def _finished(state: _LoopState, task: asyncio.Task[Any]) -> None:
+        state.pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.warning("quota update in Redis failed: %r", task.exception())
 
