@@ -17,7 +17,7 @@ import attrs
 from hypothesis import strategies as st
 
 MAX_INT = 2**63 - 1
-Kind = Literal["str", "date", "bool", "object", "ids", "id", "count", "strs", "weekdays", "delays"]
+Kind = Literal["str", "date", "bool", "object", "ids", "id", "count", "strs", "weekdays", "delays", "filter"]
 
 CLIENT: dict[str, tuple[Kind, bool]] = {
     "email": ("str", False),
@@ -59,6 +59,9 @@ CASE: dict[str, tuple[Kind, bool]] = {
 CASE_LIST: dict[str, tuple[Kind, bool]] = {
     "name": ("str", True),
     "description": ("str", False),
+    "filter": ("filter", False),
+    "include_ids": ("ids", False),
+    "exclude_ids": ("ids", False),
     "is_obo": ("bool", False),
 }
 CAMPAIGN: dict[str, tuple[Kind, bool]] = {
@@ -196,6 +199,10 @@ def valid(kind: Kind, required: bool) -> st.SearchStrategy[tuple[Any, Any]]:
         return st.integers(0, 10_000).map(lambda i: (i, i))
     if kind == "strs":
         return st.lists(st.text(max_size=8), max_size=4).map(lambda xs: (xs, xs))
+    if kind == "filter":
+        words = st.lists(st.text(max_size=8), max_size=3)
+        optional = {"statuses": words, "types": words, "is_obo": st.booleans(), "jurisdiction": st.text(max_size=8)}
+        return st.fixed_dictionaries({}, optional=optional).map(lambda d: (d, d))
     if kind == "weekdays":
         return st.lists(st.sampled_from(WEEKDAYS), max_size=7).map(lambda xs: (xs, xs))
     # delays
@@ -252,6 +259,8 @@ def invalid(kind: Kind, required: bool, *, signs: bool = True) -> st.SearchStrat
             options += [bad_item.filter(lambda v: v is not None), st.sampled_from(["7", [1], {"id": 1}])]
     elif kind == "strs":
         options += [st.just("Monday"), st.lists(st.integers(), min_size=1, max_size=2)]
+    elif kind == "filter":
+        options += [_any_wrong.filter(lambda v: not isinstance(v, dict)), st.just({"x": math.nan})]
     elif kind == "weekdays":
         options += [
             st.just("Monday"),
@@ -311,6 +320,9 @@ def payload(
         value, json_value = draw(valid(kind, required))
         fields[name] = value
         expected[name] = json_value
+    if "filter" in table and fields.get("filter") is None and "filter" not in bad:
+        # A case list's explicit ids need a filter beside them.
+        bad.update(name for name in ("include_ids", "exclude_ids") if fields.get(name))
     if unknown and draw(st.integers(0, 4)) == 0:
         # A field this SDK does not know: passed through when it is JSON, refused otherwise.
         if draw(st.booleans()):

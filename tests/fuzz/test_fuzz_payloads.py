@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from kayse_async import AsyncKayse, errors
 from kayse_async._protocol import Request, Response
 from kayse_async._ratelimit import RateLimitInfo
+from kayse_async.models import BulkItem, BulkResult
 from kayse_async.quota import MemoryQuota
 from kayse_async.testing import _validation as server_rules
 
@@ -243,12 +244,23 @@ def bulk_items(draw: st.DrawFn, table: dict[str, Any]) -> list[tuple[Any, Drawn,
     return out
 
 
-async def check_bulk(resource: str, items: list[tuple[Any, Drawn, bool]], chunk_size: int, rules: Any) -> None:
+async def check_bulk(
+    resource: str, items: list[tuple[Any, Drawn, bool]], chunk_size: int, rules: Any, container: str | None = None
+) -> None:
     """Bad items are rejected locally (named by index); good ones are sent, each once, exactly as expected."""
+    container = container or resource
 
     async def call(kayse: AsyncKayse) -> Any:
         target = getattr(kayse, resource)
-        return await target.bulk_upsert([item for item, _, _ in items], chunk_size=chunk_size, raise_on_error=False)
+        given = [item for item, _, _ in items]
+        if resource == "case_lists":
+            # This route's bulk_upsert raises BulkError, carrying the whole result, when any item fails.
+            try:
+                await target.bulk_upsert(given, chunk_size=chunk_size)
+            except errors.BulkError as exc:
+                return exc.result
+            return BulkResult(items=[BulkItem(index=i, status="succeeded") for i in range(len(given))])
+        return await target.bulk_upsert(given, chunk_size=chunk_size, raise_on_error=False)
 
     result, requests = await run(call)
     assert not isinstance(result, errors.ValidationError), f"bulk_upsert raised {result}"
@@ -256,14 +268,14 @@ async def check_bulk(resource: str, items: list[tuple[Any, Drawn, bool]], chunk_
     sent: list[dict[str, Any]] = []
     for request in requests:
         assert (request.method, request.path) == ("POST", f"/v1/{resource}/bulk")
-        assert 1 <= len(request.json[resource]) <= chunk_size
-        sent += request.json[resource]
+        assert 1 <= len(request.json[container]) <= chunk_size
+        sent += request.json[container]
     wanted: list[dict[str, Any]] = []
     for index, ((item, drawn, id_ok), outcome) in enumerate(zip(items, result.items, strict=True)):
         if drawn.bad or not id_ok:
             assert outcome.status == "rejected", f"item {index} with bad {sorted(drawn.bad)} was {outcome.status}"
             assert isinstance(outcome.error, errors.ValidationError)
-            assert outcome.error.field.startswith(f"{resource}[{index}]"), outcome.error.field
+            assert outcome.error.field.startswith(f"{container}[{index}]"), outcome.error.field
             if id_ok:
                 assert _base(outcome.error.field) in drawn.bad, outcome.error.field
             continue
@@ -288,6 +300,13 @@ async def test_clients_bulk_upsert(items: list[tuple[Any, Drawn, bool]], chunk_s
 async def test_cases_bulk_upsert(items: list[tuple[Any, Drawn, bool]], chunk_size: int) -> None:
     """cases.bulk_upsert: each bad item rejected by index, the good ones sent once each, in chunks."""
     await check_bulk("cases", items, chunk_size, server_rules.check_case)
+
+
+@FUZZ
+@given(bulk_items(CASE_LIST), st.integers(1, 5))
+async def test_case_lists_bulk_upsert(items: list[tuple[Any, Drawn, bool]], chunk_size: int) -> None:
+    """case_lists.bulk_upsert: each bad item rejected by index, the good ones sent once each, in chunks."""
+    await check_bulk("case_lists", items, chunk_size, server_rules.check_case_list, container="lists")
 
 
 @FUZZ
