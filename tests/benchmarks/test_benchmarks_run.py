@@ -66,9 +66,11 @@ def test_overhead_runs_against_the_emulator_too() -> None:
     assert "the kayse_async emulator" in out
 
 
-def test_serialization_prints_one_row_per_library_with_ratios_against_pydantic() -> None:
+@pytest.mark.parametrize("collector", ["on", "off"])
+def test_serialization_prints_one_row_per_library_with_ratios_against_pydantic(collector: str) -> None:
     """serialization.py checks every round trip, then reports all three libraries, pydantic at 1.00x."""
-    out = run_benchmark("serialization", "--records", "300", "--rounds", "2")
+    out = run_benchmark("serialization", "--records", "300", "--rounds", "2", "--gc", collector)
+    assert f"garbage collector {collector} during the passes" in out
     rows = table_rows(out)
     assert list(rows) == ["pydantic v2", "kayse_async (cattrs)", "msgspec"]
     for name, cells in rows.items():
