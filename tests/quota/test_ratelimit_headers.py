@@ -76,3 +76,9 @@ def test_no_headers_is_not_present() -> None:
 def test_fractional_delta_is_kept() -> None:
     """A fractional delta (not the documented integer) is accepted as is."""
     assert parse_rate_limit({"X-RateLimit-Reset": "1.5"}, local_now=0.0).reset_after == 1.5
+
+
+def test_absurd_hints_are_capped_at_a_day() -> None:
+    """A Reset or Retry-After decades away (a broken server) is read as one day, not obeyed."""
+    got = parse_rate_limit({"X-RateLimit-Reset": "999999999", "Retry-After": "1e12"}, local_now=0.0)
+    assert (got.reset_after, got.retry_after) == (86_400.0, 86_400.0)
