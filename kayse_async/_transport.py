@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -110,6 +111,9 @@ class Transport:
         self._user_agent = user_agent
         self._session = session
         self._owns_session = session is None
+        self._traced = False
+        if session is not None:
+            _no_silent_resend(session)
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()
         self._closed = False
@@ -136,12 +140,17 @@ class Transport:
             raise KayseError("this client is closed")
         loop = asyncio.get_running_loop()
         if self._session is None:
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_on_headers_sent)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=POOL_SIZE),
                 timeout=self._timeout,
                 headers={"User-Agent": self._user_agent},
                 raise_for_status=False,
+                trace_configs=[trace],
             )
+            self._traced = True
+            _no_silent_resend(self._session)
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
@@ -245,14 +254,13 @@ class Transport:
         finally:
             self.quota_wait_seconds += time.monotonic() - waited_from
         # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
-        sent = False
-        completed = False
+        mark = _SendMark(lease)
+        if not self._traced:
+            # A session we did not build has no hook to tell us when the request goes out: count it now.
+            mark.sent()
         headers = {endpoint.header: endpoint.key, "Accept": "application/json"}
         started = time.perf_counter()
         try:
-            lease.sent()
-            sent = True
-            self.requests_sent += 1
             async with session.request(
                 request.method,
                 url,
@@ -261,78 +269,67 @@ class Transport:
                 headers=headers,
                 allow_redirects=False,
                 timeout=self._timeout,
+                trace_request_ctx=mark,
             ) as resp:
                 body = await _read_capped(resp)
                 status = resp.status
                 resp_headers: Mapping[str, str] = resp.headers
                 location = resp.headers.get("Location")
         except asyncio.CancelledError:
-            if sent:
-                lease.complete(None, None)
-            else:
-                lease.release()
-            completed = True
+            mark.settle()
             raise
-        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
-            lease.complete(None, None)
-            completed = True
-            raise TLSError(
-                f"TLS verification failed for {request.method} {url}: {_describe(exc)}",
-                method=request.method,
-                url=url,
-                may_have_been_sent=False,
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            lease.complete(None, None)
-            completed = True
-            raise ConnectError(
-                f"could not connect for {request.method} {url}: {_describe(exc)}",
-                method=request.method,
-                url=url,
-                may_have_been_sent=False,
-            ) from None
-        except aiohttp.ConnectionTimeoutError:
-            lease.complete(None, None)
-            completed = True
-            raise ConnectError(
-                f"could not connect within {self._timeout.sock_connect} s for {request.method} {url}",
-                method=request.method,
-                url=url,
-                may_have_been_sent=False,
-            ) from None
-        except TimeoutError:
-            lease.complete(None, None)
-            completed = True
-            raise RequestTimeoutError(
-                f"no complete response within {self._timeout.total} s for {request.method} {url}",
-                method=request.method,
-                url=url,
-            ) from None
-        except aiohttp.ClientError as exc:
-            lease.complete(None, None)
-            completed = True
-            raise ConnectError(
-                f"connection lost during {request.method} {url}: {_describe(exc)}",
-                method=request.method,
-                url=url,
-            ) from None
-        except _TooLarge:
-            lease.complete(None, None)
-            completed = True
-            raise APIError(
-                f"response larger than {MAX_RESPONSE_BYTES} bytes refused", method=request.method, url=url
-            ) from None
+        except (aiohttp.ClientError, TimeoutError, _TooLarge) as exc:
+            mark.settle()
+            raise self._failure(exc, request, url, sent=mark.was_sent) from None
         finally:
-            if not completed and not sent:
-                lease.release()
+            if mark.was_sent:
+                self.requests_sent += 1
+        mark.sent()  # a response proves it, whatever the hook saw
         body = self._redact(body)
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
         info = parse_rate_limit(resp_headers, local_now=time.time())
-        lease.complete(info, status)
+        mark.complete(info, status)
         if 300 <= status < 400:
             raise self._redirect(status, location, url, endpoint, request)
         return decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+
+    def _failure(self, exc: BaseException, request: Request, url: str, *, sent: bool) -> KayseError:
+        """The SDK's error for an attempt that got no response; ``sent`` says whether the server may have it."""
+        method = request.method
+        if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+            return TLSError(
+                f"TLS verification failed for {method} {url}: {_describe(exc)}",
+                method=method,
+                url=url,
+                may_have_been_sent=False,
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return ConnectError(
+                f"could not connect for {method} {url}: {_describe(exc)}",
+                method=method,
+                url=url,
+                may_have_been_sent=False,
+            )
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return ConnectError(
+                f"could not connect within {self._timeout.sock_connect} s for {method} {url}",
+                method=method,
+                url=url,
+                may_have_been_sent=False,
+            )
+        if isinstance(exc, _TooLarge):
+            return APIError(f"response larger than {MAX_RESPONSE_BYTES} bytes refused", method=method, url=url)
+        if isinstance(exc, TimeoutError):
+            return RequestTimeoutError(
+                f"no complete response within {self._timeout.total} s for {method} {url}",
+                method=method,
+                url=url,
+                may_have_been_sent=sent,
+            )
+        return ConnectError(
+            f"connection lost during {method} {url}: {_describe(exc)}", method=method, url=url, may_have_been_sent=sent
+        )
 
     def _redact(self, body: bytes) -> bytes:
         """Blank out any API key a server echoes back, before the body reaches errors or models."""
@@ -364,6 +361,48 @@ class Transport:
         return _Redirect(status, target)
 
 
+class _SendMark:
+    """Settles one attempt's lease: refunded if nothing went out, spent once it may have.
+
+    Our own session's trace hook calls :meth:`sent` when the request's headers
+    are written, so a connection that never opened costs no budget.
+    """
+
+    __slots__ = ("done", "lease", "was_sent")
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.was_sent = False
+        self.done = False
+
+    def sent(self) -> None:
+        if not self.was_sent:
+            self.was_sent = True
+            self.lease.sent()
+
+    def settle(self) -> None:
+        """No response came: spend the unit if the request may have gone out, else give it back."""
+        if self.done:
+            return
+        self.done = True
+        if self.was_sent:
+            self.lease.complete(None, None)
+        else:
+            self.lease.release()
+
+    def complete(self, info: RateLimitInfo, status: int) -> None:
+        self.done = True
+        self.lease.complete(info, status)
+
+
+async def _on_headers_sent(
+    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    mark = context.trace_request_ctx
+    if isinstance(mark, _SendMark):
+        mark.sent()
+
+
 class _Redirect(Exception):
     def __init__(self, status: int, location: str) -> None:
         self.status = status
@@ -387,6 +426,17 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
             raise _TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _no_silent_resend(session: aiohttp.ClientSession) -> None:
+    """Stop aiohttp from resending a GET, PUT or DELETE by itself when a kept-alive connection was closed.
+
+    That resend would spend budget the quota never granted and bypass the
+    retry rules; the transport's own retries cover the case. The attribute is
+    private to aiohttp (its own test client sets it); it is left alone if gone.
+    """
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
 
 
 def _may_have_applied(exc: KayseError) -> bool:

@@ -7,58 +7,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 from unittest.mock import MagicMock
 
-import attrs
+import aiohttp
 import pytest
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
 from aioresponses import core as aioresponses_core
 
 from kayse_async import AsyncKayse
-from kayse_async._ratelimit import RateLimitInfo
-from kayse_async.models import QuotaSnapshot
+
+from .recording import RecordingQuota
 
 BASE = "https://api.example.test"
 CALLS = "https://calls.example.test"
 KEY = "sk_live_SECRET_main_key_0123456789"
 CALLS_KEY = "sk_live_SECRET_calls_key_9876543210"
-
-
-@attrs.define
-class RecordingLease:
-    """A lease that records what the transport did with it."""
-
-    bucket: str
-    priority: bool = False
-    events: list[str] = attrs.field(factory=list)
-    statuses: list[int | None] = attrs.field(factory=list)
-
-    def sent(self) -> None:
-        self.events.append("sent")
-
-    def complete(self, info: RateLimitInfo | None, status: int | None) -> None:
-        self.events.append("complete")
-        self.statuses.append(status)
-
-    def release(self) -> None:
-        self.events.append("release")
-
-
-@attrs.define
-class RecordingQuota:
-    """A Quota with an unbounded budget that keeps every lease it granted."""
-
-    leases: list[RecordingLease] = attrs.field(factory=list)
-
-    async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> RecordingLease:
-        lease = RecordingLease(bucket, priority=priority)
-        self.leases.append(lease)
-        return lease
-
-    def snapshot(self, bucket: str) -> QuotaSnapshot:
-        return QuotaSnapshot(limit=500, remaining=500 - len(self.leases))
-
-    async def aclose(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -73,14 +35,19 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 async def kayse(quota: RecordingQuota, sleeps: list[float]) -> AsyncIterator[AsyncKayse]:
-    client = AsyncKayse(KEY, base_url=BASE, calls_base_url=CALLS, calls_api_key=CALLS_KEY, quota=quota)
+    # aioresponses replaces aiohttp's send path, trace hooks included; with a session it did not
+    # build, the transport counts each request as sent when it starts, which is what these tests need.
+    async with aiohttp.ClientSession() as session:
+        client = AsyncKayse(
+            KEY, base_url=BASE, calls_base_url=CALLS, calls_api_key=CALLS_KEY, quota=quota, session=session
+        )
 
-    async def fake_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
+        async def fake_sleep(seconds: float) -> None:
+            sleeps.append(seconds)
 
-    client._transport._sleep = fake_sleep
-    async with client:
-        yield client
+        client._transport._sleep = fake_sleep
+        async with client:
+            yield client
 
 
 class _CompatResponse(ClientResponse):
