@@ -6,8 +6,10 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -156,6 +158,7 @@ class MemoryQuota:
         self._on_wait = on_wait
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
+        _instances.add(self)
 
     @property
     def limit(self) -> int:
@@ -293,6 +296,26 @@ class MemoryQuota:
 
 _default_lock = threading.Lock()
 _default: MemoryQuota | None = None
+_instances: weakref.WeakSet[MemoryQuota] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Give every MemoryQuota of a forked child a new lock and fresh buckets.
+
+    The parent's lock may have been held by one of its threads at the fork, and
+    its waiters and leases belong to the parent's loops: kept, they would
+    deadlock the child or hold its budget forever. A fresh bucket is the safe
+    start (its first request probes alone and learns the server's Remaining).
+    """
+    global _default_lock
+    _default_lock = threading.Lock()
+    for quota in list(_instances):
+        quota._lock = threading.Lock()
+        quota._buckets = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_quota() -> MemoryQuota:
