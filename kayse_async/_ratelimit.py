@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 MAX_HINT = 86_400.0
 """Seconds: a Reset or Retry-After further away than a day is read as a day (the API's window is an hour)."""
@@ -25,6 +27,8 @@ class RateLimitInfo:
     header (never the local clock, which may be skewed), falling back to the
     local wall clock only when the response has no usable ``Date``.
     ``retry_after`` is the ``Retry-After`` header in seconds, when present.
+    ``server_date`` is the response's ``Date``, when it was needed to read an
+    epoch Reset or a dated Retry-After.
     Any field is None when its header was missing or unreadable.
     """
 
@@ -40,15 +44,11 @@ class RateLimitInfo:
         return self.limit is not None or self.remaining is not None or self.reset_after is not None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lower = name.lower()
-        for key, item in headers.items():
-            if key.lower() == lower:
-                return item
-        return None
-    return value
+def _getter(headers: Mapping[str, str]) -> Callable[[str], str | None]:
+    """A case-insensitive lookup by lower-case name: aiohttp's headers are one already."""
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        return headers.get
+    return {key.lower(): value for key, value in headers.items()}.get
 
 
 def _number(text: str | None) -> float | None:
@@ -63,7 +63,9 @@ def _number(text: str | None) -> float | None:
     return value
 
 
+@functools.lru_cache(maxsize=32)
 def _http_date(text: str | None) -> float | None:
+    # Cached: a server sends the same Date on every response of a second.
     if not text:
         return None
     try:
@@ -81,23 +83,24 @@ def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLim
     ``local_now`` is the local wall clock (``time.time()``) at the response,
     used only when an epoch Reset comes without a ``Date`` header.
     """
-    limit = _number(_header(headers, "X-RateLimit-Limit"))
-    remaining = _number(_header(headers, "X-RateLimit-Remaining"))
-    reset = _number(_header(headers, "X-RateLimit-Reset"))
-    server_date = _http_date(_header(headers, "Date"))
+    get = _getter(headers)
+    limit = _number(get("x-ratelimit-limit"))
+    remaining = _number(get("x-ratelimit-remaining"))
+    reset = _number(get("x-ratelimit-reset"))
+    retry_text = get("retry-after")
+    retry_after = _number(retry_text)
+    # The Date header is read only when an epoch or an HTTP date must be turned into a delta.
+    server_date: float | None = None
+    needs_date = (reset is not None and reset >= EPOCH_THRESHOLD) or (retry_after is None and bool(retry_text))
+    if needs_date:
+        server_date = _http_date(get("date"))
+    now = server_date if server_date is not None else local_now
     reset_after: float | None = None
     if reset is not None:
-        if reset >= EPOCH_THRESHOLD:
-            now = server_date if server_date is not None else local_now
-            reset_after = max(0.0, reset - now)
-        else:
-            reset_after = max(0.0, reset)
-    retry_text = _header(headers, "Retry-After")
-    retry_after = _number(retry_text)
+        reset_after = max(0.0, reset - now) if reset >= EPOCH_THRESHOLD else max(0.0, reset)
     if retry_after is None and retry_text:
         when = _http_date(retry_text)
         if when is not None:
-            now = server_date if server_date is not None else local_now
             retry_after = max(0.0, when - now)
     elif retry_after is not None:
         retry_after = max(0.0, retry_after)

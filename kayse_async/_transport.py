@@ -18,10 +18,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from types import SimpleNamespace
+from contextvars import ContextVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.connector import Connection
 
 from ._protocol import (
     CALLS_KEY_HEADER,
@@ -140,14 +141,12 @@ class Transport:
             raise KayseError("this client is closed")
         loop = asyncio.get_running_loop()
         if self._session is None:
-            trace = aiohttp.TraceConfig()
-            trace.on_request_headers_sent.append(_on_headers_sent)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=POOL_SIZE),
                 timeout=self._timeout,
                 headers={"User-Agent": self._user_agent},
                 raise_for_status=False,
-                trace_configs=[trace],
+                request_class=_MarkingRequest,
             )
             self._traced = True
             _no_silent_resend(self._session)
@@ -260,6 +259,7 @@ class Transport:
             mark.sent()
         headers = {endpoint.header: endpoint.key, "Accept": "application/json"}
         started = time.perf_counter()
+        token = _SENDING.set(mark)
         try:
             async with session.request(
                 request.method,
@@ -269,7 +269,6 @@ class Transport:
                 headers=headers,
                 allow_redirects=False,
                 timeout=self._timeout,
-                trace_request_ctx=mark,
             ) as resp:
                 body = await _read_capped(resp)
                 status = resp.status
@@ -282,6 +281,7 @@ class Transport:
             mark.settle()
             raise self._failure(exc, request, url, sent=mark.was_sent) from None
         finally:
+            _SENDING.reset(token)
             if mark.was_sent:
                 self.requests_sent += 1
         mark.sent()  # a response proves it, whatever the hook saw
@@ -364,8 +364,8 @@ class Transport:
 class _SendMark:
     """Settles one attempt's lease: refunded if nothing went out, spent once it may have.
 
-    Our own session's trace hook calls :meth:`sent` when the request's headers
-    are written, so a connection that never opened costs no budget.
+    Our own session's request class calls :meth:`sent` just before the request
+    is written, so a connection that never opened costs no budget.
     """
 
     __slots__ = ("done", "lease", "was_sent")
@@ -395,12 +395,23 @@ class _SendMark:
         self.lease.complete(info, status)
 
 
-async def _on_headers_sent(
-    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: aiohttp.TraceRequestHeadersSentParams
-) -> None:
-    mark = context.trace_request_ctx
-    if isinstance(mark, _SendMark):
-        mark.sent()
+_SENDING: ContextVar[_SendMark | None] = ContextVar("kayse_async_sending", default=None)
+"""The attempt whose request the current task is about to write (read by ``_MarkingRequest``)."""
+
+
+class _MarkingRequest(aiohttp.ClientRequest):
+    """aiohttp's request, which tells the attempt's ``_SendMark`` just before it is written.
+
+    ``send`` runs once a connection is open, so a connection that never opened
+    costs no budget. Cheaper than a TraceConfig, which runs aiohttp's whole
+    tracing machinery on every request.
+    """
+
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        mark = _SENDING.get()
+        if mark is not None:
+            mark.sent()
+        return await super().send(conn)
 
 
 class _Redirect(Exception):
@@ -416,8 +427,10 @@ class _TooLarge(Exception):
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
     length = resp.content_length
-    if length is not None and length > MAX_RESPONSE_BYTES:
-        raise _TooLarge
+    if length is not None:
+        if length > MAX_RESPONSE_BYTES:
+            raise _TooLarge
+        return await resp.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(256 * 1024):
