@@ -310,6 +310,10 @@ class Service:
                 response = _json(200, self._handlers[route.operation](params, request.query, body))
         except v.Reject as reject:
             response = _json(reject.status, reject.body())
+        except (ConnectionError, asyncio.CancelledError) as exc:
+            # The client went away mid-request (Ctrl-C, a kill): nothing to answer, nothing wrong here.
+            logger.debug("client left during %s %s: %s", route.method, route.template, type(exc).__name__)
+            raise
         except Exception:
             # A bug of the emulator, never a reaction to input: log it (no headers, no body).
             logger.exception("emulator error in %s %s", route.method, route.template)
