@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn
 
 from . import models
 
@@ -159,20 +158,50 @@ def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Calla
 def _unstructure_hook_merging_extra(conv: cattrs.Converter, cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
     """Unstructure ``cls`` to a dict of every field (None as null), with ``extra`` merged back.
 
-    Known fields win over an ``extra`` entry of the same name.
+    Known fields win over an ``extra`` entry of the same name. The function is
+    generated once per class, one dict display with a term per field (as cattrs
+    does): plain JSON values go as they are, dates as ISO strings, dicts and
+    lists as shallow copies, anything else through its hook, None as null.
     """
-    base = make_dict_unstructure_fn(cls, conv)
-
-    def unstructure(value: Any) -> dict[str, Any]:
-        data: dict[str, Any] = base(value)
-        extra = data.pop(EXTRA, None)
-        if extra:
-            merged = dict(extra)
-            merged.update(data)
-            return merged
-        return data
-
-    return unstructure
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {}
+    terms: list[str] = []
+    for field in attrs.fields(cls):
+        name = field.name
+        if name == EXTRA:
+            continue
+        tp = hints[name]
+        args = typing.get_args(tp)
+        inner = next(a for a in args if a is not type(None)) if type(None) in args and len(args) == 2 else tp
+        origin = typing.get_origin(inner)
+        get = f"v.{name}"
+        if inner in (str, int, bool, float) or typing.get_origin(inner) is typing.Literal:
+            term = get
+        elif inner is dt.date:
+            term = f"(None if {get} is None else {get}.isoformat())"
+        elif origin in (dict, list) and typing.get_args(inner)[-1] in (Any, int, str):
+            term = f"(None if {get} is None else {origin.__name__}({get}))"
+        else:
+            namespace[f"h_{name}"] = conv.get_unstructure_hook(inner)
+            term = f"(None if {get} is None else h_{name}({get}))"
+        terms.append(f"        {name!r}: {term},")
+    source = "\n".join(
+        [
+            "def unstructure(v):",
+            "    d = {",
+            *terms,
+            "    }",
+            "    e = v.extra",
+            "    if e:",
+            "        m = dict(e)",
+            "        m.update(d)",
+            "        return m",
+            "    return d",
+        ]
+    )
+    exec(compile(source, f"<kayse_async unstructure {cls.__name__}>", "exec"), namespace)  # noqa: S102 - code built above from field names
+    function: Callable[[Any], dict[str, Any]] = namespace["unstructure"]
+    return function
 
 
 def make_converter() -> cattrs.Converter:
