@@ -91,68 +91,94 @@ def _list_hook(conv: cattrs.Converter) -> Callable[[Any, Any], list[Any]]:
     return structure_list
 
 
-def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Callable[[Any, Any], T]:
-    """Structure ``cls`` from a mapping in one pass, keeping unknown keys in ``extra``.
+class _LazyHook:
+    """A cattrs structure hook resolved on first use, so nested models may be registered in any order."""
 
-    Both the wire name and the Python name of every field are the same (the
-    models use the API's snake_case names), so ``extra`` never shadows one; a
-    server field literally named "extra" lands in ``extra["extra"]`` and goes
-    back out as "extra". Strings, integers and booleans are checked inline
-    (the hot path of every response); other types go through their hooks,
-    resolved on first use so that nested models may be registered in any order.
+    __slots__ = ("_conv", "_hook", "_type")
+
+    def __init__(self, conv: cattrs.Converter, tp: Any) -> None:
+        self._conv = conv
+        self._type = tp
+        self._hook: Callable[[Any, Any], Any] | None = None
+
+    def __call__(self, value: Any, name: str) -> Any:
+        hook = self._hook
+        if hook is None:
+            hook = self._hook = self._conv.get_structure_hook(self._type)
+        try:
+            return hook(value, self._type)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: {exc}") from None
+
+
+def _wrong(name: str, expected: str, value: Any) -> typing.NoReturn:
+    raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+_MISSING = object()
+_EXPECTED = {_STR: "a string", _INT: "an integer", _BOOL: "true or false"}
+_PYTYPE = {_STR: "str", _INT: "int", _BOOL: "bool"}
+
+
+def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Callable[[Any, Any], T]:
+    """Structure ``cls`` from a mapping, keeping unknown keys in ``extra``.
+
+    Generated once per class (as cattrs does): one lookup per field, strings,
+    integers and booleans checked inline by exact type (the hot path of every
+    response), other types through their hooks. Both the wire name and the
+    Python name of every field are the same (the models use the API's
+    snake_case names), so ``extra`` never shadows one; a server field
+    literally named "extra" lands in ``extra["extra"]`` and goes back out as
+    "extra".
     """
-    fields = [a for a in attrs.fields(cls) if a.name != EXTRA]  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
-    plan: dict[str, tuple[int, bool, Any]] = {}
-    for field in fields:
-        tp = hints[field.name]
+    known = frozenset(a.name for a in attrs.fields(cls) if a.name != EXTRA)  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {
+        "Mapping": Mapping,
+        "MISSING": _MISSING,
+        "KNOWN": known,
+        "wrong": _wrong,
+        "cls": cls,
+        "str": str,
+        "int": int,
+        "bool": bool,
+    }
+    lines = [
+        "def structure(value, _):",
+        "    if not isinstance(value, Mapping):",
+        f"        raise TypeError('expected a JSON object for {cls.__name__}, got ' + type(value).__name__)",
+        "    get = value.get",
+        "    k = {}",
+        "    n = 0",
+    ]
+    for field in attrs.fields(cls):  # type: ignore[arg-type]
+        name = field.name
+        if name == EXTRA:
+            continue
+        tp = hints[name]
         args = typing.get_args(tp)
         nullable = type(None) in args
         inner = next(a for a in args if a is not type(None)) if nullable and len(args) == 2 else tp
         code = _INLINE.get(inner, _HOOK)
-        plan[field.name] = (code, nullable, inner)
-    hooks: dict[Any, Callable[[Any, Any], Any]] = {}
-
-    def structure(value: Any, _: Any) -> T:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(value).__name__}")
-        kwargs: dict[str, Any] = {}
-        extra: dict[str, Any] | None = None
-        for key, item in value.items():
-            entry = plan.get(key)
-            if entry is None:
-                if extra is None:
-                    extra = {}
-                extra[key] = item
-                continue
-            code, nullable, inner = entry
-            if item is None and nullable:
-                kwargs[key] = None
-            elif code == _STR:
-                if type(item) is not str:
-                    raise TypeError(f"{key}: expected a string, got {type(item).__name__} {str(item)[:40]!r}")
-                kwargs[key] = item
-            elif code == _INT:
-                if type(item) is not int:
-                    raise TypeError(f"{key}: expected an integer, got {type(item).__name__} {str(item)[:40]!r}")
-                kwargs[key] = item
-            elif code == _BOOL:
-                if type(item) is not bool:
-                    raise TypeError(f"{key}: expected true or false, got {type(item).__name__} {str(item)[:40]!r}")
-                kwargs[key] = item
-            else:
-                hook = hooks.get(inner)
-                if hook is None:
-                    hook = hooks[inner] = conv.get_structure_hook(inner)
-                try:
-                    kwargs[key] = hook(item, inner)
-                except (TypeError, ValueError) as exc:
-                    raise TypeError(f"{key}: {exc}") from None
-        if extra is not None:
-            kwargs[EXTRA] = extra
-        return cls(**kwargs)
-
-    return structure
+        lines += [f"    x = get({name!r}, MISSING)", "    if x is not MISSING:", "        n += 1"]
+        first = f"if x is None:\n            k[{name!r}] = None\n        el" if nullable else ""
+        if code == _HOOK:
+            namespace[f"h_{name}"] = _LazyHook(conv, inner)
+            lines.append(f"        {first}if True:\n            k[{name!r}] = h_{name}(x, {name!r})")
+        else:
+            lines.append(
+                f"        {first}if type(x) is {_PYTYPE[code]}:\n            k[{name!r}] = x\n"
+                f"        else:\n            wrong({name!r}, {_EXPECTED[code]!r}, x)"
+            )
+    lines += [
+        "    if n != len(value):",
+        "        k['extra'] = {key: item for key, item in value.items() if key not in KNOWN}",
+        "    return cls(**k)",
+    ]
+    source = "\n".join(lines)
+    exec(compile(source, f"<kayse_async structure {cls.__name__}>", "exec"), namespace)  # noqa: S102 - built above from field names
+    function: Callable[[Any, Any], T] = namespace["structure"]
+    return function
 
 
 def _unstructure_hook_merging_extra(conv: cattrs.Converter, cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
