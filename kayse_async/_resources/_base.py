@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from .._converter import unstructure
-from .._fields import READ_ONLY, Field, check_fields
+from .._fields import READ_ONLY, Field, check_fields, check_id
 from .._protocol import Request, Response, structure_response
 from .._transport import Transport
 from ..errors import ValidationError
@@ -46,7 +46,7 @@ class Resource:
         return await self._transport.request(request, max_wait=max_wait)
 
 
-def item_fields(item: Any, *, resource: str, path: str) -> dict[str, Any]:
+def item_fields(item: Any, *, path: str) -> dict[str, Any]:
     """The fields of one input item: a model's set fields, or a mapping as given.
 
     A model sends what it holds: for a new item (no id) its None fields are
@@ -68,9 +68,7 @@ def prepare_upsert(table: Mapping[str, Field], resource: str) -> Callable[[Any, 
     read_only = READ_ONLY.get(resource, frozenset()) - {"id"}
 
     def prepare(item: Any, path: str) -> dict[str, Any]:
-        from .._fields import check_id
-
-        fields = item_fields(item, resource=resource, path=path)
+        fields = item_fields(item, path=path)
         item_id = fields.pop("id", None)
         for name in read_only:
             fields.pop(name, None)
@@ -91,3 +89,14 @@ def structurer(cls: type[T], url: str) -> Callable[[Any], T]:
         return structure_response(data, cls, method="POST", url=url)
 
     return structure
+
+
+def bulk_endpoint(path: str, key: str, table: Mapping[str, Field], resource: str, model: type[T]) -> BulkEndpoint[T]:
+    """The bulk upsert route ``path``, whose request and answer hold the items under ``key``."""
+    return BulkEndpoint(
+        path=path,
+        request_key=key,
+        response_key=key,
+        prepare=prepare_upsert(table, resource),
+        structure=structurer(model, path),
+    )

@@ -13,7 +13,7 @@ from .._params import CaseListCreate
 from .._protocol import Request, expect, structure_response
 from ..errors import APIError, ValidationError
 from ..models import CaseList, CaseListUpsert
-from ._base import BulkEndpoint, Resource, prepare_upsert, structurer
+from ._base import Resource, bulk_endpoint
 
 _PATH = "/v1/case_lists"
 _MAX_PAGES = 1_000_000
@@ -91,14 +91,7 @@ class CaseLists(Resource):
         item fails, ``errors.BulkError`` is raised after every chunk that
         could be sent was sent; its ``result`` says which.
         """
-        path = f"{_PATH}/bulk"
-        endpoint: BulkEndpoint[CaseListUpsert] = BulkEndpoint(
-            path=path,
-            request_key="lists",
-            response_key="lists",
-            prepare=prepare_upsert(CASE_LIST_FIELDS, "case_lists"),
-            structure=structurer(CaseListUpsert, path),
-        )
+        endpoint = bulk_endpoint(f"{_PATH}/bulk", "lists", CASE_LIST_FIELDS, "case_lists", CaseListUpsert)
         result = await _bulk.upsert(
             self._transport,
             endpoint,

@@ -13,7 +13,7 @@ from .._fields import Field, check_fields, check_id
 from .._protocol import Request, excerpt, expect, structure_response
 from ..errors import APIError, ValidationError
 from ..models import BulkItem, BulkResult
-from ._base import BulkEndpoint, Resource, prepare_upsert, structurer
+from ._base import BulkEndpoint, Resource, bulk_endpoint
 
 T = TypeVar("T")
 
@@ -28,14 +28,7 @@ class CrudResource(Resource, Generic[T]):
     _table: ClassVar[dict[str, Field]]
 
     def _bulk_endpoint(self) -> BulkEndpoint[T]:
-        path = f"{self._path}/bulk"
-        return BulkEndpoint(
-            path=path,
-            request_key=self._name,
-            response_key=self._name,
-            prepare=prepare_upsert(self._table, self._name),
-            structure=structurer(self._model, path),
-        )
+        return bulk_endpoint(f"{self._path}/bulk", self._name, self._table, self._name, self._model)
 
     def _one(self, data: Any, request: Request) -> T:
         expect(data, dict, "a JSON object", method=request.method, url=request.path)
