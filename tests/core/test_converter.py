@@ -119,3 +119,74 @@ def test_campaign_nested_objects_are_structured() -> None:
 def test_structure_refuses_a_non_object() -> None:
     with pytest.raises(TypeError, match="expected a JSON object for Client"):
         structure([1, 2], models.Client)
+
+
+def test_a_model_built_slot_by_slot_equals_one_built_by_init() -> None:
+    data = {
+        "id": 7,
+        "first_name": "Ann",
+        "date_of_birth": "1990-01-15",
+        "case_ids": [1, 2],
+        "meta": {"a": 1},
+        "voice_calls_opted_out": False,
+        "new_field": "kept",
+    }
+    built = structure(data, models.Client)
+    assert built == models.Client(
+        id=7,
+        first_name="Ann",
+        date_of_birth=dt.date(1990, 1, 15),
+        case_ids=[1, 2],
+        meta={"a": 1},
+        voice_calls_opted_out=False,
+        extra={"new_field": "kept"},
+    )
+    # The containers are the model's own copies, not the response's.
+    assert built.case_ids is not data["case_ids"]
+    assert built.meta is not data["meta"]
+    # A field left out takes its default, and each instance gets its own extra dict.
+    first, second = structure({"id": 1}, models.Client), structure({"id": 2}, models.Client)
+    assert first.email is None and first.extra == {} and first.extra is not second.extra
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"date_of_birth": "1990-13-01"}, "date_of_birth: month must be in 1..12"),
+        ({"date_of_birth": 19900101}, "date_of_birth: expected a YYYY-MM-DD date"),
+        ({"case_ids": [1, "2"]}, "case_ids: expected an array of integers"),
+        ({"case_ids": "1,2"}, "case_ids: expected an array"),
+        ({"meta": ["not", "an", "object"]}, "meta: expected a JSON object, got list"),
+    ],
+)
+def test_the_inline_paths_fall_back_to_the_hooks_and_their_errors(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        structure(data, models.Client)
+
+
+def test_a_timestamp_for_a_date_is_cut_to_its_date_by_the_hook() -> None:
+    assert structure({"date_of_birth": "1990-01-15T10:00:00Z"}, models.Client).date_of_birth == dt.date(1990, 1, 15)
+
+
+def test_a_class_with_a_validator_is_built_through_init() -> None:
+    from kayse_async._converter import _direct_setters, _structure_hook_keeping_extra, converter
+
+    @attrs.frozen
+    class Checked:
+        n: int = attrs.field(validator=attrs.validators.gt(0))
+        extra: dict[str, Any] = attrs.field(factory=dict)
+
+    @attrs.frozen
+    class Required:
+        n: int
+        extra: dict[str, Any] = attrs.field(factory=dict)
+
+    assert _direct_setters(Checked) is None
+    hook = _structure_hook_keeping_extra(converter, Checked)
+    assert hook({"n": 3, "x": 1}, Checked) == Checked(n=3, extra={"x": 1})
+    with pytest.raises(ValueError, match="'n' must be > 0"):
+        hook({"n": 0}, Checked)
+    # Slot by slot, a required field that is missing is still an error.
+    assert _direct_setters(Required) is not None
+    with pytest.raises(TypeError, match="n: missing"):
+        _structure_hook_keeping_extra(converter, Required)({}, Required)
