@@ -32,7 +32,7 @@ EXCERPT_CHARS = 500
 MAX_BODY_KEPT = 4096
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class Request:
     """One API call, before it is sent.
 
@@ -52,7 +52,7 @@ class Request:
     """A DELETE: a 404 on a retry that followed an attempt which may have been applied means done."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class Response:
     """A deciphered success: the JSON data and what the headers said of the budget."""
 
@@ -134,6 +134,20 @@ def _message_of(data: Any) -> str | None:
     return None
 
 
+def _loads(body: bytes) -> Any:
+    """JSON from a body: UTF-8 decoded first (the usual case, and cheaper), else as ``json`` detects it."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return json.loads(body)
+    try:
+        return json.loads(text)
+    except ValueError:
+        if body[:3] == b"\xef\xbb\xbf":
+            return json.loads(body)  # a byte-order mark, which json.loads accepts only in bytes
+        raise
+
+
 def decipher(
     status: int,
     headers: Mapping[str, str],
@@ -151,13 +165,14 @@ def decipher(
     raises the error class pinned to it (``errors.error_for_status``) with the
     server's message, or an excerpt of the body when it has none.
     """
-    now = time.time() if local_now is None else local_now
-    info = rate_limit if rate_limit is not None else parse_rate_limit(headers, local_now=now)
+    info = rate_limit
+    if info is None:
+        info = parse_rate_limit(headers, local_now=time.time() if local_now is None else local_now)
     if 200 <= status < 300:
-        if not body.strip():
+        if not body or body.isspace():
             return Response(status=status, data=None, rate_limit=info)
         try:
-            data = json.loads(body)
+            data = _loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise APIError(
                 f"the response is not valid JSON: {excerpt(body)!r}",
@@ -173,7 +188,7 @@ def decipher(
     if cls is RateLimitError:
         raise RateLimitError(
             message,
-            resets_at=_resets_at(info, now),
+            resets_at=_resets_at(info, time.time() if local_now is None else local_now),
             status=status,
             body=kept,
             method=method,

@@ -44,6 +44,10 @@ class RateLimitInfo:
         return self.limit is not None or self.remaining is not None or self.reset_after is not None
 
 
+NOTHING = RateLimitInfo()
+"""What a response without any rate-limit header says."""
+
+
 def _getter(headers: Mapping[str, str]) -> Callable[[str], str | None]:
     """A case-insensitive lookup by lower-case name: aiohttp's headers are one already."""
     if isinstance(headers, CIMultiDictProxy | CIMultiDict):
@@ -54,6 +58,9 @@ def _getter(headers: Mapping[str, str]) -> Callable[[str], str | None]:
 def _number(text: str | None) -> float | None:
     if text is None:
         return None
+    if text.isdigit() and text.isascii():
+        # The usual form, read without float()'s detour.
+        return int(text)
     try:
         value = float(text.strip())
     except ValueError:
@@ -84,10 +91,15 @@ def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLim
     used only when an epoch Reset comes without a ``Date`` header.
     """
     get = _getter(headers)
-    limit = _number(get("x-ratelimit-limit"))
-    remaining = _number(get("x-ratelimit-remaining"))
-    reset = _number(get("x-ratelimit-reset"))
+    limit_text = get("x-ratelimit-limit")
+    remaining_text = get("x-ratelimit-remaining")
+    reset_text = get("x-ratelimit-reset")
     retry_text = get("retry-after")
+    if limit_text is None and remaining_text is None and reset_text is None and retry_text is None:
+        return NOTHING
+    limit = _number(limit_text)
+    remaining = _number(remaining_text)
+    reset = _number(reset_text)
     retry_after = _number(retry_text)
     # The Date header is read only when an epoch or an HTTP date must be turned into a delta.
     server_date: float | None = None

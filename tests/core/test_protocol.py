@@ -149,3 +149,32 @@ def test_absurd_reset_hints_are_capped_at_a_day() -> None:
     info = parse_rate_limit({"X-RateLimit-Reset": "253402300800", "Retry-After": "99999999999"}, local_now=NOW)
     assert info.reset_after == 86_400.0
     assert info.retry_after == 86_400.0
+
+
+def test_no_rate_limit_header_reads_as_all_unknown() -> None:
+    info = parse_rate_limit({"Content-Type": "application/json"}, local_now=NOW)
+    assert (info.limit, info.remaining, info.reset_after, info.retry_after) == (None, None, None, None)
+    assert not info.present
+
+
+def test_rate_limit_numbers_in_their_usual_and_unusual_forms() -> None:
+    info = parse_rate_limit({"X-RateLimit-Limit": "500", "X-RateLimit-Remaining": " 12 "}, local_now=NOW)
+    assert (info.limit, info.remaining) == (500, 12)
+    info = parse_rate_limit({"X-RateLimit-Limit": "5e2", "X-RateLimit-Remaining": "-1"}, local_now=NOW)
+    assert (info.limit, info.remaining) == (500, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'\xef\xbb\xbf{"id": 1}',  # UTF-8 with a byte-order mark
+        '{"id": 1}'.encode("utf-16"),  # another encoding json detects
+        b'{"id": 1}',
+    ],
+)
+def test_a_success_body_is_read_in_any_encoding_json_accepts(body: bytes) -> None:
+    assert decipher(200, {}, body, method="GET", url="u").data == {"id": 1}
+
+
+def test_a_blank_success_body_is_none() -> None:
+    assert decipher(200, {}, b" \r\n", method="GET", url="u").data is None
