@@ -220,7 +220,20 @@ class MemoryQuota:
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
         """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
-        check_max_wait(max_wait)
+        if max_wait is not None:
+            check_max_wait(max_wait)
+        with self._lock:
+            # The common case, kept short: nobody in line and room in the budget.
+            entry = self._buckets.get(bucket)
+            if entry is not None and not entry.waiters:
+                state = entry.state
+                now = self._clock()
+                if state.allowance(now) > 0:
+                    return MemoryLease(self, entry, state.grant(now))
+        return await self._wait_for(bucket, max_wait, priority)
+
+    async def _wait_for(self, bucket: str, max_wait: float | None, priority: bool) -> MemoryLease:
+        """``acquire`` past its fast path: a new bucket, a line, or no room."""
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._get(bucket)

@@ -85,8 +85,10 @@ class BucketState:
 
     def _log_count(self, now: float) -> int:
         """Our requests the server may still count at ``now`` (done ones in the log, plus those out)."""
-        start = bisect.bisect_right(self.log, now)
-        return len(self.log) - start + self.reserved + self.in_flight
+        log = self.log
+        # The log is sorted: when its first entry is still ahead, every entry counts (the usual case).
+        start = 0 if not log or log[0] > now else bisect.bisect_right(log, now)
+        return len(log) - start + self.reserved + self.in_flight
 
     def prune(self, now: float) -> None:
         """Forget log entries that no rolling period ending at ``now`` can contain."""
