@@ -17,12 +17,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.connector import Connection
+from multidict import CIMultiDict
 
 from ._protocol import (
     CALLS_KEY_HEADER,
@@ -67,7 +69,7 @@ Sleep = Callable[[float], Awaitable[None]]
 class _Endpoint:
     """A base URL with the key header that goes to it, and nowhere else."""
 
-    __slots__ = ("base", "bucket", "header", "key", "origin")
+    __slots__ = ("base", "bucket", "header", "headers", "key", "origin")
 
     def __init__(self, base: str, header: str, key: str) -> None:
         self.base = base
@@ -76,6 +78,8 @@ class _Endpoint:
         self.bucket = key_fingerprint(key)
         parts = urlsplit(base)
         self.origin = (parts.scheme, parts.hostname, parts.port)
+        # Built once: aiohttp takes a CIMultiDict as it is, and copies it into each request.
+        self.headers: CIMultiDict[str] = CIMultiDict({header: key, "Accept": "application/json"})
 
     def __repr__(self) -> str:
         return f"_Endpoint({self.base!r})"
@@ -104,6 +108,7 @@ class Transport:
             "main": _Endpoint(base_url, MAIN_KEY_HEADER, api_key),
             "calls": _Endpoint(calls_base_url, CALLS_KEY_HEADER, calls_api_key),
         }
+        self._secrets = tuple({api_key.encode(), calls_api_key.encode()})
         # A separate connect bound tells "never sent" (a connect time-out) from "maybe sent".
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout))
         self._max_retries = max_retries
@@ -111,6 +116,7 @@ class Transport:
         self._max_wait = max_wait
         self._user_agent = user_agent
         self._session = session
+        self._calls_session: aiohttp.ClientSession | None = None
         self._owns_session = session is None
         self._traced = False
         if session is not None:
@@ -136,20 +142,19 @@ class Transport:
         """True once :meth:`aclose` ran."""
         return self._closed
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self, endpoint: _Endpoint) -> aiohttp.ClientSession:
+        """The session for ``endpoint``'s requests: ours (built on first use), or the injected one."""
         if self._closed:
             raise KayseError("this client is closed")
         loop = asyncio.get_running_loop()
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=POOL_SIZE),
-                timeout=self._timeout,
-                headers={"User-Agent": self._user_agent},
-                raise_for_status=False,
-                request_class=_MarkingRequest,
-            )
+            # One session per host, sharing one connection pool: each carries its own key header as a
+            # default, so that no request pays for merging headers, and no key goes to the other host.
+            main, calls = self._endpoints["main"], self._endpoints["calls"]
+            connector = aiohttp.TCPConnector(limit=POOL_SIZE)
+            self._session = self._new_session(connector, main, owner=True)
+            self._calls_session = self._new_session(connector, calls, owner=False)
             self._traced = True
-            _no_silent_resend(self._session)
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
@@ -158,16 +163,38 @@ class Transport:
                 "this client belongs to another event loop; create one client per loop "
                 "(or use the blocking Kayse client from threads)"
             )
+        if endpoint.header == CALLS_KEY_HEADER and self._calls_session is not None:
+            return self._calls_session
         return self._session
 
+    def _new_session(
+        self, connector: aiohttp.TCPConnector, endpoint: _Endpoint, *, owner: bool
+    ) -> aiohttp.ClientSession:
+        headers = {"User-Agent": self._user_agent, **endpoint.headers}
+        session = aiohttp.ClientSession(
+            connector=connector,
+            connector_owner=owner,
+            timeout=self._timeout,
+            headers=headers,
+            raise_for_status=False,
+            request_class=_MarkingRequest,
+            # The API authenticates by header and sets no cookie: nothing to keep or send back.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        _no_silent_resend(session)
+        return session
+
     async def aclose(self) -> None:
-        """Close the session if this transport created it; an injected one is left open."""
+        """Close the sessions if this transport created them; an injected one is left open."""
         if self._closed:
             return
         self._closed = True
         session, self._session = self._session, None
-        if session is not None and self._owns_session and not session.closed:
-            await session.close()
+        calls, self._calls_session = self._calls_session, None
+        if self._owns_session:
+            for each in (calls, session):
+                if each is not None and not each.closed:
+                    await each.close()
 
     def _backoff(self, retry: int, floor: float | None = None) -> float:
         delay = self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**retry)))
@@ -180,16 +207,70 @@ class Transport:
 
         ``max_wait`` bounds the wait for budget of each attempt (default: the
         client's); past it, ``errors.QuotaExhaustedError`` is raised at once.
+
+        One attempt per turn of the loop, written out here rather than in a
+        function of its own: this is every request's path, and each coroutine
+        layer costs on every suspension.
         """
         endpoint = self._endpoints[request.host]
         url = endpoint.base + request.path
         wait_bound = self._max_wait if max_wait is None else max_wait
+        quota = self.quota
         retry = 0
         redirects = 0
         uncertain = False
         while True:
             try:
-                return await self._attempt(request, endpoint, url, wait_bound, head_of_line=retry > 0)
+                session = self._get_session(endpoint)
+                waited_from = time.monotonic()
+                try:
+                    lease: Lease = await quota.acquire(endpoint.bucket, max_wait=wait_bound, priority=retry > 0)
+                finally:
+                    self.quota_wait_seconds += time.monotonic() - waited_from
+                # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
+                mark = _SendMark(lease)
+                if not self._traced:
+                    # A session we did not build has no hook to tell us when the request goes out: count it now.
+                    mark.sent()
+                started = time.perf_counter()
+                token = _SENDING.set(mark)
+                try:
+                    async with session.request(
+                        request.method,
+                        url,
+                        params=request.params,
+                        json=request.json,
+                        headers=None if self._traced else endpoint.headers,
+                        allow_redirects=False,
+                        timeout=self._timeout,
+                    ) as resp:
+                        body = await _read_capped(resp)
+                        status = resp.status
+                        resp_headers: Mapping[str, str] = resp.headers
+                except (aiohttp.ClientError, TimeoutError, _TooLarge) as exc:
+                    mark.settle()
+                    raise self._failure(exc, request, url, sent=mark.was_sent) from None
+                except BaseException:
+                    # Cancelled, or interrupted (Ctrl-C lands in whatever code runs the loop): settle, go up.
+                    mark.settle()
+                    raise
+                finally:
+                    _SENDING.reset(token)
+                    if mark.was_sent:
+                        self.requests_sent += 1
+                mark.sent()  # a response proves it, whatever the hook saw
+                for secret in self._secrets:
+                    if secret in body:
+                        body = self._redact(body)
+                        break
+                if logger.isEnabledFor(logging.DEBUG):
+                    elapsed_ms = (time.perf_counter() - started) * 1000
+                    logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
+                info = parse_rate_limit(resp_headers, local_now=time.time())
+                mark.complete(info, status)
+                if 300 <= status < 400:
+                    raise self._redirect(status, resp_headers.get("Location"), url, endpoint, request)
+                return decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
             except NotFoundError as exc:
                 if uncertain and request.gone_ok_on_retry:
                     # The attempt whose answer was lost did the work.
@@ -237,63 +318,6 @@ class Transport:
             return 0.0
         return None
 
-    async def _attempt(
-        self,
-        request: Request,
-        endpoint: _Endpoint,
-        url: str,
-        max_wait: float | None,
-        *,
-        head_of_line: bool,
-    ) -> Response:
-        session = self._get_session()
-        waited_from = time.monotonic()
-        try:
-            lease: Lease = await self.quota.acquire(endpoint.bucket, max_wait=max_wait, priority=head_of_line)
-        finally:
-            self.quota_wait_seconds += time.monotonic() - waited_from
-        # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
-        mark = _SendMark(lease)
-        if not self._traced:
-            # A session we did not build has no hook to tell us when the request goes out: count it now.
-            mark.sent()
-        headers = {endpoint.header: endpoint.key, "Accept": "application/json"}
-        started = time.perf_counter()
-        token = _SENDING.set(mark)
-        try:
-            async with session.request(
-                request.method,
-                url,
-                params=request.params,
-                json=request.json,
-                headers=headers,
-                allow_redirects=False,
-                timeout=self._timeout,
-            ) as resp:
-                body = await _read_capped(resp)
-                status = resp.status
-                resp_headers: Mapping[str, str] = resp.headers
-                location = resp.headers.get("Location")
-        except asyncio.CancelledError:
-            mark.settle()
-            raise
-        except (aiohttp.ClientError, TimeoutError, _TooLarge) as exc:
-            mark.settle()
-            raise self._failure(exc, request, url, sent=mark.was_sent) from None
-        finally:
-            _SENDING.reset(token)
-            if mark.was_sent:
-                self.requests_sent += 1
-        mark.sent()  # a response proves it, whatever the hook saw
-        body = self._redact(body)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
-        info = parse_rate_limit(resp_headers, local_now=time.time())
-        mark.complete(info, status)
-        if 300 <= status < 400:
-            raise self._redirect(status, location, url, endpoint, request)
-        return decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
-
     def _failure(self, exc: BaseException, request: Request, url: str, *, sent: bool) -> KayseError:
         """The SDK's error for an attempt that got no response; ``sent`` says whether the server may have it."""
         method = request.method
@@ -333,8 +357,7 @@ class Transport:
 
     def _redact(self, body: bytes) -> bytes:
         """Blank out any API key a server echoes back, before the body reaches errors or models."""
-        for endpoint in self._endpoints.values():
-            secret = endpoint.key.encode()
+        for secret in self._secrets:
             if secret in body:
                 body = body.replace(secret, b"[redacted]")
         return body
@@ -407,11 +430,13 @@ class _MarkingRequest(aiohttp.ClientRequest):
     tracing machinery on every request.
     """
 
-    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+    def send(self, conn: Connection) -> Coroutine[Any, Any, aiohttp.ClientResponse]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        # A plain function handing back aiohttp's coroutine, which the caller awaits at once:
+        # the mark is set when the write begins, without one more coroutine frame per request.
         mark = _SENDING.get()
         if mark is not None:
             mark.sent()
-        return await super().send(conn)
+        return super().send(conn)
 
 
 class _Redirect(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -42,8 +42,9 @@ class Resource:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
-    async def _send(self, request: Request, *, max_wait: float | None = None) -> Response:
-        return await self._transport.request(request, max_wait=max_wait)
+    def _send(self, request: Request, *, max_wait: float | None = None) -> Coroutine[Any, Any, Response]:
+        # The transport's coroutine itself, for the caller to await: no extra layer per request.
+        return self._transport.request(request, max_wait=max_wait)
 
 
 def item_fields(item: Any, *, path: str) -> dict[str, Any]:

@@ -179,6 +179,23 @@ async def test_cancelling_after_sending_never_refunds_the_lease(
     assert [lease.events for lease in quota.leases] == [["sent", "complete"]]
 
 
+class _Interrupt(BaseException):
+    """Stands for KeyboardInterrupt landing in the request's own code (a thread running the loop got Ctrl-C)."""
+
+
+async def test_an_interrupt_inside_the_request_settles_the_lease(
+    kayse: AsyncKayse, mocked: Any, quota: RecordingQuota
+) -> None:
+    async def interrupted(url: Any, **kwargs: Any) -> Any:
+        raise _Interrupt
+
+    mocked.get(f"{BASE}/v1/cases/9", callback=interrupted)
+    with pytest.raises(_Interrupt):
+        await kayse.cases.get(9)
+    # Spent (it may have gone out), not left reserved forever.
+    assert [lease.events for lease in quota.leases] == [["sent", "complete"]]
+
+
 async def test_a_malformed_success_body_is_a_clear_error(kayse: AsyncKayse, mocked: Any) -> None:
     mocked.get(f"{BASE}/v1/cases/9", status=200, body='{"id": 9, "name": ', content_type="application/json")
     with pytest.raises(errors.APIError, match=re.escape('not valid JSON: \'{"id": 9, "name":')):
