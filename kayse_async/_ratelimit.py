@@ -16,7 +16,7 @@ EPOCH_THRESHOLD = 1_000_000_000
 """An ``X-RateLimit-Reset`` of at least this many seconds is a UTC epoch; a smaller one is a delta."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class RateLimitInfo:
     """What one response said about the key's budget.
 
@@ -30,6 +30,9 @@ class RateLimitInfo:
     ``server_date`` is the response's ``Date``, when it was needed to read an
     epoch Reset or a dated Retry-After.
     Any field is None when its header was missing or unreadable.
+
+    A plain (not frozen) record, as it is made for every response; it is
+    never changed once made.
     """
 
     limit: int | None = None
@@ -95,8 +98,26 @@ def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLim
     remaining_text = get("x-ratelimit-remaining")
     reset_text = get("x-ratelimit-reset")
     retry_text = get("retry-after")
-    if limit_text is None and remaining_text is None and reset_text is None and retry_text is None:
-        return NOTHING
+    if retry_text is None:
+        if limit_text is None and remaining_text is None and reset_text is None:
+            return NOTHING
+        if (
+            limit_text is not None
+            and remaining_text is not None
+            and reset_text is not None
+            and limit_text.isdigit()
+            and remaining_text.isdigit()
+            and reset_text.isdigit()
+            and (limit_text + remaining_text + reset_text).isascii()
+        ):
+            # The form of nearly every response: three plain numbers, Reset as seconds from now.
+            reset_seconds = int(reset_text)
+            if reset_seconds < EPOCH_THRESHOLD:
+                return RateLimitInfo(
+                    limit=int(limit_text),
+                    remaining=int(remaining_text),
+                    reset_after=float(min(reset_seconds, MAX_HINT)),
+                )
     limit = _number(limit_text)
     remaining = _number(remaining_text)
     reset = _number(reset_text)

@@ -218,18 +218,29 @@ class MemoryQuota:
 
     # -- the Quota protocol ---------------------------------------------------------------
 
-    async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
-        """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
+    def grant_now(self, bucket: str, *, max_wait: float | None = None) -> MemoryLease | None:
+        """One unit of ``bucket``'s budget at once if nobody is in line and the budget has room; else None.
+
+        The common case of ``acquire``, without a coroutine: the transport
+        tries it first and awaits ``acquire`` only when it returns None.
+        """
         if max_wait is not None:
             check_max_wait(max_wait)
         with self._lock:
-            # The common case, kept short: nobody in line and room in the budget.
             entry = self._buckets.get(bucket)
             if entry is not None and not entry.waiters:
                 state = entry.state
                 now = self._clock()
                 if state.allowance(now) > 0:
                     return MemoryLease(self, entry, state.grant(now))
+        return None
+
+    async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
+        """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
+        # The common case, kept short: nobody in line and room in the budget.
+        lease = self.grant_now(bucket, max_wait=max_wait)
+        if lease is not None:
+            return lease
         return await self._wait_for(bucket, max_wait, priority)
 
     async def _wait_for(self, bucket: str, max_wait: float | None, priority: bool) -> MemoryLease:

@@ -237,7 +237,8 @@ class BucketState:
             self.low = info.remaining
             self.reset_at = new_reset
             # Requests sent before this one reached the server before it: counted.
-            self.lost = [seq for seq in self.lost if seq > record.seq]
+            if self.lost:
+                self.lost = [seq for seq in self.lost if seq > record.seq]
         # Every request that came back with an answer is counted in the lowest
         # Remaining (it would show a lower one otherwise); those still out, and
         # those lost on the way after it, may not be.

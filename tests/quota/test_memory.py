@@ -350,3 +350,34 @@ def test_default_quota_is_one_instance_for_every_thread() -> None:
     assert len({id(q) for q in seen}) == 1
     assert seen[0] is default_quota()
     assert (seen[0].limit, seen[0].period) == (500, 3600.0)
+
+
+async def test_grant_now_grants_only_what_acquire_would_grant_without_waiting() -> None:
+    """The transport's short path: a unit at once when nobody is in line and there is room, else None."""
+    q = quota()
+    # An unknown bucket: its first request is a probe that acquire() arranges.
+    assert q.grant_now(BUCKET) is None
+    await spend(q, 5, 10)
+    lease = q.grant_now(BUCKET)
+    assert lease is not None
+    lease.sent()
+    lease.complete(info(0, 10), 200)
+    # No room left: None, and nothing was reserved by asking.
+    assert q.grant_now(BUCKET) is None
+    assert q.snapshot(BUCKET).remaining == 0
+    with pytest.raises(errors.ConfigurationError, match="max_wait"):
+        q.grant_now(BUCKET, max_wait=-1)
+
+
+async def test_grant_now_does_not_jump_the_line() -> None:
+    q = quota()
+    await spend(q, 0, 10)
+    waiter = asyncio.create_task(q.acquire(BUCKET))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    # Room comes back from a response, but a caller is in line: it goes first.
+    q._buckets[BUCKET].state.hdr = 3
+    assert q.grant_now(BUCKET) is None
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
