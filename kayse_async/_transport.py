@@ -216,23 +216,28 @@ class Transport:
         url = endpoint.base + request.path
         wait_bound = self._max_wait if max_wait is None else max_wait
         quota = self.quota
+        grant_now: Callable[..., Lease | None] | None = getattr(quota, "grant_now", None)
         retry = 0
         redirects = 0
         uncertain = False
         while True:
             try:
                 session = self._get_session(endpoint)
-                waited_from = time.monotonic()
-                try:
-                    lease: Lease = await quota.acquire(endpoint.bucket, max_wait=wait_bound, priority=retry > 0)
-                finally:
-                    self.quota_wait_seconds += time.monotonic() - waited_from
+                # A quota that can grant at once without a coroutine (MemoryQuota) is asked that first.
+                lease: Lease | None = grant_now(endpoint.bucket, max_wait=wait_bound) if grant_now else None
+                if lease is None:
+                    waited_from = time.monotonic()
+                    try:
+                        lease = await quota.acquire(endpoint.bucket, max_wait=wait_bound, priority=retry > 0)
+                    finally:
+                        self.quota_wait_seconds += time.monotonic() - waited_from
                 # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
                 mark = _SendMark(lease)
                 if not self._traced:
                     # A session we did not build has no hook to tell us when the request goes out: count it now.
                     mark.sent()
-                started = time.perf_counter()
+                debug = logger.isEnabledFor(logging.DEBUG)
+                started = time.perf_counter() if debug else 0.0
                 token = _SENDING.set(mark)
                 try:
                     async with session.request(
@@ -244,7 +249,11 @@ class Transport:
                         allow_redirects=False,
                         timeout=self._timeout,
                     ) as resp:
-                        body = await _read_capped(resp)
+                        length = resp.content_length
+                        if length is not None and length <= MAX_RESPONSE_BYTES:
+                            body = await resp.read()
+                        else:
+                            body = await _read_capped(resp)
                         status = resp.status
                         resp_headers: Mapping[str, str] = resp.headers
                 except (aiohttp.ClientError, TimeoutError, _TooLarge) as exc:
@@ -263,7 +272,7 @@ class Transport:
                     if secret in body:
                         body = self._redact(body)
                         break
-                if logger.isEnabledFor(logging.DEBUG):
+                if debug:
                     elapsed_ms = (time.perf_counter() - started) * 1000
                     logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
                 info = parse_rate_limit(resp_headers, local_now=time.time())
