@@ -146,7 +146,9 @@ def test_a_model_built_slot_by_slot_equals_one_built_by_init() -> None:
     assert built.meta is not data["meta"]
     # A field left out takes its default, and each instance gets its own extra dict.
     first, second = structure({"id": 1}, models.Client), structure({"id": 2}, models.Client)
-    assert first.email is None and first.extra == {} and first.extra is not second.extra
+    assert first.email is None
+    assert first.extra == {}
+    assert first.extra is not second.extra
 
 
 @pytest.mark.parametrize(
