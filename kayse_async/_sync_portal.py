@@ -1,28 +1,40 @@
-"""The portal under the blocking client: one event-loop thread per ``Kayse``, started on first use.
+"""The portal under the blocking client: one event loop per ``Kayse``, run by whichever thread calls.
 
-A caller thread hands a call to the portal's loop with ``call_soon_threadsafe``
-and waits on a plain lock that the task's done-callback releases: two thread
-hand-offs per call and nothing more (an ``anyio`` blocking portal spends several
-times that per call on task groups and cancel scopes). Everything the async
-client does still happens on one loop, in one thread, so ``Kayse`` adds no
-logic of its own.
+A call from a thread finds the loop idle in the common case (one thread calling
+at a time): that thread runs the loop itself for the length of its call, with
+no thread hand-off at all, as ``asyncio.run`` would but on a loop that lives on
+(its connection pool kept between calls). A call that finds the loop busy (run
+by another calling thread, or by the portal thread) hands itself to the loop
+with ``call_soon_threadsafe`` and waits on a plain lock that the task's
+done-callback releases. When the thread running the loop is done with its own
+call and handed-off calls remain, the portal thread (``kayse-portal``, started
+on the first call) takes the loop over until they are done, then lets it go
+idle again. A thread that already runs an event loop (a notebook, code under
+``asyncio.run``) cannot run a second one and always hands its calls off.
+Everything the async client does still happens on one loop, one thread at a
+time, so ``Kayse`` adds no logic of its own.
 
 What this module guarantees, and why:
 
 - The portal thread starts on the first call, not in ``Kayse()``: clients that
-  are made and dropped cost no thread.
+  are made and dropped cost no thread. It makes the client and closes it, and
+  runs the loop only for calls handed off with nobody else running it.
+- A thread that runs the loop for its call first polls the loop's I/O once, so
+  that what came while the loop was idle (a server closing a kept-alive
+  connection) is seen before the call picks a connection.
 - The ``AsyncKayse`` is built inside the portal's loop (by a factory), so
   anything it binds to a loop binds to the right one.
-- A call from the portal's own thread (a progress callback, a quota callback)
-  raises at once instead of waiting for itself forever; so does a call from
-  another portal's thread that would close a cycle of loops waiting for each
-  other.
+- A call from code running on the loop (a progress callback, a quota
+  callback), in whatever thread runs it, raises at once instead of waiting for
+  itself forever; so does a call from another client's loop that would close a
+  cycle of loops waiting for each other.
 - Each call runs in a copy of the caller's ``contextvars`` context, as a task
   does in asyncio: context variables set by the caller are seen in the loop,
   and nothing set there leaks back.
-- Ctrl-C while a call waits cancels the task underneath, waits briefly for the
-  cancellation to finish (the connection is dropped, the quota lease handed
-  back), then lets ``KeyboardInterrupt`` through.
+- Ctrl-C during a call cancels the task underneath, waits briefly for the
+  cancellation to finish (the connection is dropped, the quota lease settled),
+  then lets ``KeyboardInterrupt`` through: whether the calling thread was
+  waiting for a hand-off or running the loop itself.
 - After ``os.fork()`` the child forgets the parent's loop without touching it:
   the old loop, session and sockets are shared with the parent (the epoll
   instance too), so closing or even garbage-collecting them in the child would
@@ -89,9 +101,30 @@ class _Call:
 
 
 class _Running(Generic[C]):
-    """A started portal: its loop thread, and the async client made inside it."""
+    """A started portal: its event loop, the async client made inside it, and who drives the loop now.
 
-    __slots__ = ("client", "closing", "error", "loop", "pending", "pid", "started", "stop", "thread", "thread_id")
+    At most one thread runs the loop at a time: its ``driver``. A caller that
+    finds the loop idle drives it itself for the length of its call; a caller
+    that finds it busy (or cannot run it: its thread already runs a loop) hands
+    its call to the driver and waits. When a calling driver's call is done and
+    handed-off calls remain, the portal thread takes over until they are done.
+    """
+
+    __slots__ = (
+        "client",
+        "closing",
+        "cond",
+        "driver",
+        "error",
+        "loop",
+        "pending",
+        "pid",
+        "shutting_down",
+        "started",
+        "thread",
+        "thread_id",
+        "wake",
+    )
 
     def __init__(self) -> None:
         self.pid = os.getpid()
@@ -101,61 +134,104 @@ class _Running(Generic[C]):
         self.client: C | None = None
         self.error: BaseException | None = None
         self.closing = False
+        self.shutting_down = False
         self.started = threading.Event()
-        self.stop: asyncio.Event | None = None
-        # Calls handed to the loop whose start may never run (the loop stopping
-        # under them): failed after the loop closes, so no caller waits forever.
+        # Guards driver, pending and closing; notified whenever the driver lets go.
+        self.cond = threading.Condition(threading.Lock())
+        self.driver: int | None = None
+        # Calls handed to the loop by waiting threads, not finished yet: failed with a clear error
+        # if the loop closes under them, so no caller waits forever.
         self.pending: set[_Call] = set()
+        # Set when the portal thread has work: handed-off calls nobody drives, or the close.
+        self.wake = threading.Event()
 
-    # -- the loop thread ---------------------------------------------------
+    # -- the portal thread ---------------------------------------------------
 
     def main(self, factory: Callable[[], C], close: Callable[[C], Awaitable[None]]) -> None:
         loop = asyncio.new_event_loop()
         self.loop = loop
         self.thread_id = threading.get_ident()
-        _loop_threads.add(self.thread_id)
         try:
-            loop.run_until_complete(self._serve(factory, close))
+            self.client = loop.run_until_complete(_build(factory))
         except BaseException as exc:  # the factory failed: hand the error to the first caller
             self.error = exc
-        finally:
             self.closing = True
             self.started.set()
+            loop.close()
+            return
+        self.started.set()
+        try:
+            self._serve()
+        finally:
             try:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(self._shut_down(close))
                 _cancel_all(loop)
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
                 loop.close()
-                for call in list(self.pending):
+                with self.cond:
+                    self.driver = None
+                    _driving.discard(self.thread_id)
+                    left = list(self.pending)
+                for call in left:
                     self._finish(call, None, KayseError(_CLOSED_MESSAGE))
-                _loop_threads.discard(self.thread_id)
 
-    async def _serve(self, factory: Callable[[], C], close: Callable[[C], Awaitable[None]]) -> None:
-        self.stop = asyncio.Event()
-        client = factory()
-        self.client = client
-        self.started.set()
-        try:
-            await self.stop.wait()
-        finally:
-            self.closing = True
-            # Calls still running when close() came fail with a clear error rather than
-            # with whatever the closing session would make of them.
-            current = asyncio.current_task()
-            others = [task for task in asyncio.all_tasks() if task is not current]
-            for task in others:
-                task.cancel()
-            if others:
-                await asyncio.gather(*others, return_exceptions=True)
-            await close(client)
-            # Let the transports' connection_lost callbacks run before the loop goes.
-            await asyncio.sleep(0)
+    def _serve(self) -> None:
+        """Drive the loop whenever handed-off calls wait with nobody driving; return on close, holding the loop."""
+        loop = self.loop
+        assert loop is not None
+        me = self.thread_id
+        while True:
+            self.wake.wait()
+            with self.cond:
+                self.wake.clear()
+                if self.closing:
+                    # A calling thread may drive still: the close cancelled its call; wait for it to let go.
+                    while self.driver is not None:
+                        self.cond.wait()
+                    self.driver = me
+                    _driving.add(me)
+                    self.shutting_down = True
+                    return
+                if self.driver is not None or not self.pending:
+                    continue  # a calling driver hands over when its own call is done
+                self.driver = me
+                _driving.add(me)
+            loop.run_forever()  # stopped by _finish once nothing is pending
+            with self.cond:
+                self._let_go(me)
+
+    async def _shut_down(self, close: Callable[[C], Awaitable[None]]) -> None:
+        # Calls still running when close() came fail with a clear error rather than
+        # with whatever the closing session would make of them.
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.gather(*others, return_exceptions=True)
+        assert self.client is not None
+        await close(self.client)
+        # Let the transports' connection_lost callbacks run before the loop goes.
+        await asyncio.sleep(0)
+
+    def _let_go(self, me: int) -> None:
+        """Give up the loop (``cond`` held); the portal thread takes over if calls still wait."""
+        self.driver = None
+        _driving.discard(me)
+        if self.pending or self.closing:
+            self.wake.set()
+        self.cond.notify_all()
 
     def _finish(self, call: _Call, value: Any, error: BaseException | None) -> None:
-        if call not in self.pending:
-            return
-        self.pending.discard(call)
+        with self.cond:
+            if call not in self.pending:
+                return
+            self.pending.discard(call)
+            if not self.pending and self.driver == self.thread_id and self.loop is not None:
+                self.loop.stop()  # the portal thread drove for handed-off calls only: all done
         call.value = value
         call.error = error
         call.lock.release()
@@ -165,29 +241,83 @@ class _Running(Generic[C]):
     def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, awaitable: bool) -> Any:
         """Run ``func(*args, **kwargs)`` on the loop (awaiting it if ``awaitable``) and wait for the result."""
         me = threading.get_ident()
-        if me == self.thread_id:
+        if me not in _driving:
+            return self._dispatch(me, func, args, kwargs, awaitable)
+        if self.driver == me:
             raise KayseError(_OWN_THREAD_MESSAGE)
-        if me not in _loop_threads:
-            return self._submit(func, args, kwargs, awaitable)
         # A callback on another client's loop: that loop now waits for this one. Refuse a call
         # that would close a cycle of loops waiting for each other.
         with _blocked_lock:
             target: _Running[Any] | None = self
             while target is not None:
-                if target.thread_id == me:
+                driver = target.driver
+                if driver == me:
                     raise KayseError(_CYCLE_MESSAGE)
-                target = _blocked_on.get(target.thread_id)
+                target = _blocked_on.get(driver) if driver is not None else None
             _blocked_on[me] = self
         try:
-            return self._submit(func, args, kwargs, awaitable)
+            return self._dispatch(me, func, args, kwargs, awaitable)
         finally:
             with _blocked_lock:
                 del _blocked_on[me]
 
-    def _submit(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool) -> Any:
+    def _dispatch(
+        self, me: int, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool
+    ) -> Any:
+        with self.cond:
+            if self.driver == me:
+                raise KayseError(_OWN_THREAD_MESSAGE)
+            if self.closing:
+                raise KayseError(_CLOSED_MESSAGE)
+            # Drive the loop here when nobody does and this thread runs no loop of its own:
+            # no thread hand-off at all, the common case of one thread calling at a time.
+            if self.driver is None and asyncio._get_running_loop() is None:
+                self.driver = me
+                _driving.add(me)
+                call = None
+            else:
+                call = _Call()
+                self.pending.add(call)
+        if call is None:
+            return self._drive(me, func, args, kwargs, awaitable)
+        return self._submit(call, func, args, kwargs, awaitable)
+
+    def _drive(
+        self, me: int, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool
+    ) -> Any:
+        """Run the call on the loop in this thread (the driver), then let the loop go."""
         loop = self.loop
         assert loop is not None
-        call = _Call()
+        task: asyncio.Task[Any] | None = None
+        try:
+            # One pass over the I/O first: what came while nobody ran the loop (a server closing an
+            # idle kept-alive connection) is seen before the call picks a connection. Stopping the
+            # loop before running it polls the selector once and runs what that schedules.
+            loop.stop()
+            loop.run_forever()
+            task = loop.create_task(_invoke(func, args, kwargs, awaitable))
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if self.closing:
+                raise KayseError(f"{_CLOSED_MESSAGE} (the call was cancelled)") from None
+            raise
+        except BaseException:
+            # Ctrl-C (or another error) raised in this thread while it ran the loop: cancel the call
+            # underneath (its connection dropped, its budget settled) before letting the error up.
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(asyncio.wait((task,), timeout=INTERRUPT_GRACE))
+            raise
+        finally:
+            with self.cond:
+                self._let_go(me)
+
+    def _submit(
+        self, call: _Call, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool
+    ) -> Any:
+        loop = self.loop
+        assert loop is not None
         # The call runs in a copy of the caller's context, so that context variables (a request
         # id in a logging filter, a tracing span) cross into the loop thread with it. Explicit,
         # so that the task and the callback that makes it share that one copy.
@@ -216,12 +346,15 @@ class _Running(Generic[C]):
             error = task.exception()
             self._finish(call, None if error is not None else task.result(), error)
 
-        self.pending.add(call)
         try:
             loop.call_soon_threadsafe(start, context=context)
         except RuntimeError:  # the loop is closed
-            self.pending.discard(call)
+            with self.cond:
+                self.pending.discard(call)
             raise KayseError(_CLOSED_MESSAGE) from None
+        with self.cond:
+            if self.driver is None:
+                self.wake.set()  # nobody drives (this thread could not): the portal thread will
         try:
             call.lock.acquire()
         except BaseException:
@@ -250,12 +383,38 @@ class _Running(Generic[C]):
             call.error = None
 
     def request_stop(self) -> None:
-        """Ask the loop thread to close the client and stop; does not wait."""
-        loop, stop = self.loop, self.stop
-        if loop is None or stop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # already closed
-            loop.call_soon_threadsafe(stop.set)
+        """Ask for the client to be closed and the loop stopped (by the portal thread); does not wait."""
+        with self.cond:
+            self.closing = True
+            driver = self.driver
+            self.wake.set()
+        loop = self.loop
+        if driver is not None and loop is not None:
+            # Someone drives: cancel what runs, so that the driver lets go and the portal thread can close.
+            with contextlib.suppress(RuntimeError):  # already closed
+                loop.call_soon_threadsafe(self._cancel_calls)
+
+    def _cancel_calls(self) -> None:
+        # On the loop. Not once the shutdown runs: it cancels what is left itself, and must not cancel itself.
+        if not self.shutting_down and self.loop is not None:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+
+    def driven_by(self, ident: int) -> bool:
+        """True when thread ``ident`` runs this portal's loop right now (a call from it would wait for itself)."""
+        return self.driver == ident
+
+
+async def _build(factory: Callable[[], C]) -> C:
+    # Inside the running loop: anything the client binds to a loop binds to this one.
+    return factory()
+
+
+async def _invoke(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool) -> Any:
+    result = func(*args, **kwargs)
+    if awaitable:
+        result = await result
+    return result
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
@@ -267,9 +426,10 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
-# Loop threads of every portal, and which portal each of them is blocked on (a callback on one
-# client's loop calling another client): enough to refuse a call that would close a cycle.
-_loop_threads: set[int] = set()
+# Threads running a portal's loop right now, and which portal each of them is blocked on (a
+# callback on one client's loop calling another client): enough to refuse a call that would
+# close a cycle of loops waiting for each other.
+_driving: set[int] = set()
 _blocked_on: dict[int, _Running[Any]] = {}
 _blocked_lock = threading.Lock()
 
@@ -354,7 +514,7 @@ class _Core(Generic[C]):
 
     def close(self) -> None:
         state = self._state
-        if state is not None and threading.get_ident() == state.thread_id:
+        if state is not None and state.driven_by(threading.get_ident()):
             raise KayseError("close() was called from the client's own event-loop thread; call it from another thread")
         with self._lock:
             self._closed = True
@@ -368,7 +528,7 @@ class _Core(Generic[C]):
     def finalize(self) -> None:
         """The finalizer: like close(), but never raises and never joins its own thread."""
         state = self._state
-        if state is not None and threading.get_ident() == state.thread_id:
+        if state is not None and (state.driven_by(threading.get_ident()) or threading.get_ident() == state.thread_id):
             # The last reference went away inside the loop: close from another thread.
             threading.Thread(target=self.finalize, name=f"{self._thread_name}-closer").start()
             return
@@ -407,7 +567,7 @@ def _after_fork_in_child() -> None:
     _cores_lock = threading.Lock()
     # The parent's loop threads do not exist here, and their idents may be reused.
     _blocked_lock = threading.Lock()
-    _loop_threads.clear()
+    _driving.clear()
     _blocked_on.clear()
     for core in list(_cores):
         core.forget_after_fork()
@@ -508,7 +668,7 @@ def _walk(portal: Portal[Any], state: _Running[Any], iterator: AsyncIterator[T])
             and aclose is not None
             and state.pid == os.getpid()
             and not state.closing
-            and threading.get_ident() != state.thread_id
+            and not state.driven_by(threading.get_ident())
         ):
             with contextlib.suppress(Exception):
                 state.run(_aclose, (aclose,), {}, awaitable=True)

@@ -25,7 +25,10 @@ class RecordingServer:
     """A bare HTTP/1.1 keep-alive server on loopback that records which connection served what.
 
     Every request gets ``200 []``, except while ``hang`` is set: then the
-    request is recorded and never answered. ``requests`` holds
+    request is recorded and never answered. While ``hang_up`` holds an event,
+    the server answers, then waits for the event and hangs up without having
+    said so (as a server whose keep-alive time-out runs out while the client
+    is idle). ``requests`` holds
     ``(peer_port, method, path)``; ``closed`` the peer ports whose connection
     the client closed. Events let tests wait without sleeping.
     """
@@ -34,6 +37,7 @@ class RecordingServer:
         self.requests: list[tuple[int, str, str]] = []
         self.closed: list[int] = []
         self.hang = False
+        self.hang_up: threading.Event | None = None
         self.request_seen = threading.Event()
         self.connection_closed = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,6 +70,9 @@ class RecordingServer:
                     + body
                 )
                 await writer.drain()
+                if self.hang_up is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, self.hang_up.wait)
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
