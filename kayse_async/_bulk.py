@@ -396,14 +396,29 @@ class _Source:
             self._sync = iter(items)
         self.index = 0
 
-    async def next(self) -> tuple[int, Any] | None:
+    @property
+    def is_sync(self) -> bool:
+        """True for a plain iterable, read with :meth:`next_now` (no coroutine per item)."""
+        return self._sync is not None
+
+    def next_now(self) -> tuple[int, Any] | None:
+        """The next item of a plain iterable, or None at its end."""
+        assert self._sync is not None
         try:
-            if self._sync is not None:
-                item = next(self._sync)
-            else:
-                assert self._async is not None
-                item = await anext(self._async)
-        except (StopIteration, StopAsyncIteration):
+            item = next(self._sync)
+        except StopIteration:
+            return None
+        index = self.index
+        self.index += 1
+        return index, item
+
+    async def next(self) -> tuple[int, Any] | None:
+        if self._sync is not None:
+            return self.next_now()
+        assert self._async is not None
+        try:
+            item = await anext(self._async)
+        except StopAsyncIteration:
             return None
         index = self.index
         self.index += 1
@@ -464,10 +479,16 @@ class _Job(Generic[T]):
     # ---- reading
 
     def _prepare(self, index: int, item: Any) -> _Entry | ValidationError:
+        prepare = self.endpoint.prepare
         try:
-            body = self.endpoint.prepare(item, f"{self.endpoint.request_key}[{index}].")
-        except ValidationError as exc:
-            return exc
+            body = prepare(item, "")
+        except ValidationError:
+            # Checked again to name the item in the error (``clients[12].email``): the path
+            # costs a string per item, which only a bad item needs.
+            try:
+                body = prepare(item, f"{self.endpoint.request_key}[{index}].")
+            except ValidationError as exc:
+                return exc
         # Fingerprints only serve the journal: without one, they would be CPU spent for nothing.
         return _Entry(index, body, _fingerprint(body) if self.journal_path is not None else "")
 
@@ -512,7 +533,7 @@ class _Job(Generic[T]):
             if self.carry is not None:
                 got, self.carry = self.carry, None
             else:
-                read = await self.source.next()
+                read = self.source.next_now() if self.source.is_sync else await self.source.next()
                 if read is None:
                     break
                 got = self._classify(*read)

@@ -54,6 +54,8 @@ def item_fields(item: Any, *, path: str) -> dict[str, Any]:
     left out, as a create omits what was not given; for an item with an id
     every field goes, None as null, as a full replacement must.
     """
+    if type(item) is dict:
+        return dict(item)
     if attrs.has(type(item)):
         data: dict[str, Any] = unstructure(item)
         if data.get("id") is None:
