@@ -189,7 +189,8 @@ def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Calla
 
     lines = [
         "def structure(value, _):",
-        "    if not isinstance(value, Mapping):",
+        # An exact dict (every JSON object) skips the abstract-class check.
+        "    if type(value) is not dict and not isinstance(value, Mapping):",
         f"        raise TypeError('expected a JSON object for {cls.__name__}, got ' + type(value).__name__)",
         "    get = value.get",
         "    o = new(cls)" if setters is not None else "    k = {}",
@@ -223,7 +224,7 @@ def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Calla
             usual = f"if type(x) is list and all_ints(x):\n            {put(name, 'list(x)')}"
             lines.append(f"        {first}{usual}\n        else:\n            {hook}")
         elif code == _HOOK and inner == dict[str, Any]:
-            usual = f"if isinstance(x, Mapping):\n            {put(name, 'dict(x)')}"
+            usual = f"if type(x) is dict or isinstance(x, Mapping):\n            {put(name, 'dict(x)')}"
             lines.append(f"        {first}{usual}\n        else:\n            wrong({name!r}, 'a JSON object', x)")
         elif code == _HOOK:
             lines.append(f"        {first}if True:\n            {hook}")
