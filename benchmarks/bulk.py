@@ -1,6 +1,6 @@
 """Benchmark: stream client records through ``clients.bulk_upsert_iter`` vs the naive way.
 
-Both ways send the same records to one emulator, run in a separate process
+Both ways send the same records to the emulator, run in a separate process
 with rate limiting off, in chunks of 500:
 
 - kayse_async: a generator of records through ``clients.bulk_upsert_iter``
@@ -9,11 +9,15 @@ with rate limiting off, in chunks of 500:
 - naive: build the whole list first, then ``asyncio.gather`` one request per
   chunk (raw dicts, no checks, answers left as JSON).
 
-Each way runs in a child process of its own, so that its peak RSS growth
-(``ru_maxrss`` at the end minus the RSS at the start) is its own; the
-emulator's store is emptied between them. Usage::
+Each run of each way gets a child process of its own, so that its peak RSS
+growth (``ru_maxrss`` at the end minus the RSS at the start) is its own, and a
+fresh emulator process, so that neither way inherits the other's server state
+(a million stored records, a heap grown by the naive way's 2,000 requests at
+once). ``--rounds`` rounds run the two ways in turn, the order alternating from
+round to round; the figures are medians, and the speed ratio is the median of
+each round's pair. Usage::
 
-    python benchmarks/bulk.py [--records 1000000] [--concurrency 4]
+    python benchmarks/bulk.py [--records 1000000] [--concurrency 4] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,58 +119,74 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
     return proc, line.split("listening on", 1)[1].strip()
 
 
-def reset_emulator(url: str) -> None:
-    request = urllib.request.Request(f"{url}/_emulator/reset?store=1", method="POST")
-    with urllib.request.urlopen(request) as response:
-        response.read()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000, help="records per way (default: 1,000,000)")
     parser.add_argument("--concurrency", type=int, default=4, help="kayse_async chunks in flight (default: 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of both ways (default: 3)")
     parser.add_argument("--child", choices=["kayse_async", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.url, args.records, args.concurrency)
         return
+    ways = ("naive", "kayse_async")
+    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
+    for round_no in range(args.rounds):
+        for way in ways if round_no % 2 == 0 else ways[::-1]:
+            runs[way].append(_run_child(way, args.records, args.concurrency))
+            print(f"  round {round_no + 1}/{args.rounds} {way}: {_rate(runs[way][-1]):,.0f} records/s", file=sys.stderr)
+    mib = 1024 * 1024
+    print(
+        f"{args.records:,} client records, chunks of {CHUNK}, emulator in its own process (a fresh one per run), "
+        f"rate limit off; medians of {args.rounds} rounds"
+    )
+    print(f"{'':14}{'records/s':>12}{'peak RSS growth':>18}{'stored':>12}")
+    for way in ("kayse_async", "naive"):
+        rate = statistics.median(_rate(r) for r in runs[way])
+        growth = max(r["rss_growth"] for r in runs[way])
+        stored = min(r["stored"] for r in runs[way])
+        print(f"{way:14}{rate:>12,.0f}{growth / mib:>14.1f} MiB{stored:>12,}")
+    pairs = sorted(_rate(ours) / _rate(base) for ours, base in zip(runs["kayse_async"], runs["naive"], strict=True))
+    ours_growth = max(r["rss_growth"] for r in runs["kayse_async"])
+    base_growth = max(r["rss_growth"] for r in runs["naive"])
+    memory = ours_growth / base_growth if base_growth > 0 else float("nan")
+    print(
+        f"ratio kayse_async/naive: records/s x{statistics.median(pairs):.2f} (rounds from x{pairs[0]:.2f} to "
+        f"x{pairs[-1]:.2f}), peak RSS growth x{memory:.3f} (largest of each way)"
+    )
+
+
+def _rate(run: dict[str, Any]) -> float:
+    return float(run["stored"]) / float(run["seconds"])
+
+
+def _run_child(way: str, records: int, concurrency: int) -> dict[str, Any]:
+    """One run of ``way`` in a child process, against an emulator of its own."""
     emulator, url = start_emulator()
-    results: dict[str, dict[str, Any]] = {}
     try:
-        for way in ("naive", "kayse_async"):
-            reset_emulator(url)
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    way,
-                    "--url",
-                    url,
-                    "--records",
-                    str(args.records),
-                    "--concurrency",
-                    str(args.concurrency),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            results[way] = json.loads(out.stdout.strip().splitlines()[-1])
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                way,
+                "--url",
+                url,
+                "--records",
+                str(records),
+                "--concurrency",
+                str(concurrency),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
-    mib = 1024 * 1024
-    print(f"{args.records:,} client records, chunks of {CHUNK}, emulator in its own process, rate limit off")
-    print(f"{'':14}{'records/s':>12}{'peak RSS growth':>18}{'stored':>12}")
-    for way in ("kayse_async", "naive"):
-        r = results[way]
-        print(f"{way:14}{r['stored'] / r['seconds']:>12,.0f}{r['rss_growth'] / mib:>14.1f} MiB{r['stored']:>12,}")
-    ours, base = results["kayse_async"], results["naive"]
-    speed = (ours["stored"] / ours["seconds"]) / (base["stored"] / base["seconds"])
-    memory = ours["rss_growth"] / base["rss_growth"] if base["rss_growth"] > 0 else float("nan")
-    print(f"ratio kayse_async/naive: records/s x{speed:.2f}, peak RSS growth x{memory:.3f}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 if __name__ == "__main__":
