@@ -582,12 +582,14 @@ class Kayse(KayseBase):
     methods, blocking; methods that return an async iterator there return a plain
     generator here. Use it as ``with Kayse() as kayse:`` or call ``kayse.close()``.
 
-    One client is safe to share between threads. It runs one ``AsyncKayse`` on an
-    event loop in its own thread, started by the first call; bulk calls run
+    One client is safe to share between threads. It runs one ``AsyncKayse`` on one
+    event loop: a call runs it in the calling thread when it is idle, or hands
+    itself to it when another thread runs it; a helper thread, started by the
+    first call, takes over calls left when that thread is done. Bulk calls run
     concurrently there exactly as the async ones do. It works where a loop is
     already running (notebooks, code under ``asyncio.run``) and in processes forked
     after it was used (the child starts its own loop on its first call). A call made
-    from that loop's own thread (from a progress callback) raises
+    from code running on that loop (a progress callback) raises
     ``errors.KayseError`` instead of waiting for itself.
     """
 

@@ -58,14 +58,15 @@ class KayseBase:
 
     @property
     def portal_thread(self) -> threading.Thread | None:
-        """The thread running this client's event loop, once the first call started it (None before)."""
+        """The client's helper thread (it makes and closes the client, and runs its loop for handed-off calls
+        when no calling thread does), once the first call started it; None before."""
         return self._portal.thread
 
     def close(self) -> None:
         """Close the client: its session on its own loop, then the loop and its thread. Idempotent.
 
         Calls still running in other threads fail with ``errors.KayseError``.
-        Must not be called from the client's own loop thread (a callback).
+        Must not be called from code running on the client's loop (a callback).
         """
         self._portal.close()
 
