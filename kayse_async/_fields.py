@@ -291,15 +291,15 @@ def check_fields(
             continue
         kind = spec.kind
         # Fast paths for the common well-typed values; anything else goes the long way round.
-        if kind is Kind.STR and type(value) is str:
-            if spec.required and not value.strip():
+        if kind is _S and type(value) is str:
+            if spec.required and (not value or value.isspace()):
                 raise ValidationError(f"{path}{name}", "is required and must not be empty")
             body[name] = value
         elif value is None:
             if spec.required:
                 raise ValidationError(f"{path}{name}", "is required and must not be null")
             body[name] = None
-        elif kind is Kind.INT_LIST and type(value) is list and all(type(i) is int and 0 < i <= MAX_INT for i in value):
+        elif kind is _IL and type(value) is list and all(type(i) is int and 0 < i <= MAX_INT for i in value):
             body[name] = list(value)
         else:
             checked = _check_kind(f"{path}{name}", kind, value)
