@@ -265,8 +265,6 @@ class _Running(Generic[C]):
         self, me: int, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool
     ) -> Any:
         with self.cond:
-            if self.driver == me:
-                raise KayseError(_OWN_THREAD_MESSAGE)
             if self.closing:
                 raise KayseError(_CLOSED_MESSAGE)
             # Drive the loop here when nobody does and this thread runs no loop of its own:

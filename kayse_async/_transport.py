@@ -113,12 +113,14 @@ class Transport:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout))
         self._max_retries = max_retries
         self.quota = quota
+        # A quota that can grant at once without a coroutine (MemoryQuota) is asked that first.
+        self._grant_now: Callable[..., Lease | None] | None = getattr(quota, "grant_now", None)
         self._max_wait = max_wait
         self._user_agent = user_agent
         self._session = session
         self._calls_session: aiohttp.ClientSession | None = None
+        # Our own sessions tell us when a request goes out and carry the key headers as defaults.
         self._owns_session = session is None
-        self._traced = False
         if session is not None:
             _no_silent_resend(session)
         self._sleep: Sleep = sleep or asyncio.sleep
@@ -154,7 +156,6 @@ class Transport:
             connector = aiohttp.TCPConnector(limit=POOL_SIZE)
             self._session = self._new_session(connector, main, owner=True)
             self._calls_session = self._new_session(connector, calls, owner=False)
-            self._traced = True
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
@@ -216,14 +217,13 @@ class Transport:
         url = endpoint.base + request.path
         wait_bound = self._max_wait if max_wait is None else max_wait
         quota = self.quota
-        grant_now: Callable[..., Lease | None] | None = getattr(quota, "grant_now", None)
+        grant_now = self._grant_now
         retry = 0
         redirects = 0
         uncertain = False
         while True:
             try:
                 session = self._get_session(endpoint)
-                # A quota that can grant at once without a coroutine (MemoryQuota) is asked that first.
                 lease: Lease | None = grant_now(endpoint.bucket, max_wait=wait_bound) if grant_now else None
                 if lease is None:
                     waited_from = time.monotonic()
@@ -233,7 +233,7 @@ class Transport:
                         self.quota_wait_seconds += time.monotonic() - waited_from
                 # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
                 mark = _SendMark(lease)
-                if not self._traced:
+                if not self._owns_session:
                     # A session we did not build has no hook to tell us when the request goes out: count it now.
                     mark.sent()
                 debug = logger.isEnabledFor(logging.DEBUG)
@@ -245,15 +245,17 @@ class Transport:
                         url,
                         params=request.params,
                         json=request.json,
-                        headers=None if self._traced else endpoint.headers,
+                        headers=None if self._owns_session else endpoint.headers,
                         allow_redirects=False,
                         timeout=self._timeout,
                     ) as resp:
                         length = resp.content_length
-                        if length is not None and length <= MAX_RESPONSE_BYTES:
-                            body = await resp.read()
-                        else:
+                        if length is None:
                             body = await _read_capped(resp)
+                        elif length > MAX_RESPONSE_BYTES:
+                            raise _TooLarge
+                        else:
+                            body = await resp.read()
                         status = resp.status
                         resp_headers: Mapping[str, str] = resp.headers
                 except (aiohttp.ClientError, TimeoutError, _TooLarge) as exc:
@@ -268,10 +270,7 @@ class Transport:
                     if mark.was_sent:
                         self.requests_sent += 1
                 mark.sent()  # a response proves it, whatever the hook saw
-                for secret in self._secrets:
-                    if secret in body:
-                        body = self._redact(body)
-                        break
+                body = self._redact(body)
                 if debug:
                     elapsed_ms = (time.perf_counter() - started) * 1000
                     logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
@@ -460,11 +459,7 @@ class _TooLarge(Exception):
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    length = resp.content_length
-    if length is not None:
-        if length > MAX_RESPONSE_BYTES:
-            raise _TooLarge
-        return await resp.read()
+    """A body of unknown length, read in chunks and refused past the cap."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(256 * 1024):

@@ -54,15 +54,13 @@ def item_fields(item: Any, *, path: str) -> dict[str, Any]:
     left out, as a create omits what was not given; for an item with an id
     every field goes, None as null, as a full replacement must.
     """
-    if type(item) is dict:
+    if isinstance(item, Mapping):
         return dict(item)
     if attrs.has(type(item)):
         data: dict[str, Any] = unstructure(item)
         if data.get("id") is None:
             data = {k: v for k, v in data.items() if v is not None}
         return data
-    if isinstance(item, Mapping):
-        return dict(item)
     raise ValidationError(path.rstrip(".") or "item", f"expected a model or a mapping, got {type(item).__name__}")
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import _bulk
-from .._converter import structure, unstructure
+from .._converter import unstructure
 from .._defaults import CHUNK_SIZE, CONCURRENCY
 from .._fields import Field, check_fields, check_id
 from .._protocol import Request, excerpt, expect, structure_response
@@ -31,17 +31,10 @@ class CrudResource(Resource, Generic[T]):
         return bulk_endpoint(f"{self._path}/bulk", self._name, self._table, self._name, self._model)
 
     def _one(self, data: Any, request: Request) -> T:
-        if type(data) is dict and type(data.get("id")) is int:
-            # The usual answer, structured straight away; any fault is reported below.
-            try:
-                fast: T = structure(data, self._model)
-            except Exception:  # noqa: S110 - the checks below name what was wrong
-                pass
-            else:
-                return fast
-        expect(data, dict, "a JSON object", method=request.method, url=request.path)
+        if type(data) is not dict:
+            expect(data, dict, "a JSON object", method=request.method, url=request.path)
         item_id = data.get("id")
-        if isinstance(item_id, bool) or not isinstance(item_id, int):
+        if type(item_id) is not int and (isinstance(item_id, bool) or not isinstance(item_id, int)):
             # An object without its id cannot be told apart from one that was never stored.
             raise APIError(
                 f"unexpected response: {self._name[:-1]} without an integer id: {excerpt(json.dumps(data))!r}",
