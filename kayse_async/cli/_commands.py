@@ -230,9 +230,7 @@ def email_command(config: Config, case_id: int, client_id: int, subject: str, me
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def emulator_command(args: tuple[str, ...]) -> None:
     """Run the local Kayse emulator until Ctrl-C (the options of python -m kayse_async.testing; --help lists them)."""
-    import asyncio
-
-    from ..testing._cli import build_parser, emulator_from_args, serve
+    from ..testing._cli import build_parser, emulator_from_args, run_served
 
     parser = build_parser("kayse emulator")
     options = parser.parse_args(list(args))
@@ -241,7 +239,7 @@ def emulator_command(args: tuple[str, ...]) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        asyncio.run(serve(emulator))
+        run_served(emulator)
     except OSError as exc:
         raise CommandFailed(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import urllib.request
 import pytest
 
 from kayse_async.testing import ThreadedEmulator, build_parser, main
-from kayse_async.testing._cli import emulator_from_args
+from kayse_async.testing._cli import SERVING_GC_THRESHOLDS, emulator_from_args
 
 TIMEOUT = 15
 
@@ -107,6 +108,44 @@ def test_cli_port_in_use_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert "cannot listen" in captured.err
     assert "listening" not in captured.out
+
+
+# A child that runs a command line with serve() replaced, and prints what the collector
+# looked like when serving began.
+_GC_PROBE = """
+import asyncio, gc, sys
+from kayse_async.testing import _cli
+
+async def probe(emulator):
+    print(gc.get_threshold(), gc.get_freeze_count() > 0)
+
+_cli.serve = probe
+if sys.argv[1] == "testing":
+    sys.exit(_cli.main(["--port", "0", "--api-key", "k"]))
+from kayse_async.cli import main
+sys.exit(main(["emulator", "--port", "0", "--api-key", "k"]))
+"""
+
+
+@pytest.mark.parametrize("runner", ["testing", "kayse"])
+def test_serving_process_tunes_the_collector(runner: str) -> None:
+    """The command lines give the process over to the emulator: frozen start-up heap, larger thresholds."""
+    default = subprocess.run(
+        [sys.executable, "-c", "import gc; print(gc.get_threshold())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    child = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, runner], capture_output=True, text=True, timeout=TIMEOUT, check=True
+    )
+    assert default != str(SERVING_GC_THRESHOLDS)
+    assert child.stdout.strip() == f"{SERVING_GC_THRESHOLDS} True"
+
+
+def test_threaded_emulator_leaves_the_collector_alone() -> None:
+    """An emulator inside a test process does not touch that process's collector."""
+    before = gc.get_threshold(), gc.get_freeze_count()
+    with ThreadedEmulator("k") as emulator:
+        assert get(emulator.url + "/v1/metadata/objects", "k")[0] == 200
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
 def test_threaded_emulator_for_sync_callers() -> None:
