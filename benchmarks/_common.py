@@ -78,10 +78,17 @@ class Samples:
 
 
 def interleave(rounds: int, contenders: Sequence[tuple[str, Callable[[], Timing]]]) -> Samples:
-    """Run every contender once per round, in turn (A B C A B C ...), and collect the timings."""
+    """Run every contender once per round, in turn, and collect the timings.
+
+    The order turns round from round to round (A B C, C B A, A B C, ...): no
+    contender always runs just after the same other one, or always first,
+    whose leftovers (a heap grown, caches filled, connections warm on the
+    server) would otherwise count for or against it in every round.
+    """
     samples = Samples()
     for round_no in range(1, rounds + 1):
-        for name, run in contenders:
+        order = contenders if round_no % 2 else list(reversed(contenders))
+        for name, run in order:
             timing = run()
             samples.add(name, timing)
             print(

@@ -7,13 +7,13 @@ GET with one fixed client object, so that the server is never what is
 measured; ``--server emulator`` runs against ``python -m kayse_async.testing
 --limit 0`` instead (seeded with clients first).
 
-The contenders run in this one process, interleaved round by round
-(A B C A B C ...). Each run's CPU time is ``time.process_time()`` of this
+The contenders run in this one process, interleaved round by round, the
+order reversed every other round (A B C, C B A, ...). Each run's CPU time is ``time.process_time()`` of this
 process around the whole run (client creation, every request with its JSON
 decoding, closing), so it is the client's own cost; the server's CPU is in
 another process. Figures are medians over ``--rounds``, and ratios are
 against raw aiohttp measured in the same run. The verdict on the 1.3x target
-takes each round's kayse_async run against the raw aiohttp run just before it
+takes each round's kayse_async run against the raw aiohttp run next to it
 and reports the median of those paired ratios with their range: on a shared
 machine the speed drifts between rounds by more than the difference measured,
 and a pair run back to back shares the drift. httpx runs ``--httpx-requests``
@@ -217,7 +217,7 @@ def report(samples: _common.Samples, counts: dict[str, int]) -> str:
             ]
         )
     headers = ["client", "CPU µs/request", "CPU vs raw aiohttp", "wall µs/request", "wall vs raw aiohttp", "requests/s"]
-    # Each round's kayse_async run against the raw aiohttp run just before it: the pair shares the
+    # Each round's kayse_async run against the raw aiohttp run next to it: the pair shares the
     # machine's state of the moment, which drifts a lot between rounds on a shared machine.
     paired = sorted(ours / base for ours, base in zip(per[OURS], per[BASELINE], strict=True))
     ours_ratio = statistics.median(paired)

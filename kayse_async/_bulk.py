@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
+from ._converter import direct_setters
 from ._defaults import BULK_DELETE_CHUNK
 from ._fields import check_bulk_delete_ids
 from ._protocol import Request, excerpt
@@ -92,6 +93,33 @@ _NOT_RESENT = (
     "the batch may have been stored; it was not sent again, because the API has no idempotency key "
     "and a resend could create duplicates (a rerun with the same journal resolves it safely)"
 )
+
+
+def _item_builder() -> Callable[[int, Any], BulkItem[Any]]:
+    """A function making ``BulkItem(index=i, status="succeeded", value=v)``, the outcome of most items.
+
+    Filled slot by slot (``BulkItem`` is a frozen slotted attrs class with no
+    validator, see ``direct_setters``) instead of through ``__init__``'s
+    keyword arguments: a third of the cost, on every item of every import.
+    """
+    setters = direct_setters(BulkItem)
+    if setters is None:  # pragma: no cover - fails at import, so any test run shows it
+        raise TypeError("BulkItem must stay a slotted attrs class without validators or converters")
+    new = object.__new__
+    set_index, set_status, set_value, set_error = (setters[k] for k in ("index", "status", "value", "error"))
+
+    def succeeded(index: int, value: Any) -> BulkItem[Any]:
+        item: BulkItem[Any] = new(BulkItem)
+        set_index(item, index)
+        set_status(item, "succeeded")
+        set_value(item, value)
+        set_error(item, None)
+        return item
+
+    return succeeded
+
+
+_succeeded = _item_builder()
 
 
 def _check_options(chunk_size: Any, concurrency: Any, bisect_budget: Any, progress: Any) -> None:
@@ -652,9 +680,10 @@ class _Job(Generic[T]):
             return
         if self.journal is not None and batch is not None:
             self.journal.done(batch, entries, values)
+        structure = self.endpoint.structure
         for entry, raw in zip(entries, values, strict=True):
             try:
-                item: BulkItem[T] = BulkItem(index=entry.index, status="succeeded", value=self.endpoint.structure(raw))
+                item: BulkItem[T] = _succeeded(entry.index, structure(raw))
             except KayseError as exc:
                 item = BulkItem(
                     index=entry.index, status="uncertain", error=_annotated(exc, "stored, but the answer is unreadable")

@@ -128,7 +128,7 @@ _EXPECTED = {_STR: "a string", _INT: "an integer", _BOOL: "true or false"}
 _PYTYPE = {_STR: "str", _INT: "int", _BOOL: "bool"}
 
 
-def _direct_setters(cls: type[Any]) -> dict[str, Any] | None:
+def direct_setters(cls: type[Any]) -> dict[str, Any] | None:
     """Each field's slot setter, when ``cls`` may be built without its ``__init__``; else None.
 
     That holds for a slotted attrs class with no validator, converter,
@@ -158,7 +158,7 @@ def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Calla
     integers and booleans checked inline by exact type, and dates and lists of
     ids taken inline in their usual form (the hot path of every response);
     other types through their hooks. The instance is filled slot by slot when
-    the class allows it (``_direct_setters``), else built through ``__init__``.
+    the class allows it (``direct_setters``), else built through ``__init__``.
     Both the wire name and the Python name of every field are the same (the
     models use the API's snake_case names), so ``extra`` never shadows one; a
     server field literally named "extra" lands in ``extra["extra"]`` and goes
@@ -166,7 +166,7 @@ def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Calla
     """
     hints = typing.get_type_hints(cls)
     known = frozenset(a.name for a in attrs.fields(cls) if a.name != EXTRA)  # type: ignore[arg-type]
-    setters = _direct_setters(cls)
+    setters = direct_setters(cls)
     namespace: dict[str, Any] = {
         "Mapping": Mapping,
         "MISSING": _MISSING,

@@ -171,7 +171,7 @@ def test_a_timestamp_for_a_date_is_cut_to_its_date_by_the_hook() -> None:
 
 
 def test_a_class_with_a_validator_is_built_through_init() -> None:
-    from kayse_async._converter import _direct_setters, _structure_hook_keeping_extra, converter
+    from kayse_async._converter import _structure_hook_keeping_extra, converter, direct_setters
 
     @attrs.frozen
     class Checked:
@@ -183,12 +183,12 @@ def test_a_class_with_a_validator_is_built_through_init() -> None:
         n: int
         extra: dict[str, Any] = attrs.field(factory=dict)
 
-    assert _direct_setters(Checked) is None
+    assert direct_setters(Checked) is None
     hook = _structure_hook_keeping_extra(converter, Checked)
     assert hook({"n": 3, "x": 1}, Checked) == Checked(n=3, extra={"x": 1})
     with pytest.raises(ValueError, match="'n' must be > 0"):
         hook({"n": 0}, Checked)
     # Slot by slot, a required field that is missing is still an error.
-    assert _direct_setters(Required) is not None
+    assert direct_setters(Required) is not None
     with pytest.raises(TypeError, match="n: missing"):
         _structure_hook_keeping_extra(converter, Required)({}, Required)
