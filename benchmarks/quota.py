@@ -44,6 +44,7 @@ from aiolimiter import AsyncLimiter
 from kayse_async import AsyncKayse, errors
 from kayse_async.quota import MemoryQuota, RedisQuota
 from kayse_async.testing import Emulator
+from kayse_async.testing._ratelimit import WINDOWS, Window
 
 KEY = "bench-key"
 SCRIPT = os.path.abspath(__file__)
@@ -140,7 +141,7 @@ async def run_naive(url: str, args: argparse.Namespace, duration: float) -> Resu
     return result
 
 
-async def one_mode(mode: str, args: argparse.Namespace) -> list[tuple[str, Result]]:
+async def one_mode(mode: Window, args: argparse.Namespace) -> list[tuple[str, Result]]:
     """The three in-process contenders side by side, each against its own emulator."""
     duration = args.windows * args.period
     emulators = [Emulator(api_key=KEY, limit=args.limit, period=args.period, window=mode) for _ in range(3)]
@@ -170,7 +171,7 @@ async def child(args: argparse.Namespace) -> None:
     print(json.dumps({"served": result.served, "latencies": result.latencies}))
 
 
-async def shared_redis(mode: str, args: argparse.Namespace) -> Result:
+async def shared_redis(mode: Window, args: argparse.Namespace) -> Result:
     """``args.processes`` processes, one key, one emulator, one RedisQuota bucket."""
     async with Emulator(api_key=KEY, limit=args.limit, period=args.period, window=mode) as emu:
         start_at = time.time() + 3.0
@@ -218,8 +219,18 @@ def redis_reachable(url: str) -> bool:
     return True
 
 
+def parse_modes(text: str) -> list[Window]:
+    """``--modes``: comma-separated window modes of the emulator."""
+    by_name: dict[str, Window] = {window: window for window in WINDOWS}
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown mode {', '.join(unknown)}; choose from {', '.join(WINDOWS)}")
+    return [by_name[name] for name in names]
+
+
 async def main(args: argparse.Namespace) -> None:
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    modes: list[Window] = args.modes
     rows: list[list[str]] = []
 
     def add(mode: str, name: str, result: Result) -> None:
@@ -258,7 +269,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--period", type=float, default=5.0, help="window length in seconds (default 5)")
     parser.add_argument("--windows", type=int, default=6, help="windows per run (default 6)")
     parser.add_argument("--workers", type=int, default=20, help="concurrent callers per contender (default 20)")
-    parser.add_argument("--modes", default="fixed,sliding,token", help="window modes, comma-separated")
+    parser.add_argument(
+        "--modes", type=parse_modes, default="fixed,sliding,token", help="window modes, comma-separated"
+    )
     parser.add_argument("--processes", type=int, default=4, help="processes sharing a key via Redis (0: skip)")
     parser.add_argument(
         "--redis-url", default=os.environ.get("KAYSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), help="Redis URL"
