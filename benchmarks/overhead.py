@@ -44,7 +44,10 @@ import cProfile
 import io
 import os
 import pstats
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -290,16 +293,77 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1000, help="unmeasured requests per contender first")
     parser.add_argument("--profile", action="store_true", help="also cProfile one kayse_async run and print where")
     parser.add_argument("--profile-top", type=int, default=40, help="functions listed by --profile")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead of timing, count the instructions per request of raw aiohttp and kayse_async under "
+        "valgrind's callgrind (deterministic; needs valgrind; httpx is left out, too slow under it)",
+    )
+    parser.add_argument("--child", choices=(BASELINE, OURS), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.instructions and args.server != "fixed":
+        parser.error("--instructions runs against the fixed server only")
     for name in ("requests", "httpx_requests", "concurrency", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     return args
 
 
+# --instructions: each contender runs this many GETs in two child processes under callgrind; the
+# difference of the two counts, divided by the difference of the requests, leaves start-up out.
+INSTRUCTION_RUNS = (500, 2_500)
+
+
+def _run_child(args: argparse.Namespace) -> int:
+    """``--child``: one contender's GETs against ``--url``, nothing printed (counted from outside)."""
+    ids = list(range(1, 1001))
+    if args.child == BASELINE:
+        asyncio.run(run_raw_aiohttp(args.url, args.requests, args.concurrency, ids))
+    else:
+        asyncio.run(run_kayse(args.url, args.requests, args.concurrency, ids, args.quota))
+    return 0
+
+
+def _callgrind_total(valgrind: str, name: str, url: str, requests: int, args: argparse.Namespace) -> int:
+    argv = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, os.path.abspath(__file__)]
+    argv += ["--child", name, "--url", url, "--requests", str(requests), "--concurrency", str(args.concurrency)]
+    argv += ["--quota", args.quota]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind run of {name} failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def count_instructions(url: str, args: argparse.Namespace) -> str:
+    """Instructions per request of raw aiohttp and kayse_async, as a table with the ratio."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind on the PATH (apt-get install valgrind)")
+    small, large = INSTRUCTION_RUNS
+    per: dict[str, float] = {}
+    for name in (BASELINE, OURS):
+        counts = [_callgrind_total(valgrind, name, url, n, args) for n in (small, large)]
+        per[name] = (counts[1] - counts[0]) / (large - small)
+        print(f"  {name:<22} {per[name]:,.0f} instructions/request", file=sys.stderr, flush=True)
+    rows = [[name, f"{per[name]:,.0f}", _common.ratio(per[name], per[BASELINE])] for name in (BASELINE, OURS)]
+    return _common.table(["client", "instructions/request", "vs raw aiohttp"], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     args = parse_args(argv)
+    if args.child is not None:
+        return _run_child(args)
+    if args.instructions:
+        with server_for(args.server, args.rate_headers) as server:
+            counted = count_instructions(server.url, args)
+        print(f"# overhead, counted: instructions per GET at concurrency {args.concurrency} under callgrind")
+        print("# " + _common.environment(["aiohttp", "attrs", "cattrs", "kayse-async"]))
+        print()
+        print(counted)
+        return 0
     with server_for(args.server, args.rate_headers) as server:
         ids = asyncio.run(_seed_emulator(server.url, 100)) if args.server == "emulator" else list(range(1, 1001))
         if args.warmup > 0:
