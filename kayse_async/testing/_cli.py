@@ -93,14 +93,24 @@ SERVING_GC_THRESHOLDS: tuple[int, int, int] = (50_000, 20, 20)
 def run_served(emulator: Emulator) -> None:
     """Serve ``emulator`` in this process until SIGINT/SIGTERM, the process given over to it.
 
-    The collector is tuned for a long-lived, growing heap first: what was
-    loaded at start is frozen out of its walks, and
-    :data:`SERVING_GC_THRESHOLDS` apply. (Only here: an emulator started
-    inside a test process leaves that process's collector alone.)
+    While it serves, the collector is tuned for a long-lived, growing heap:
+    what was loaded at start is frozen out of its walks (unless something
+    else froze objects already), and :data:`SERVING_GC_THRESHOLDS` apply.
+    Both are undone when it returns, so that a tool embedding :func:`main`
+    gets its collector back as it was. (An emulator started inside a test
+    process, by ``Emulator`` or ``ThreadedEmulator``, never touches it.)
     """
-    gc.freeze()
+    thresholds = gc.get_threshold()
+    froze = gc.get_freeze_count() == 0
+    if froze:
+        gc.freeze()
     gc.set_threshold(*SERVING_GC_THRESHOLDS)
-    asyncio.run(serve(emulator))
+    try:
+        asyncio.run(serve(emulator))
+    finally:
+        gc.set_threshold(*thresholds)
+        if froze:
+            gc.unfreeze()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

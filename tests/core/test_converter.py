@@ -192,3 +192,16 @@ def test_a_class_with_a_validator_is_built_through_init() -> None:
     assert direct_setters(Required) is not None
     with pytest.raises(TypeError, match="n: missing"):
         _structure_hook_keeping_extra(converter, Required)({}, Required)
+
+
+def test_any_mapping_is_read_without_being_changed() -> None:
+    """A mapping other than a dict is read through a copy: a defaultdict does not grow the fields it lacks."""
+    import collections
+    import types
+
+    source: collections.defaultdict[str, Any] = collections.defaultdict(lambda: "grown", {"id": 3, "email": "a@b.c"})
+    built = structure(source, models.Client)
+    assert dict(source) == {"id": 3, "email": "a@b.c"}
+    assert (built.id, built.email, built.first_name, built.extra) == (3, "a@b.c", None, {})
+    proxied = structure(types.MappingProxyType({"id": 4, "odd": 1}), models.Client)
+    assert (proxied.id, proxied.extra) == (4, {"odd": 1})
