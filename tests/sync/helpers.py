@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -77,8 +78,11 @@ class RecordingServer:
             pass
         finally:
             self.closed.append(port)
-            self.connection_closed.set()
             writer.close()
+            # Told only once the socket is closed: a test that waits for it may count on the hang-up.
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self.connection_closed.set()
 
     def start(self) -> None:
         ready = threading.Event()
