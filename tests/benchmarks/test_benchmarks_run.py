@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -94,7 +95,9 @@ def test_serialization_prints_one_row_per_library_with_ratios_against_pydantic(c
         ("overhead", ["--requests", "0"]),
         ("overhead", ["--httpx-requests", "0"]),
         ("overhead", ["--rounds", "0"]),
+        ("overhead", ["--instructions", "--server", "emulator"]),
         ("serialization", ["--records", "0"]),
+        ("quota", ["--modes", "fixed,hourly"]),
     ],
 )
 def test_sizes_below_one_are_refused(name: str, args: list[str]) -> None:
@@ -121,3 +124,52 @@ def test_the_round_trip_check_catches_a_codec_that_loses_data(monkeypatch: pytes
     monkeypatch.setitem(serialization.CODECS, serialization.OURS, (ours_structure, lossy))
     with pytest.raises(AssertionError, match=r"kayse_async \(cattrs\): round trip changed record 0"):
         serialization.check_round_trips(records)
+
+
+# A stand-in for valgrind: runs the program it is given for real, then reports a count of
+# "instructions" that is exact arithmetic on the requests made (1,000 + a per-request cost).
+_FAKE_VALGRIND = """#!{python}
+import subprocess, sys
+argv = [a for a in sys.argv[1:] if not a.startswith("--tool=") and not a.startswith("--callgrind-out-file=")]
+code = subprocess.run(argv).returncode
+requests = int(argv[argv.index("--requests") + 1])
+per = {{"raw aiohttp": 7, "kayse_async": 9}}[argv[argv.index("--child") + 1]]
+print(f"==1== Collected : {{1000 + per * requests}}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_instructions_runs_each_contender_twice_and_divides_out_start_up(tmp_path: Path) -> None:
+    """--instructions: two real child runs per contender under "valgrind"; per request = difference / difference."""
+    fake = tmp_path / "valgrind"
+    fake.write_text(_FAKE_VALGRIND.format(python=sys.executable))
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "overhead.py"), "--instructions", "--concurrency", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = table_rows(proc.stdout)
+    assert rows["raw aiohttp"] == ["7", "1.00x"]
+    assert rows["kayse_async"] == ["9", "1.29x"]
+
+
+def test_instructions_without_valgrind_says_so(tmp_path: Path) -> None:
+    """No valgrind on the PATH: a one-line reason, not a traceback."""
+    env = {**os.environ, "PATH": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "overhead.py"), "--instructions"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 1
+    assert "needs valgrind" in proc.stderr
+    assert "Traceback" not in proc.stderr
