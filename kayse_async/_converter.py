@@ -248,20 +248,13 @@ def _structure_hook_keeping_extra(conv: cattrs.Converter, cls: type[T]) -> Calla
                 namespace[f"d_{name}"] = field.default
                 missing = f"        {put(name, f'd_{name}')}"
             lines.insert(missing_at + 1, missing)
+    unknown = "{key: item for key, item in value.items() if key not in KNOWN}"
+    lines += ["    if n != len(value):", f"        {put(EXTRA, unknown)}"]
     if setters is not None:
-        lines += [
-            "    if n != len(value):",
-            f"        {put(EXTRA, '{key: item for key, item in value.items() if key not in KNOWN}')}",
-            "    else:",
-            f"        {put(EXTRA, '{}')}",
-            "    return o",
-        ]
+        # Every slot needs a value; __init__ would give extra its own empty dict.
+        lines += ["    else:", f"        {put(EXTRA, '{}')}", "    return o"]
     else:
-        lines += [
-            "    if n != len(value):",
-            "        k['extra'] = {key: item for key, item in value.items() if key not in KNOWN}",
-            "    return cls(**k)",
-        ]
+        lines.append("    return cls(**k)")
     source = "\n".join(lines)
     exec(compile(source, f"<kayse_async structure {cls.__name__}>", "exec"), namespace)  # noqa: S102 - built above from field names
     function: Callable[[Any, Any], T] = namespace["structure"]

@@ -191,14 +191,12 @@ class _Running(Generic[C]):
                     # A calling thread may drive still: the close cancelled its call; wait for it to let go.
                     while self.driver is not None:
                         self.cond.wait()
-                    self.driver = me
-                    _driving.add(me)
+                    self._take(me)
                     self.shutting_down = True
                     return
                 if self.driver is not None or not self.pending:
                     continue  # a calling driver hands over when its own call is done
-                self.driver = me
-                _driving.add(me)
+                self._take(me)
             loop.run_forever()  # stopped by _finish once nothing is pending
             with self.cond:
                 self._let_go(me)
@@ -216,6 +214,11 @@ class _Running(Generic[C]):
         await close(self.client)
         # Let the transports' connection_lost callbacks run before the loop goes.
         await asyncio.sleep(0)
+
+    def _take(self, me: int) -> None:
+        """Become the loop's driver (``cond`` held, nobody driving)."""
+        self.driver = me
+        _driving.add(me)
 
     def _let_go(self, me: int) -> None:
         """Give up the loop (``cond`` held); the portal thread takes over if calls still wait."""
@@ -270,8 +273,7 @@ class _Running(Generic[C]):
             # Drive the loop here when nobody does and this thread runs no loop of its own:
             # no thread hand-off at all, the common case of one thread calling at a time.
             if self.driver is None and asyncio._get_running_loop() is None:
-                self.driver = me
-                _driving.add(me)
+                self._take(me)
                 call = None
             else:
                 call = _Call()
