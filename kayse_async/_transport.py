@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from aiohttp.connector import Connection
 from multidict import CIMultiDict
+from yarl import URL
 
 from ._protocol import (
     CALLS_KEY_HEADER,
@@ -69,10 +70,14 @@ Sleep = Callable[[float], Awaitable[None]]
 class _Endpoint:
     """A base URL with the key header that goes to it, and nowhere else."""
 
-    __slots__ = ("base", "bucket", "header", "headers", "key", "origin")
+    __slots__ = ("base", "bucket", "header", "headers", "key", "origin", "prefix", "root")
 
     def __init__(self, base: str, header: str, key: str) -> None:
         self.base = base
+        # Each request's URL is this one with its path put in: aiohttp would otherwise parse the
+        # whole URL string anew on every request (yarl caches only the last few hundred).
+        self.root = URL(base)
+        self.prefix = self.root.raw_path.rstrip("/")
         self.header = header
         self.key = key
         self.bucket = key_fingerprint(key)
@@ -215,6 +220,7 @@ class Transport:
         """
         endpoint = self._endpoints[request.host]
         url = endpoint.base + request.path
+        target: str | URL = endpoint.root.with_path(endpoint.prefix + request.path)
         wait_bound = self._max_wait if max_wait is None else max_wait
         quota = self.quota
         grant_now = self._grant_now
@@ -242,7 +248,7 @@ class Transport:
                 try:
                     async with session.request(
                         request.method,
-                        url,
+                        target,
                         params=request.params,
                         json=request.json,
                         headers=None if self._owns_session else endpoint.headers,
@@ -288,7 +294,7 @@ class Transport:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise APIError("too many redirects", status=hop.status, method=request.method, url=url) from None
-                url = hop.location
+                url = target = hop.location
                 continue
             except (APIError, TransportError) as exc:
                 floor = self._retry_floor(exc, request)

@@ -108,8 +108,10 @@ class MemoryLease:
         quota = self._quota
         with quota._lock:
             now = quota._clock()
-            self._bucket.state.complete(self._record, info, status, now)
-            quota._dispatch(self._bucket, now)
+            bucket = self._bucket
+            bucket.state.complete(self._record, info, status, now)
+            if bucket.waiters:
+                quota._dispatch(bucket, now)
 
     def release(self) -> None:
         """Abandon the attempt before sending: the unit goes back (after ``sent()``, it is completed)."""

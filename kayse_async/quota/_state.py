@@ -115,7 +115,7 @@ class BucketState:
         """How many units may be granted at ``now``, absent new responses."""
         if now < self.blocked_until:
             return 0
-        free = self.log_free(now)
+        free = self.limit - self._log_count(now)
         if self.hdr is None:
             # Unknown is not zero: one probe learns the window, unless the
             # server sends no headers at all, where the log alone rules.
@@ -155,7 +155,7 @@ class BucketState:
 
     def grant(self, now: float) -> LeaseRecord:
         """Reserve one unit; the caller has checked ``allowance(now) > 0``."""
-        record = LeaseRecord(probe=self._is_probe(now))
+        record = LeaseRecord(self._is_probe(now))
         self.reserved += 1
         if record.probe:
             self.probes += 1
@@ -201,10 +201,12 @@ class BucketState:
         self.in_flight -= 1
         if record.probe:
             self.probes -= 1
-        self.prune(now)
+        log = self.log
+        while log and log[0] <= now:  # prune(), written out: once per response
+            log.popleft()
         # The log holds when each entry leaves the rolling period, so that
         # pruning and waking compare the very same floats.
-        self.log.append(now + self.period + self.margin)
+        log.append(now + self.period + self.margin)
         if info is not None and info.limit is not None and info.limit > 0:
             self.limit = info.limit
         out = self.reserved + self.in_flight

@@ -171,7 +171,7 @@ def test_a_timestamp_for_a_date_is_cut_to_its_date_by_the_hook() -> None:
 
 
 def test_a_class_with_a_validator_is_built_through_init() -> None:
-    from kayse_async._converter import _structure_hook_keeping_extra, converter, direct_setters
+    from kayse_async._converter import _structure_hook_keeping_extra, builder_class, converter
 
     @attrs.frozen
     class Checked:
@@ -183,13 +183,13 @@ def test_a_class_with_a_validator_is_built_through_init() -> None:
         n: int
         extra: dict[str, Any] = attrs.field(factory=dict)
 
-    assert direct_setters(Checked) is None
+    assert builder_class(Checked) is None
     hook = _structure_hook_keeping_extra(converter, Checked)
     assert hook({"n": 3, "x": 1}, Checked) == Checked(n=3, extra={"x": 1})
     with pytest.raises(ValueError, match="'n' must be > 0"):
         hook({"n": 0}, Checked)
     # Slot by slot, a required field that is missing is still an error.
-    assert direct_setters(Required) is not None
+    assert builder_class(Required) is not None
     with pytest.raises(TypeError, match="n: missing"):
         _structure_hook_keeping_extra(converter, Required)({}, Required)
 
@@ -205,3 +205,30 @@ def test_any_mapping_is_read_without_being_changed() -> None:
     assert (built.id, built.email, built.first_name, built.extra) == (3, "a@b.c", None, {})
     proxied = structure(types.MappingProxyType({"id": 4, "odd": 1}), models.Client)
     assert (proxied.id, proxied.extra) == (4, {"odd": 1})
+
+
+def test_a_model_filled_slot_by_slot_is_a_plain_frozen_instance_of_its_class() -> None:
+    """The builder subclass is gone once the object is filled: type, equality, frozenness, weak references."""
+    import weakref
+
+    from kayse_async._bulk import _succeeded
+    from kayse_async._converter import builder_class
+
+    data = {"id": 5, "first_name": "Ann", "date_of_birth": "1990-01-15", "case_ids": [1, 2], "new": "kept"}
+    built = structure(data, models.Client)
+    by_init = models.Client(
+        id=5, first_name="Ann", date_of_birth=dt.date(1990, 1, 15), case_ids=[1, 2], extra={"new": "kept"}
+    )
+    assert type(built) is models.Client
+    assert built == by_init
+    assert repr(built) == repr(by_init)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.first_name = "Bob"  # type: ignore[misc]
+    assert weakref.ref(built)() is built
+    item = _succeeded(3, built)
+    assert type(item) is models.BulkItem
+    assert item == models.BulkItem(index=3, status="succeeded", value=built, error=None)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        item.index = 4  # type: ignore[misc]
+    # One builder per class, made once.
+    assert builder_class(models.Client) is builder_class(models.Client)

@@ -261,3 +261,24 @@ async def test_a_connect_time_out_means_nothing_was_sent(kayse: AsyncKayse, mock
     mocked.post(f"{BASE}/v1/clients", payload=CLIENT_JSON)
     assert (await kayse.clients.create(**NEW_CLIENT)).id == 1
     assert len(sent(mocked, "POST", f"{BASE}/v1/clients")) == 2
+
+
+async def test_a_base_url_with_a_path_keeps_it_before_every_route(mocked: Any, quota: RecordingQuota) -> None:
+    """The request URL is the base URL with the route put after its path, not in place of it."""
+    mocked.get(f"{BASE}/kayse/api/v1/clients/7", payload=dict(CLIENT_JSON, id=7))
+    mocked.post(f"{CALLS}/public/v1/calls", payload={"campaign_id": 3, "client_id": 4, "case_id": 5})
+    async with (
+        aiohttp.ClientSession() as session,
+        AsyncKayse(
+            KEY,
+            base_url=f"{BASE}/kayse/api/",
+            calls_base_url=f"{CALLS}/public",
+            calls_api_key=CALLS_KEY,
+            quota=quota,
+            session=session,
+        ) as kayse,
+    ):
+        assert (await kayse.clients.get(7)).id == 7
+        await kayse.calls.schedule(campaign_id=3, case_id=5)
+    assert len(sent(mocked, "GET", f"{BASE}/kayse/api/v1/clients/7")) == 1
+    assert len(sent(mocked, "POST", f"{CALLS}/public/v1/calls")) == 1
