@@ -275,7 +275,8 @@ class Transport:
                     _SENDING.reset(token)
                     if mark.was_sent:
                         self.requests_sent += 1
-                mark.sent()  # a response proves it, whatever the hook saw
+                if not mark.was_sent:
+                    mark.sent()  # a response proves it, whatever the hook saw
                 body = self._redact(body)
                 if debug:
                     elapsed_ms = (time.perf_counter() - started) * 1000

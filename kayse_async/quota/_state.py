@@ -87,8 +87,9 @@ class BucketState:
         """Our requests the server may still count at ``now`` (done ones in the log, plus those out)."""
         log = self.log
         # The log is sorted: when its first entry is still ahead, every entry counts (the usual case).
-        start = 0 if not log or log[0] > now else bisect.bisect_right(log, now)
-        return len(log) - start + self.reserved + self.in_flight
+        if log and log[0] <= now:
+            return len(log) - bisect.bisect_right(log, now) + self.reserved + self.in_flight
+        return len(log) + self.reserved + self.in_flight
 
     def prune(self, now: float) -> None:
         """Forget log entries that no rolling period ending at ``now`` can contain."""
@@ -207,8 +208,10 @@ class BucketState:
         # The log holds when each entry leaves the rolling period, so that
         # pruning and waking compare the very same floats.
         log.append(now + self.period + self.margin)
-        if info is not None and info.limit is not None and info.limit > 0:
-            self.limit = info.limit
+        if info is not None:
+            limit = info.limit
+            if limit is not None and limit > 0:
+                self.limit = limit
         out = self.reserved + self.in_flight
         if status == 429:
             wait = self._rate_limited_wait(info)
