@@ -373,12 +373,17 @@ converter = make_converter()
 _hooks: dict[Any, Callable[[Any, Any], Any]] = {}
 
 
-def structure(data: Any, cls: type[T]) -> T:
-    """Structure ``data`` into ``cls`` with the shared converter (its hook for ``cls`` looked up once)."""
+def structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
+    """The shared converter's structure hook for ``cls``, looked up once: call it as ``hook(data, cls)``."""
     hook = _hooks.get(cls)
     if hook is None:
         hook = _hooks[cls] = converter.get_structure_hook(cls)
-    result: T = hook(data, cls)
+    return hook
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Structure ``data`` into ``cls`` with the shared converter."""
+    result: T = structure_hook(cls)(data, cls)
     return result
 
 

@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -134,12 +134,29 @@ def _message_of(data: Any) -> str | None:
     return None
 
 
+_scan_once: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
+"""The scanner ``json.loads`` ends in (C where available), called without its Python wrappers."""
+
+
 def _loads(body: bytes) -> Any:
-    """JSON from a body: UTF-8 decoded first (the usual case, and cheaper), else as ``json`` detects it."""
+    """JSON from a body: UTF-8 decoded first (the usual case, and cheaper), else as ``json`` detects it.
+
+    A text that is one JSON value from its first character to its last, as
+    API responses are, is read by the scanner alone; any other (leading or
+    trailing whitespace, a byte-order mark, extra data, not JSON at all) goes
+    through ``json.loads``, which reads it or raises its own error.
+    """
     try:
         text = body.decode()
     except UnicodeDecodeError:
         return json.loads(body)
+    try:
+        data, end = _scan_once(text, 0)
+    except StopIteration:
+        pass
+    else:
+        if end == len(text):
+            return data
     try:
         return json.loads(text)
     except ValueError:
@@ -203,14 +220,19 @@ def structure_response(data: Any, cls: type[T], *, method: str, url: str) -> T:
     try:
         return structure(data, cls)
     except Exception as exc:
-        shown = excerpt(json.dumps(data, default=str))
-        raise APIError(
-            f"unexpected response shape for {cls.__name__} ({type(exc).__name__}: {exc}): {shown!r}",
-            status=200,
-            body=data,
-            method=method,
-            url=url,
-        ) from None
+        raise shape_error(data, cls, exc, method=method, url=url) from None
+
+
+def shape_error(data: Any, cls: type[Any], exc: Exception, *, method: str, url: str) -> APIError:
+    """The APIError for response data that would not structure into ``cls``, with an excerpt of it."""
+    shown = excerpt(json.dumps(data, default=str))
+    return APIError(
+        f"unexpected response shape for {cls.__name__} ({type(exc).__name__}: {exc}): {shown!r}",
+        status=200,
+        body=data,
+        method=method,
+        url=url,
+    )
 
 
 def expect(data: Any, kind: type[Any], what: str, *, method: str, url: str) -> Any:

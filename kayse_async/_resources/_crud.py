@@ -7,10 +7,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import _bulk
-from .._converter import unstructure
+from .._converter import structure_hook, unstructure
 from .._defaults import CHUNK_SIZE, CONCURRENCY
 from .._fields import Field, check_fields, check_id
-from .._protocol import Request, excerpt, expect, structure_response
+from .._protocol import Request, excerpt, expect, shape_error
 from ..errors import APIError, ValidationError
 from ..models import BulkItem, BulkResult
 from ._base import BulkEndpoint, Resource, bulk_endpoint
@@ -43,7 +43,11 @@ class CrudResource(Resource, Generic[T]):
                 method=request.method,
                 url=request.path,
             )
-        result: T = structure_response(data, self._model, method=request.method, url=request.path)
+        model = self._model
+        try:
+            result: T = structure_hook(model)(data, model)
+        except Exception as exc:
+            raise shape_error(data, model, exc, method=request.method, url=request.path) from None
         return result
 
     async def _create(self, fields: dict[str, Any]) -> T:

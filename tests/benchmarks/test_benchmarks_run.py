@@ -96,6 +96,7 @@ def test_serialization_prints_one_row_per_library_with_ratios_against_pydantic(c
         ("overhead", ["--httpx-requests", "0"]),
         ("overhead", ["--rounds", "0"]),
         ("overhead", ["--instructions", "--server", "emulator"]),
+        ("overhead", ["--instructions", "--bytecodes"]),
         ("serialization", ["--records", "0"]),
         ("quota", ["--modes", "fixed,hourly"]),
     ],
@@ -173,3 +174,37 @@ def test_instructions_without_valgrind_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "needs valgrind" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bytecodes_of_counts_every_bytecode_run_in_this_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count grows by the same amount for each same step: exact, and nothing of the loop is missed."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import overhead
+
+    def steps(n: int) -> None:
+        total = 0
+        for i in range(n):
+            total += i
+
+    counts = {n: sum(overhead.bytecodes_of(lambda n=n: steps(n)).values()) for n in (10, 20, 30)}
+    assert counts[20] > counts[10] > 0
+    assert counts[30] - counts[10] == 2 * (counts[20] - counts[10])
+
+
+def test_bytecodes_compares_both_clients_and_names_kayse_async_modules() -> None:
+    """--bytecodes: a table with the floor at 1.00x, kayse_async above it, and its own modules listed."""
+    # In a child process (each contender runs its own event loops), at a tiny size.
+    script = (
+        f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); import overhead; "
+        "overhead.BYTECODE_RUNS = (10, 30); sys.exit(overhead.main(['--bytecodes', '--concurrency', '3']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = table_rows(proc.stdout)
+    assert list(rows) == ["raw aiohttp", "kayse_async"]
+    assert rows["raw aiohttp"][1] == "1.00x"
+    ours, floor = (float(rows[name][0].replace(",", "")) for name in ("kayse_async", "raw aiohttp"))
+    assert ours > floor > 1000
+    modules = re.findall(r"^  (\S.*?)\s+[\d,]+$", proc.stdout.split("by module")[1], re.MULTILINE)
+    assert "_transport.py" in modules
+    assert "<kayse_async structure Client>" in modules

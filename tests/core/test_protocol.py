@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kayse_async import errors
-from kayse_async._protocol import check_base_url, decipher, excerpt, is_loopback, key_fingerprint
+from kayse_async._protocol import _loads, check_base_url, decipher, excerpt, is_loopback, key_fingerprint
 from kayse_async._ratelimit import parse_rate_limit
 
 NOW = 1_800_000_000.0
@@ -178,3 +182,34 @@ def test_a_success_body_is_read_in_any_encoding_json_accepts(body: bytes) -> Non
 
 def test_a_blank_success_body_is_none() -> None:
     assert decipher(200, {}, b" \r\n", method="GET", url="u").data is None
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_PADDING = st.sampled_from(["", " ", "\n", "\r\n", "\t ", "\x0b", "\u00a0"])
+
+
+def _outcome(read: Any, text: str) -> tuple[str, str]:
+    try:
+        return ("value", repr(read(text)))
+    except ValueError:
+        return ("error", "")
+
+
+@given(value=_JSON, before=_PADDING, after=_PADDING, tail=st.sampled_from(["", "1", "}", "x"]))
+def test_a_body_reads_as_json_loads_reads_its_text(value: Any, before: str, after: str, tail: str) -> None:
+    """The scanner-first path gives what json.loads gives: the value, or a ValueError (never another error)."""
+    text = before + json.dumps(value) + after + tail
+    ours = _outcome(lambda t: _loads(t.encode()), text)
+    assert ours == _outcome(json.loads, text)
+
+
+@given(text=st.text(max_size=40))
+def test_any_text_reads_as_json_loads_reads_it(text: str) -> None:
+    """Whatever a server sends (as UTF-8): the same value or the same refusal as json.loads."""
+    if text.startswith("\ufeff"):
+        text = " " + text  # a leading byte-order mark is read on purpose (test above); not this property
+    assert _outcome(lambda t: _loads(t.encode()), text) == _outcome(json.loads, text)
