@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
+import functools
 import io
 import os
 import pstats
@@ -50,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -299,11 +302,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead of timing, count the instructions per request of raw aiohttp and kayse_async under "
         "valgrind's callgrind (deterministic; needs valgrind; httpx is left out, too slow under it)",
     )
+    parser.add_argument(
+        "--bytecodes",
+        action="store_true",
+        help="instead of timing, count the Python bytecodes per request of raw aiohttp and kayse_async "
+        "(sys.settrace; deterministic, no other tool needed; httpx is left out)",
+    )
     parser.add_argument("--child", choices=(BASELINE, OURS), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.instructions and args.server != "fixed":
         parser.error("--instructions runs against the fixed server only")
+    if args.instructions and args.bytecodes:
+        parser.error("--instructions and --bytecodes are two different counts: one at a time")
     for name in ("requests", "httpx_requests", "concurrency", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
@@ -351,6 +362,65 @@ def count_instructions(url: str, args: argparse.Namespace) -> str:
     return _common.table(["client", "instructions/request", "vs raw aiohttp"], rows)
 
 
+# --bytecodes: each contender runs this many GETs traced; the difference of the two counts, divided
+# by the difference of the requests, leaves the client's creation and closing out.
+BYTECODE_RUNS = (200, 1_000)
+
+
+def bytecodes_of(run: Callable[[], object]) -> collections.Counter[str]:
+    """The Python bytecodes ``run()`` executes in this thread, counted by the file of their code."""
+    counts: collections.Counter[str] = collections.Counter()
+
+    def tracer(frame: types.FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        if event == "opcode":
+            counts[frame.f_code.co_filename] += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(None)
+    return counts
+
+
+def count_bytecodes(url: str, ids: list[int], args: argparse.Namespace) -> str:
+    """Bytecodes per request of raw aiohttp and kayse_async, as a table, and kayse_async's own by module.
+
+    The time a request costs follows the bytecodes the interpreter runs for it
+    more closely than the machine instructions (``--instructions``): much of
+    the floor's work is C (the HTTP parser, JSON), which runs many
+    instructions per unit of time, and the client's own work is Python.
+    """
+    small, large = BYTECODE_RUNS
+    package_dir = os.path.dirname(os.path.abspath(sys.modules["kayse_async"].__file__ or ""))
+    per: dict[str, float] = {}
+    own: dict[str, float] = {}
+    runners: dict[str, Callable[[int], object]] = {
+        BASELINE: lambda n: asyncio.run(run_raw_aiohttp(url, n, args.concurrency, ids)),
+        OURS: lambda n: asyncio.run(run_kayse(url, n, args.concurrency, ids, args.quota)),
+    }
+    for name, run in runners.items():
+        run(small)  # warm: imports, the first connection's set-up
+        counts = [bytecodes_of(functools.partial(run, n)) for n in (small, large)]
+        per[name] = (sum(counts[1].values()) - sum(counts[0].values())) / (large - small)
+        if name == OURS:
+            for filename in set(counts[0]) | set(counts[1]):
+                # The package's files, and the code it generates (structure functions, attrs methods).
+                if filename.startswith(package_dir) or (filename.startswith("<") and "kayse_async" in filename):
+                    module = os.path.relpath(filename, package_dir) if filename.startswith(package_dir) else filename
+                    own[module] = (counts[1][filename] - counts[0][filename]) / (large - small)
+        print(f"  {name:<22} {per[name]:,.0f} bytecodes/request", file=sys.stderr, flush=True)
+    rows = [[name, f"{per[name]:,.0f}", _common.ratio(per[name], per[BASELINE])] for name in (BASELINE, OURS)]
+    lines = [f"kayse_async's own bytecodes per request, by module (of {per[OURS]:,.0f}):"]
+    for module, value in sorted(own.items(), key=lambda item: -item[1]):
+        if value >= 1:
+            lines.append(f"  {module:<40} {value:7,.0f}")
+    return _common.table(["client", "bytecodes/request", "vs raw aiohttp"], rows) + "\n\n" + "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     args = parse_args(argv)
@@ -360,6 +430,16 @@ def main(argv: list[str] | None = None) -> int:
         with server_for(args.server, args.rate_headers) as server:
             counted = count_instructions(server.url, args)
         print(f"# overhead, counted: instructions per GET at concurrency {args.concurrency} under callgrind")
+        print("# " + _common.environment(["aiohttp", "attrs", "cattrs", "kayse-async"]))
+        print()
+        print(counted)
+        return 0
+    if args.bytecodes:
+        with server_for(args.server, args.rate_headers) as server:
+            ids = asyncio.run(_seed_emulator(server.url, 100)) if args.server == "emulator" else list(range(1, 1001))
+            counted = count_bytecodes(server.url, ids, args)
+        print(f"# overhead, counted: Python bytecodes per GET at concurrency {args.concurrency} (sys.settrace)")
+        print(f"# server: {args.server}" + (" with X-RateLimit-* headers" if args.rate_headers else ""))
         print("# " + _common.environment(["aiohttp", "attrs", "cattrs", "kayse-async"]))
         print()
         print(counted)
