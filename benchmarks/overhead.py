@@ -417,7 +417,7 @@ def count_bytecodes(url: str, ids: list[int], args: argparse.Namespace) -> str:
     lines = [f"kayse_async's own bytecodes per request, by module (of {per[OURS]:,.0f}):"]
     for module, value in sorted(own.items(), key=lambda item: -item[1]):
         if value >= 1:
-            lines.append(f"  {module:<40} {value:7,.0f}")
+            lines.append(f"  {module:<64} {value:7,.0f}")
     return _common.table(["client", "bytecodes/request", "vs raw aiohttp"], rows) + "\n\n" + "\n".join(lines)
 
 
