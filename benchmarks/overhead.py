@@ -42,7 +42,6 @@ import argparse
 import asyncio
 import collections
 import cProfile
-import functools
 import io
 import os
 import pstats
@@ -398,13 +397,11 @@ def count_bytecodes(url: str, ids: list[int], args: argparse.Namespace) -> str:
     package_dir = os.path.dirname(os.path.abspath(sys.modules["kayse_async"].__file__ or ""))
     per: dict[str, float] = {}
     own: dict[str, float] = {}
-    runners: dict[str, Callable[[int], object]] = {
-        BASELINE: lambda n: asyncio.run(run_raw_aiohttp(url, n, args.concurrency, ids)),
-        OURS: lambda n: asyncio.run(run_kayse(url, n, args.concurrency, ids, args.quota)),
-    }
-    for name, run in runners.items():
-        run(small)  # warm: imports, the first connection's set-up
-        counts = [bytecodes_of(functools.partial(run, n)) for n in (small, large)]
+    # Each contender's measured run at each size (its timing, a few bytecodes a run, cancels out).
+    sized = {n: dict(contenders(url, n, args.concurrency, ids, args.quota)) for n in (small, large)}
+    for name in (BASELINE, OURS):
+        sized[small][name]()  # warm: imports, the first connection's set-up
+        counts = [bytecodes_of(sized[n][name]) for n in (small, large)]
         per[name] = (sum(counts[1].values()) - sum(counts[0].values())) / (large - small)
         if name == OURS:
             for filename in set(counts[0]) | set(counts[1]):

@@ -91,11 +91,6 @@ class BucketState:
             return len(log) - bisect.bisect_right(log, now) + self.reserved + self.in_flight
         return len(log) + self.reserved + self.in_flight
 
-    def prune(self, now: float) -> None:
-        """Forget log entries that no rolling period ending at ``now`` can contain."""
-        while self.log and self.log[0] <= now:
-            self.log.popleft()
-
     def log_free(self, now: float) -> int:
         """Units the sliding log alone allows at ``now``."""
         return self.limit - self._log_count(now)
@@ -203,7 +198,8 @@ class BucketState:
         if record.probe:
             self.probes -= 1
         log = self.log
-        while log and log[0] <= now:  # prune(), written out: once per response
+        # Forget the entries that no rolling period ending now can contain.
+        while log and log[0] <= now:
             log.popleft()
         # The log holds when each entry leaves the rolling period, so that
         # pruning and waking compare the very same floats.
