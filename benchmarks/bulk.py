@@ -76,7 +76,7 @@ async def streaming(url: str, n: int, concurrency: int) -> int:
 
 async def naive(url: str, n: int, concurrency: int) -> int:
     from kayse_async import AsyncKayse
-    from kayse_async._protocol import Request
+    from kayse_async._wire.protocol import Request
     from kayse_async.quota import MemoryQuota
 
     items = list(records(n))

@@ -60,7 +60,7 @@ import aiohttp
 import httpx
 
 from kayse_async import AsyncKayse, models
-from kayse_async._ratelimit import RateLimitInfo
+from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.models import QuotaSnapshot
 from kayse_async.quota import MemoryQuota, Quota
 

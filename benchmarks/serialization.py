@@ -5,7 +5,7 @@ client JSON (dates, ``meta``, ``case_ids``, some nulls), are turned into
 models one record at a time, as the SDK does with each response, then back
 into JSON-ready dicts:
 
-- kayse_async: ``kayse_async._converter.structure(record, models.Client)`` and
+- kayse_async: ``kayse_async._wire.converter.structure(record, models.Client)`` and
   ``unstructure(client)`` (the one cattrs converter the SDK uses);
 - pydantic v2: an equivalent ``BaseModel`` (``datetime.date`` fields,
   ``extra="allow"`` since our models keep unknown fields too),
@@ -43,7 +43,7 @@ import msgspec
 import pydantic
 
 from kayse_async import models
-from kayse_async._converter import structure, unstructure
+from kayse_async._wire.converter import structure, unstructure
 
 BASELINE = "pydantic v2"
 OURS = "kayse_async (cattrs)"

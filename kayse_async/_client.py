@@ -8,7 +8,6 @@ from types import TracebackType
 import aiohttp
 
 from . import _defaults
-from ._protocol import check_base_url
 from ._resources._calls import Calls
 from ._resources._campaigns import Campaigns
 from ._resources._case_lists import CaseLists
@@ -16,6 +15,7 @@ from ._resources._cases import Cases
 from ._resources._clients import Clients
 from ._resources._metadata import Metadata
 from ._transport import Transport
+from ._wire.protocol import check_base_url
 from .errors import ConfigurationError
 from .models import QuotaSnapshot
 from .quota._base import Quota

@@ -27,7 +27,7 @@ from aiohttp.connector import Connection
 from multidict import CIMultiDict
 from yarl import URL
 
-from ._protocol import (
+from ._wire.protocol import (
     CALLS_KEY_HEADER,
     MAIN_KEY_HEADER,
     Request,
@@ -35,7 +35,7 @@ from ._protocol import (
     decipher,
     key_fingerprint,
 )
-from ._ratelimit import RateLimitInfo, parse_rate_limit
+from ._wire.ratelimit import RateLimitInfo, parse_rate_limit
 from .errors import (
     APIError,
     ConnectError,

@@ -7,10 +7,10 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from .._converter import unstructure
-from .._fields import READ_ONLY, Field, check_fields, check_id
-from .._protocol import Request, Response, structure_response
 from .._transport import Transport
+from .._wire.converter import unstructure
+from .._wire.fields import READ_ONLY, Field, check_fields, check_id
+from .._wire.protocol import Request, Response, structure_response
 from ..errors import ValidationError
 
 T = TypeVar("T")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._fields import check_id
-from .._protocol import Request, expect, structure_response
+from .._wire.fields import check_id
+from .._wire.protocol import Request, expect, structure_response
 from ..models import ScheduledCall
 from ._base import Resource
 

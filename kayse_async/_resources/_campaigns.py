@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .._fields import CAMPAIGN_FIELDS, check_fields
-from .._params import CampaignCreate
-from .._protocol import Request, expect, structure_response
+from .._wire.fields import CAMPAIGN_FIELDS, check_fields
+from .._wire.params import CampaignCreate
+from .._wire.protocol import Request, expect, structure_response
 from ..errors import ValidationError
 from ..models import Campaign
 from ._base import Resource

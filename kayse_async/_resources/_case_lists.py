@@ -8,9 +8,9 @@ from typing import Any, Unpack
 
 from .. import _bulk
 from .._defaults import CHUNK_SIZE, CONCURRENCY, PAGE_SIZE
-from .._fields import CASE_LIST_FIELDS, check_fields, check_page_size
-from .._params import CaseListCreate
-from .._protocol import Request, expect, structure_response
+from .._wire.fields import CASE_LIST_FIELDS, check_fields, check_page_size
+from .._wire.params import CaseListCreate
+from .._wire.protocol import Request, expect, structure_response
 from ..errors import APIError, ValidationError
 from ..models import CaseList, CaseListUpsert
 from ._base import Resource, bulk_endpoint

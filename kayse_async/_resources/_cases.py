@@ -7,9 +7,9 @@ from typing import Unpack
 
 from .. import _bulk
 from .._defaults import CONCURRENCY
-from .._fields import CASE_FIELDS, check_id, check_text
-from .._params import CaseCreate, CaseUpdate
-from .._protocol import Request, expect
+from .._wire.fields import CASE_FIELDS, check_id, check_text
+from .._wire.params import CaseCreate, CaseUpdate
+from .._wire.protocol import Request, expect
 from ..models import Case
 from ._crud import CrudResource
 

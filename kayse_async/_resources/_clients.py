@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .._fields import CLIENT_FIELDS
-from .._params import ClientCreate, ClientUpdate
+from .._wire.fields import CLIENT_FIELDS
+from .._wire.params import ClientCreate, ClientUpdate
 from ..models import Client
 from ._crud import CrudResource
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import _bulk
-from .._converter import structure_hook, unstructure
 from .._defaults import CHUNK_SIZE, CONCURRENCY
-from .._fields import Field, check_fields, check_id
-from .._protocol import Request, excerpt, expect, shape_error
+from .._wire.converter import structure_hook, unstructure
+from .._wire.fields import Field, check_fields, check_id
+from .._wire.protocol import Request, excerpt, expect, shape_error
 from ..errors import APIError, ValidationError
 from ..models import BulkItem, BulkResult
 from ._base import BulkEndpoint, Resource, bulk_endpoint

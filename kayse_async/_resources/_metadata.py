@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._protocol import Request, expect, structure_response
+from .._wire.protocol import Request, expect, structure_response
 from ..models import ObjectSchema
 from ._base import Resource
 

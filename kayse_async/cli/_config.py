@@ -169,6 +169,6 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 def as_json_ready(value: Any) -> Any:
     """A model (or a list of them) as JSON-ready data, every field included."""
-    from .._converter import unstructure
+    from .._wire.converter import unstructure
 
     return unstructure(value)

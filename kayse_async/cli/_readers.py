@@ -27,7 +27,7 @@ from typing import Any, Literal, cast
 
 import attrs
 
-from .._fields import CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, MAX_INT, Field, Kind
+from .._wire.fields import CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, MAX_INT, Field, Kind
 
 Format = Literal["csv", "jsonl", "json"]
 Resource = Literal["clients", "cases", "case-lists"]

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from .._ratelimit import RateLimitInfo
+from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
 
 DEFAULT_LIMIT = 500

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 
 from .. import errors
-from .._ratelimit import RateLimitInfo
+from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
 from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
 from ._state import BucketState, LeaseRecord, default_margin

@@ -36,7 +36,7 @@ from collections import deque
 
 import attrs
 
-from .._ratelimit import RateLimitInfo
+from .._wire.ratelimit import RateLimitInfo
 
 RESERVED = 0
 SENT = 1

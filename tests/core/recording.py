@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from kayse_async._ratelimit import RateLimitInfo
+from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.models import QuotaSnapshot
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kayse_async import models
-from kayse_async._converter import MODEL_CLASSES, structure, unstructure
+from kayse_async._wire.converter import MODEL_CLASSES, structure, unstructure
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
 json_values = st.recursive(
@@ -171,7 +171,7 @@ def test_a_timestamp_for_a_date_is_cut_to_its_date_by_the_hook() -> None:
 
 
 def test_a_class_with_a_validator_is_built_through_init() -> None:
-    from kayse_async._converter import _structure_hook_keeping_extra, builder_class, converter
+    from kayse_async._wire.converter import _structure_hook_keeping_extra, builder_class, converter
 
     @attrs.frozen
     class Checked:
@@ -212,7 +212,7 @@ def test_a_model_filled_slot_by_slot_is_a_plain_frozen_instance_of_its_class() -
     import weakref
 
     from kayse_async._bulk import _succeeded
-    from kayse_async._converter import builder_class
+    from kayse_async._wire.converter import builder_class
 
     data = {"id": 5, "first_name": "Ann", "date_of_birth": "1990-01-15", "case_ids": [1, 2], "new": "kept"}
     built = structure(data, models.Client)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kayse_async._fields import (
+from kayse_async._wire.fields import (
     CAMPAIGN_FIELDS,
     CASE_FIELDS,
     CASE_LIST_FIELDS,

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kayse_async import errors
-from kayse_async._protocol import _loads, check_base_url, decipher, excerpt, is_loopback, key_fingerprint
-from kayse_async._ratelimit import parse_rate_limit
+from kayse_async._wire.protocol import _loads, check_base_url, decipher, excerpt, is_loopback, key_fingerprint
+from kayse_async._wire.ratelimit import parse_rate_limit
 
 NOW = 1_800_000_000.0
 

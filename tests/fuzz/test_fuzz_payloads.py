@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kayse_async import AsyncKayse, errors
-from kayse_async._protocol import Request, Response
-from kayse_async._ratelimit import RateLimitInfo
+from kayse_async._wire.protocol import Request, Response
+from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.models import BulkItem, BulkResult
 from kayse_async.quota import MemoryQuota
 from kayse_async.testing import _validation as server_rules

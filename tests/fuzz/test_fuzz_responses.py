@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kayse_async import AsyncKayse, errors
-from kayse_async._protocol import decipher, structure_response
+from kayse_async._wire.protocol import decipher, structure_response
 from kayse_async.models import Case, Client
 from kayse_async.quota import MemoryQuota
 

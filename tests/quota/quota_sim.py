@@ -14,7 +14,7 @@ import math
 from collections import deque
 from typing import Protocol
 
-from kayse_async._ratelimit import RateLimitInfo
+from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.quota import Quota
 
 

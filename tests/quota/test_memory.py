@@ -11,7 +11,7 @@ import pytest
 from quota_sim import FixedServer, Load, SlidingServer, TokenServer, make_server
 
 from kayse_async import errors
-from kayse_async._ratelimit import RateLimitInfo
+from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.quota import MemoryQuota, Quota, QuotaWait, default_quota
 
 pytestmark = pytest.mark.looptime

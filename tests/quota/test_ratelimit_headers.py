@@ -6,7 +6,7 @@ import email.utils
 
 import pytest
 
-from kayse_async._ratelimit import RateLimitInfo, parse_rate_limit
+from kayse_async._wire.ratelimit import RateLimitInfo, parse_rate_limit
 
 DATE = "Sat, 28 Nov 2026 12:00:00 GMT"
 DATE_EPOCH = 1795867200.0

@@ -13,7 +13,7 @@ import pytest
 from quota_sim import FixedServer, Load, SlidingServer
 
 from kayse_async import errors
-from kayse_async._ratelimit import RateLimitInfo
+from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.quota import Quota, RedisQuota
 from kayse_async.quota._state import BucketState, LeaseRecord
 

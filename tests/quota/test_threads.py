@@ -7,7 +7,7 @@ import threading
 import time
 
 from kayse_async import errors
-from kayse_async._ratelimit import RateLimitInfo
+from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.quota import MemoryLease, MemoryQuota
 
 BUCKET = "k:threads"

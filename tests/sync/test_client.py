@@ -54,7 +54,7 @@ def test_the_async_client_is_built_inside_the_portals_loop(
     emulator: ThreadedEmulator, quota: MemoryQuota, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kayse() checks its arguments in the caller; the AsyncKayse that serves calls is made in the running loop."""
-    from kayse_async import _sync_api
+    from kayse_async._sync import api as _sync_api
 
     built: list[tuple[str, bool]] = []
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from kayse_async import AsyncKayse, Kayse, _sync_api, _sync_gen
+from kayse_async import AsyncKayse, Kayse
+from kayse_async._sync import api as _sync_api
+from kayse_async._sync import gen as _sync_gen
 from kayse_async.quota import MemoryQuota
 
 _ITERATOR = re.compile(r"^(?:AsyncIterator|AsyncGenerator)\[(.*)\]$")
@@ -85,9 +87,9 @@ def _resource_names(client: AsyncKayse) -> list[str]:
 
 
 def test_generated_module_is_current() -> None:
-    """_sync_api.py equals a fresh run of the generator (else: python -m kayse_async._sync_gen)."""
+    """_sync_api.py equals a fresh run of the generator (else: python -m kayse_async._sync.gen)."""
     assert _sync_gen.generate() == _sync_gen.OUTPUT.read_text(encoding="utf-8"), (
-        "kayse_async/_sync_api.py is stale: run `python -m kayse_async._sync_gen`"
+        "kayse_async/_sync/api.py is stale: run `python -m kayse_async._sync.gen`"
     )
 
 

@@ -59,7 +59,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from .errors import KayseError
+from ..errors import KayseError
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from ._client import AsyncKayse
-from ._sync_portal import Portal
-from .errors import ConfigurationError
-from .models import QuotaSnapshot
+from .._client import AsyncKayse
+from ..errors import ConfigurationError
+from ..models import QuotaSnapshot
+from .portal import Portal
 
 
 async def _close_client(client: AsyncKayse) -> None:

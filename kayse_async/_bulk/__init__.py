@@ -48,11 +48,11 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
-from ._converter import builder_class
-from ._defaults import BULK_DELETE_CHUNK
-from ._fields import check_bulk_delete_ids
-from ._protocol import Request, excerpt
-from .errors import (
+from .._defaults import BULK_DELETE_CHUNK
+from .._wire.converter import builder_class
+from .._wire.fields import check_bulk_delete_ids
+from .._wire.protocol import Request, excerpt
+from ..errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -65,11 +65,11 @@ from .errors import (
     TransportError,
     ValidationError,
 )
-from .models import BulkItem, BulkProgress, BulkResult, BulkStatus
+from ..models import BulkItem, BulkProgress, BulkResult, BulkStatus
 
 if TYPE_CHECKING:
-    from ._resources._base import BulkEndpoint
-    from ._transport import Transport
+    from .._resources._base import BulkEndpoint
+    from .._transport import Transport
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Required, TypedDict
 
-from .models import CallbackDelay
+from ..models import CallbackDelay
 
 Date = dt.date | str
 """A ``datetime.date``, or a ``"YYYY-MM-DD"`` string."""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 
 class Kind(Enum):

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ._converter import structure
-from ._ratelimit import RateLimitInfo, parse_rate_limit
-from .errors import APIError, ConfigurationError, RateLimitError, error_for_status
+from ..errors import APIError, ConfigurationError, RateLimitError, error_for_status
+from .converter import structure
+from .ratelimit import RateLimitInfo, parse_rate_limit
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
-from . import models
+from .. import models
 
 T = TypeVar("T")
 
