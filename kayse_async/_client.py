@@ -46,10 +46,12 @@ class AsyncKayse:
     ``X-Public-Api-Key`` to ``calls_base_url`` only. ``timeout`` bounds each
     attempt, in seconds; ``max_retries`` bounds the retries of one request,
     which happen only where they cannot repeat an effect. ``quota`` is the
-    rate-limit scheduler (default: one budget per API key shared by the whole
-    process); ``max_wait`` bounds, in seconds, how long a call waits for
-    budget before ``errors.QuotaExhaustedError`` (default: no bound). An
-    injected ``session`` is used as is and never closed by the client.
+    rate-limit scheduler (default: the process-wide one); it keeps one budget
+    per server origin and API key, unless ``quota_bucket`` names one budget
+    for the key on every server on purpose (a proxy and the API it fronts).
+    ``max_wait`` bounds, in seconds, how long a call waits for budget before
+    ``errors.QuotaExhaustedError`` (default: no bound). An injected
+    ``session`` is used as is and never closed by the client.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class AsyncKayse:
         quota: Quota | None = None,
         session: aiohttp.ClientSession | None = None,
         max_wait: float | None = None,
+        quota_bucket: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(_defaults.ENV_API_KEY)
         if not key:
@@ -92,6 +95,8 @@ class AsyncKayse:
             raise ConfigurationError(f"max_wait must be None or a number of seconds >= 0, got {max_wait!r}")
         if quota is not None and not isinstance(quota, Quota):
             raise ConfigurationError("quota must implement kayse_async.quota.Quota")
+        if quota_bucket is not None and (not isinstance(quota_bucket, str) or not quota_bucket.strip()):
+            raise ConfigurationError("quota_bucket must be None or a non-empty string")
         self._transport = Transport(
             base_url=self.base_url,
             calls_base_url=self.calls_base_url,
@@ -103,6 +108,7 @@ class AsyncKayse:
             max_wait=max_wait,
             user_agent=f"kayse-async/{_version()}",
             session=session,
+            quota_bucket=quota_bucket,
         )
         self.clients = Clients(self._transport)
         """Clients: create, get, update, patch, delete, bulk_upsert, bulk_upsert_iter."""

@@ -605,6 +605,7 @@ class Kayse(KayseBase):
         quota: Quota | None = None,
         session: aiohttp.ClientSession | None = None,
         max_wait: float | None = None,
+        quota_bucket: str | None = None,
     ) -> None:
         def factory() -> AsyncKayse:
             return AsyncKayse(
@@ -617,6 +618,7 @@ class Kayse(KayseBase):
                 quota=quota,
                 session=session,
                 max_wait=max_wait,
+                quota_bucket=quota_bucket,
             )
 
         super().__init__(factory, session=session)

@@ -174,7 +174,7 @@ def quota_command(config: Config, as_json: bool) -> None:
         print_json({"limit": snapshot.limit, "remaining": snapshot.remaining, "resets_at": resets})
         return
     out_console().print(
-        f"{snapshot.remaining:,} of {snapshot.limit:,} requests left"
+        f"{'?' if snapshot.remaining is None else format(snapshot.remaining, ',')} of {snapshot.limit:,} requests left"
         + (f", window resets at {resets}" if resets else "")
         + " (this check spent 1)"
     )

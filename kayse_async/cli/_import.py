@@ -222,7 +222,7 @@ class _State:
         elapsed = time.monotonic() - self.started
         done = self.done
         pace = done / elapsed if done and elapsed > 0 else None
-        if snap is None:
+        if snap is None or snap.remaining is None:
             return None
         reset_in = None
         if snap.resets_at is not None:
@@ -410,7 +410,7 @@ def print_summary(summary: Summary, console: Console) -> None:
         if summary.uncertain:
             console.print(f"  uncertain {len(summary.uncertain):,} (sent, answer lost: most likely stored)")
         quota = ""
-        if summary.quota is not None:
+        if summary.quota is not None and summary.quota.remaining is not None:
             quota = f" (quota left: {summary.quota.remaining:,} of {summary.quota.limit:,})"
         console.print(f"  requests  {summary.requests:,}{quota}")
     if summary.rejected:
