@@ -10,12 +10,9 @@ import sys
 import time
 
 from kayse_async import Kayse
-from kayse_async.quota import MemoryQuota
 
 url = sys.argv[1]
-kayse = Kayse(
-    "test-key", base_url=url, calls_base_url=url, quota=MemoryQuota(limit=1_000_000_000), timeout=3600, max_retries=0
-)
+kayse = Kayse("test-key", base_url=url, calls_base_url=url, timeout=3600, max_retries=0)
 print("waiting", flush=True)
 try:
     kayse.metadata.objects()
