@@ -103,8 +103,6 @@ def wait_reason(state: BucketState, now: float) -> str:
     """Why a caller that cannot be served at ``now`` waits (see ``QuotaWait``)."""
     if now < state.blocked_until:
         return "rate_limited"
-    if state.allowance(now) > 0:
-        return "queued"
     if now < state.probe_at:
         return "lost"
     return "warmup" if state.hdr is None else "exhausted"
