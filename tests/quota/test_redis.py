@@ -8,6 +8,8 @@ import random
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,3 +333,35 @@ def _run_loop(factory: Any) -> Any:
         return loop.run_until_complete(factory())
     finally:
         loop.close()
+
+
+async def _four_processes(
+    redis_url: str, prefix: str, window: Any, start_at: float, duration: float
+) -> tuple[int, list[int]]:
+    from kayse_async.testing import Emulator
+
+    async with Emulator(api_key="k", limit=10, period=1.0, window=window, clock=time.monotonic) as emu:
+        worker = str(Path(__file__).with_name("_redis_worker.py"))
+        args = [emu.url, redis_url, prefix, str(start_at), str(duration)]
+        procs = [
+            await asyncio.create_subprocess_exec(sys.executable, worker, *args, stdout=asyncio.subprocess.PIPE)
+            for _ in range(4)
+        ]
+        outputs = [(await proc.communicate())[0] for proc in procs]
+        return emu.stats()["rate_limited"], [int(out.decode().strip()) for out in outputs]
+
+
+@pytest.mark.redis
+async def test_four_processes_with_the_defaults_learn_the_window_and_earn_no_429(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Four processes on RedisQuota(url) (no limit or period: the hour prior) against 10 per second, in each window
+    mode: no 429, every process served, most of the budget used (the hour's 1 s margin would halve it)."""
+    duration, start_at = 4.0, time.time() + 4.0
+    runs = await asyncio.gather(
+        *(_four_processes(redis_url, f"{key_prefix}{w}:", w, start_at, duration) for w in ("fixed", "sliding", "token"))
+    )
+    for rate_limited, served in runs:
+        assert rate_limited == 0
+        assert all(served), served
+        assert sum(served) >= 0.7 * 10 * duration, served
