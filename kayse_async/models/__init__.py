@@ -5,7 +5,7 @@ Fields are named exactly as the API's JSON fields. Dates are
 version of the SDK does not know in ``extra``.
 """
 
-from ._bulk import BulkItem, BulkProgress, BulkResult, BulkStatus
+from ._bulk import BulkItem, BulkProgress, BulkResult, BulkStatus, DeleteResult, Resolution
 from ._campaigns import Agent, CallbackDelay, Campaign, CampaignStats, ScheduledCall
 from ._case_lists import CaseList, CaseListUpsert
 from ._cases import Case
@@ -26,8 +26,10 @@ __all__ = [
     "CaseList",
     "CaseListUpsert",
     "Client",
+    "DeleteResult",
     "FieldSchema",
     "ObjectSchema",
     "QuotaSnapshot",
+    "Resolution",
     "ScheduledCall",
 ]
