@@ -193,7 +193,9 @@ async def test_uncertain_rows_resolve_themselves_on_a_rerun(
     emu.set_faults(0.0)
     seen: list[BulkProgress] = []
     async with make_client(emu) as kayse:
-        second = await kayse.clients.bulk_upsert(client_items(400), chunk_size=20, journal=journal, progress=seen.append)
+        second = await kayse.clients.bulk_upsert(
+            client_items(400), chunk_size=20, journal=journal, progress=seen.append
+        )
     assert second.ok
     assert_each_stored_once(emu, 400)
     before = [item.index for item in second.items if item.resolved == "stored_before"]

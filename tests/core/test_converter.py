@@ -211,7 +211,6 @@ def test_a_model_filled_slot_by_slot_is_a_plain_frozen_instance_of_its_class() -
     """The builder subclass is gone once the object is filled: type, equality, frozenness, weak references."""
     import weakref
 
-    from kayse_async._bulk import _succeeded
     from kayse_async._wire.converter import builder_class
 
     data = {"id": 5, "first_name": "Ann", "date_of_birth": "1990-01-15", "case_ids": [1, 2], "new": "kept"}
@@ -225,10 +224,5 @@ def test_a_model_filled_slot_by_slot_is_a_plain_frozen_instance_of_its_class() -
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         built.first_name = "Bob"  # type: ignore[misc]
     assert weakref.ref(built)() is built
-    item = _succeeded(3, built)
-    assert type(item) is models.BulkItem
-    assert item == models.BulkItem(index=3, status="succeeded", value=built, error=None)
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        item.index = 4  # type: ignore[misc]
     # One builder per class, made once.
     assert builder_class(models.Client) is builder_class(models.Client)

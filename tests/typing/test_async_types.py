@@ -35,7 +35,7 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     assert_type(case, models.Case)
     assert_type(await kayse.cases.get(1), models.Case)
     assert_type(await kayse.cases.bulk_upsert([]), models.BulkResult[models.Case])
-    assert_type(await kayse.cases.bulk_delete([1]), list[int])
+    assert_type(await kayse.cases.bulk_delete([1]), models.DeleteResult)
     assert_type(await kayse.cases.send_sms(case_id=1, client_id=2, message="m"), str)
     assert_type(await kayse.cases.send_email(case_id=1, client_id=2, subject="s", message="m"), str)
     assert_type(kayse.case_lists.list(), AsyncIterator[models.CaseList])
