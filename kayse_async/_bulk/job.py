@@ -88,8 +88,10 @@ class Route(Generic[T]):
         """One value per entry from a 2xx answer, or what the answer held instead (for the error)."""
         raise NotImplementedError
 
-    def outcome(self, entry: Entry, value: Any, after_lost: bool, resolved: Resolution | None) -> BulkItem[T]:
-        """The outcome of a stored entry; ``after_lost``: the answer is a retry's, after one was lost."""
+    def outcomes(
+        self, entries: list[Entry], values: list[Any], after_lost: bool, resolved: Resolution | None
+    ) -> list[BulkItem[T]]:
+        """The outcomes of a stored batch; ``after_lost``: the answer is a retry's, after one was lost."""
         raise NotImplementedError
 
     def structure(self, value: Any) -> T:
@@ -131,15 +133,18 @@ class UpsertRoute(Route[T]):
     def structure(self, value: Any) -> T:
         return self._endpoint.structure(value)
 
-    def outcome(self, entry: Entry, value: Any, after_lost: bool, resolved: Resolution | None) -> BulkItem[T]:
-        try:
-            return BulkItem(
-                index=entry.index, status="succeeded", value=self._endpoint.structure(value), resolved=resolved
-            )
-        except KayseError as exc:
-            return BulkItem(
-                index=entry.index, status="uncertain", error=annotated(exc, "stored, but the answer is unreadable")
-            )
+    def outcomes(
+        self, entries: list[Entry], values: list[Any], after_lost: bool, resolved: Resolution | None
+    ) -> list[BulkItem[T]]:
+        structure = self._endpoint.structure
+        items: list[BulkItem[T]] = []
+        for entry, value in zip(entries, values, strict=True):
+            try:
+                items.append(BulkItem(index=entry.index, status="succeeded", value=structure(value), resolved=resolved))
+            except KayseError as exc:
+                error = annotated(exc, "stored, but the answer is unreadable")
+                items.append(BulkItem(index=entry.index, status="uncertain", error=error))
+        return items
 
 
 class DeleteRoute(Route[int]):
@@ -168,10 +173,12 @@ class DeleteRoute(Route[int]):
         deleted = set(got)
         return [e.body if e.body in deleted else None for e in entries]
 
-    def outcome(self, entry: Entry, value: Any, after_lost: bool, resolved: Resolution | None) -> BulkItem[int]:
-        if value is None and after_lost:
-            self.gone.add(entry.body)
-        return BulkItem(index=entry.index, status="succeeded", value=value)
+    def outcomes(
+        self, entries: list[Entry], values: list[Any], after_lost: bool, resolved: Resolution | None
+    ) -> list[BulkItem[int]]:
+        if after_lost:
+            self.gone.update(e.body for e, value in zip(entries, values, strict=True) if value is None)
+        return [BulkItem(index=e.index, status="succeeded", value=v) for e, v in zip(entries, values, strict=True)]
 
 
 class Job(Generic[T]):
@@ -325,10 +332,8 @@ class Job(Generic[T]):
             return
         if self.journal is not None and batch is not None:
             self.journal.done(batch, entries, values)
-        outcome = self.route.outcome
-        resolved: Resolution | None = None if recovers is None else "stored_now"
-        for entry, value in zip(entries, values, strict=True):
-            chunk.set(outcome(entry, value, after_lost, resolved))
+        for item in self.route.outcomes(entries, values, after_lost, None if recovers is None else "stored_now"):
+            chunk.set(item)
 
     async def _send_all(self, chunk: Chunk[T], parts: list[list[Entry]], recovers: str | None) -> None:
         async with asyncio.TaskGroup() as group:

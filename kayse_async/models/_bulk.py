@@ -57,8 +57,8 @@ class BulkProgress:
     - ``items_done``: input items with a final outcome so far (in input order);
     - ``items_total``: the number of input items, when the input has a ``len()``; else None;
     - ``requests``: HTTP requests spent so far (retries included);
-    - ``quota_wait_seconds``: an estimate of the time requests spent waiting
-      for rate-limit budget rather than for the network (see ``docs/bulk.md``);
+    - ``quota_wait_seconds``: seconds the requests spent waiting for
+      rate-limit budget rather than for the network (see ``docs/bulk.md``);
     - ``succeeded`` and ``failed``: items done that were, or were not, stored;
     - ``resolved_stored_before`` and ``resolved_stored_now``: items an earlier
       run left uncertain, resolved by this one (counted in ``succeeded`` too).
