@@ -122,7 +122,7 @@ async def test_ids_deleted_by_a_lost_attempt_are_reported_gone(emu: Emulator, ma
 
 
 async def test_the_confirmed_the_not_found_and_the_failed(emu: Emulator, make_client: MakeClient) -> None:
-    """Without a lost answer, an id the server does not have is not_found; a failed chunk is listed when asked not to raise."""
+    """Without a lost answer a missing id is not_found; a failed chunk is listed when asked not to raise."""
     async with make_client(emu) as kayse:
         ids = [c.id for c in (await kayse.cases.bulk_upsert(case_item(i) for i in range(3))).succeeded]
         result = await kayse.cases.bulk_delete([ids[0], 999_999, ids[2]])

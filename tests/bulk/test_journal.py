@@ -178,7 +178,7 @@ async def test_a_journal_in_use_is_refused(emu: Emulator, make_client: MakeClien
 async def test_uncertain_rows_resolve_themselves_on_a_rerun(
     emu: Emulator, make_client: MakeClient, tmp_path: Path
 ) -> None:
-    """Lost answers (stored) and dropped requests (not stored) are uncertain; the rerun resolves every one, none twice."""
+    """Lost answers (stored) and dropped requests (not stored): the rerun resolves every one, none stored twice."""
     journal = tmp_path / "job.journal"
     emu.set_faults(0.4, ["lost", "drop"], seed=3)
     async with make_client(emu, max_retries=0) as kayse:
@@ -221,7 +221,7 @@ async def test_uncertain_rows_resolve_themselves_on_a_rerun(
 async def test_a_cancelled_job_resumes_with_nothing_lost_or_stored_twice(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
-    """A job cancelled with requests in flight leaves no task behind; the rerun stores every row once and resolves all."""
+    """A job cancelled mid-flight leaves no task behind; the rerun stores every row once and resolves all."""
     journal = tmp_path / "job.journal"
     reached = asyncio.Event()
 

@@ -69,7 +69,7 @@ async def test_invalid_items_are_rejected_locally_and_the_rest_go(emu: Emulator,
 async def test_a_server_rejection_blames_the_named_item_and_spares_its_mates(
     emu: Emulator, make_client: MakeClient
 ) -> None:
-    """Without bisection the culprit is rejected by input index; its batch mates say they were not stored because of it."""
+    """Without bisection the culprit is rejected by input index; its mates say they were not stored because of it."""
     async with make_client(emu) as kayse:
         await kayse.clients.create(**client_item(15))
         with pytest.raises(errors.BulkError) as caught:
