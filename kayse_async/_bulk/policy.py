@@ -21,7 +21,6 @@ from ..errors import (
     QuotaExhaustedError,
     RateLimitError,
     TransportError,
-    ValidationError,
 )
 from ..models import BulkStatus, Resolution
 
@@ -182,8 +181,6 @@ def annotated(exc: KayseError, note: str) -> KayseError:
         return _copy_api_error(exc, f"{exc.message}; {note}")
     if isinstance(exc, TransportError):
         return type(exc)(f"{exc}; {note}", method=exc.method, url=exc.url, may_have_been_sent=exc.may_have_been_sent)
-    if isinstance(exc, ValidationError):
-        return ValidationError(exc.field, f"{exc.reason}; {note}")
     return KayseError(f"{exc}; {note}")
 
 

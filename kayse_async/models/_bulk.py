@@ -83,7 +83,10 @@ class BulkResult(Generic[T]):
 
     @property
     def succeeded(self) -> list[T]:
-        """The returned objects of the items that succeeded, in input order."""
+        """The returned objects of the items that succeeded, in input order.
+
+        Items resolved as ``stored_before`` have no object (``value`` None) and are not in it.
+        """
         return [item.value for item in self.items if item.status == "succeeded" and item.value is not None]
 
     @property

@@ -203,4 +203,3 @@ def test_a_note_keeps_the_class_and_attributes() -> None:
     sent = annotated(lost(sent=True), "why")
     assert isinstance(sent, errors.ConnectError)
     assert sent.may_have_been_sent
-    assert annotated(errors.ValidationError("x", "bad"), "why").field == "x"  # type: ignore[attr-defined]

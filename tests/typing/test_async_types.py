@@ -57,6 +57,14 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     item = result.items[0]
     assert_type(item.error, errors.KayseError | None)
     assert_type(item.value, models.Client | None)
+    assert_type(item.resolved, models.Resolution | None)
+    assert_type(result.resolved_stored_before, int)
+    deleted = await kayse.cases.bulk_delete([1], raise_on_error=False)
+    assert_type(deleted.confirmed, list[int])
+    assert_type(deleted.gone, list[int])
+    assert_type(deleted.not_found, list[int])
+    assert_type(deleted.failed, list[models.BulkItem[int]])
+    assert_type(list(deleted), list[int])
 
 
 async def check_context_manager() -> None:
