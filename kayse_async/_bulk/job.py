@@ -270,7 +270,7 @@ class Job(Generic[T]):
             if self.carry is not None:
                 got, self.carry = self.carry, None
             else:
-                read = await self.source.next()
+                read = self.source.next_now() if self.source.is_sync else await self.source.next()
                 if read is None:
                     break
                 got = self.classify(*read)

@@ -28,15 +28,29 @@ class Source:
             self.total = None
         self.index = 0
 
+    @property
+    def is_sync(self) -> bool:
+        """True for a plain iterable, read with :meth:`next_now` (no coroutine per item)."""
+        return self._sync is not None
+
+    def next_now(self) -> tuple[int, Any] | None:
+        """The next item of a plain iterable and its index, or None at the end."""
+        assert self._sync is not None
+        try:
+            item = next(self._sync)
+        except StopIteration:
+            return None
+        self.index += 1
+        return self.index - 1, item
+
     async def next(self) -> tuple[int, Any] | None:
         """The next item and its index, or None at the end."""
+        if self._sync is not None:
+            return self.next_now()
+        assert self._async is not None
         try:
-            if self._sync is not None:
-                item = next(self._sync)  # a plain iterable costs no coroutine per item
-            else:
-                assert self._async is not None
-                item = await anext(self._async)
-        except (StopIteration, StopAsyncIteration):
+            item = await anext(self._async)
+        except StopAsyncIteration:
             return None
         self.index += 1
         return self.index - 1, item
