@@ -1,19 +1,21 @@
-"""What every resource shares: the transport, request helpers, the bulk endpoint description."""
+"""What every resource shares: the transport, request helpers, the check and schema, the bulk endpoint."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
 from .._transport import Transport
-from .._wire.converter import unstructure
-from .._wire.fields import READ_ONLY, Field, check_fields, check_id
-from .._wire.protocol import Request, Response, structure_response
+from .._wire.fields import Mode, Table, prepare, schema
+from .._wire.protocol import CALLS_KEY_HEADER, MAIN_KEY_HEADER, Request, Response, structure_response
 from ..errors import ValidationError
+from ..models import ObjectSchema
 
 T = TypeVar("T")
+
+_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 
 
 @attrs.frozen(kw_only=True)
@@ -47,40 +49,68 @@ class Resource:
         return self._transport.request(request, max_wait=max_wait)
 
 
-def item_fields(item: Any, *, path: str) -> dict[str, Any]:
-    """The fields of one input item: a model's set fields, or a mapping as given.
+class TableResource(Resource):
+    """A resource whose requests carry the fields of one table: it checks items and describes its fields."""
 
-    A model sends what it holds: for a new item (no id) its None fields are
-    left out, as a create omits what was not given; for an item with an id
-    every field goes, None as null, as a full replacement must.
-    """
-    if isinstance(item, Mapping):
-        return dict(item)
-    if attrs.has(type(item)):
-        data: dict[str, Any] = unstructure(item)
-        if data.get("id") is None:
-            data = {k: v for k, v in data.items() if v is not None}
-        return data
-    raise ValidationError(path.rstrip(".") or "item", f"expected a model or a mapping, got {type(item).__name__}")
+    _table: ClassVar[Table]
+
+    @classmethod
+    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
+        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+
+        ``item`` is a model or a mapping of field names. ``mode="create"``: the
+        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
+        replacement (optional fields of the PUT table not given are null; an
+        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
+        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
+        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
+        first field that would be refused.
+        """
+        return prepare(cls._table, item, mode=mode)
+
+    @classmethod
+    def schema(cls) -> ObjectSchema:
+        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
+
+        The same form as ``kayse.metadata.objects()`` gives the server's own
+        description, so the two can be compared. No request is made.
+        """
+        return schema(cls._table)
 
 
-def prepare_upsert(table: Mapping[str, Field], resource: str) -> Callable[[Any, str], dict[str, Any]]:
-    """A ``BulkEndpoint.prepare`` for a resource: create rules without id, PUT rules with one."""
-    read_only = READ_ONLY.get(resource, frozenset()) - {"id"}
+def _strings(name: str, values: Mapping[str, str] | None) -> dict[str, str] | None:
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise ValidationError(name, f"expected a mapping of strings, got {type(values).__name__}")
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValidationError(f"{name}.{key}", "names and values must be strings")
+    return dict(values)
 
-    def prepare(item: Any, path: str) -> dict[str, Any]:
-        fields = item_fields(item, path=path)
-        item_id = fields.pop("id", None)
-        for name in read_only:
-            fields.pop(name, None)
-        if item_id is None:
-            return check_fields(table, fields, mode="create", path=path)
-        body = {"id": check_id(f"{path}id", item_id)}
-        # Bulk updates follow the PUT rules; optional fields not given are nulled by the server.
-        body.update(check_fields(table, fields, mode="update", path=path))
-        return body
 
-    return prepare
+def outgoing(
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    extra_query: Mapping[str, str] | None,
+    extra_headers: Mapping[str, str] | None,
+    *,
+    idempotent: bool = False,
+) -> Request:
+    """A request carrying ``body`` and the caller's extra query parameters and headers, checked."""
+    headers = _strings("extra_headers", extra_headers)
+    for name in headers or ():
+        if name.lower() in _KEY_HEADERS:
+            raise ValidationError(f"extra_headers.{name}", "the API key headers are set by the client")
+    return Request(
+        method=method,
+        path=path,
+        json=body,
+        params=_strings("extra_query", extra_query),
+        headers=headers,
+        idempotent=idempotent,
+    )
 
 
 def structurer(cls: type[T], url: str) -> Callable[[Any], T]:
@@ -92,12 +122,16 @@ def structurer(cls: type[T], url: str) -> Callable[[Any], T]:
     return structure
 
 
-def bulk_endpoint(path: str, key: str, table: Mapping[str, Field], resource: str, model: type[T]) -> BulkEndpoint[T]:
+def bulk_endpoint(path: str, key: str, table: Table, model: type[T]) -> BulkEndpoint[T]:
     """The bulk upsert route ``path``, whose request and answer hold the items under ``key``."""
+
+    def prepare_item(item: Any, item_path: str) -> dict[str, Any]:
+        return prepare(table, item, mode="upsert", path=item_path)
+
     return BulkEndpoint(
         path=path,
         request_key=key,
         response_key=key,
-        prepare=prepare_upsert(table, resource),
+        prepare=prepare_item,
         structure=structurer(model, path),
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Unpack
+from collections.abc import Mapping
+from typing import Any, Unpack
 
-from .._wire.fields import CLIENT_FIELDS
+from .._wire.fields import CLIENTS
 from .._wire.params import ClientCreate, ClientUpdate
 from ..models import Client
 from ._crud import CrudResource
@@ -17,9 +18,16 @@ class Clients(CrudResource[Client]):
     _name = "clients"
     _id_name = "client_id"
     _model = Client
-    _table = CLIENT_FIELDS
+    _table = CLIENTS
 
-    async def create(self, **fields: Unpack[ClientCreate]) -> Client:
+    async def create(
+        self,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        **fields: Unpack[ClientCreate],
+    ) -> Client:
         """Create a client (``POST /v1/clients``).
 
         Fields are the API's, as keyword arguments: ``external_source``,
@@ -27,28 +35,44 @@ class Clients(CrudResource[Client]):
         fields not given are not sent. Dates are ``datetime.date`` or
         ``"YYYY-MM-DD"``. Never retried once it may have reached the server.
         """
-        return await self._create(dict(fields))
+        return await self._create(fields, extra_body, extra_query, extra_headers)
 
     async def get(self, client_id: int) -> Client:
         """Get a client by id (``GET /v1/clients/{id}``)."""
         return await self._get(client_id)
 
-    async def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
+    async def update(
+        self,
+        client_id: int,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        **fields: Unpack[ClientUpdate],
+    ) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
         A full replacement: every optional field not given is sent as null and
         cleared by the server. To change a few fields and keep the rest, use
         :meth:`patch`.
         """
-        return await self._update(client_id, dict(fields))
+        return await self._update(client_id, fields, extra_body, extra_query, extra_headers)
 
-    async def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
+    async def patch(
+        self,
+        client_id: int,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        **changes: Unpack[ClientUpdate],
+    ) -> Client:
         """Change the given fields of a client and keep every other (GET, merge, PUT).
 
         Fields the server sent that this SDK does not know are sent back
         unchanged. Costs two requests.
         """
-        return await self._patch(client_id, dict(changes))
+        return await self._patch(client_id, changes, extra_body, extra_query, extra_headers)
 
     async def delete(self, client_id: int) -> None:
         """Delete a client (``DELETE /v1/clients/{id}``)."""

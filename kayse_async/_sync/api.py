@@ -12,12 +12,13 @@ from .base import KayseBase
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import AsyncIterable, Generator, Iterable
+    from collections.abc import AsyncIterable, Generator, Iterable, Mapping
     from typing import Any, Unpack
 
     import aiohttp
 
     from .. import _bulk
+    from .._wire.fields import Mode
     from .._wire.params import CampaignCreate, CaseCreate, CaseListCreate, CaseUpdate, ClientCreate, ClientUpdate
     from ..models import (
         BulkItem,
@@ -49,6 +50,10 @@ class Clients:
 
     def create(
         self,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[ClientCreate],
     ) -> Client:
         """Create a client (``POST /v1/clients``).
@@ -61,6 +66,9 @@ class Clients:
         return self._portal.call(
             "clients",
             _clients.Clients.create,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **fields,
         )
 
@@ -78,6 +86,10 @@ class Clients:
     def update(
         self,
         client_id: int,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[ClientUpdate],
     ) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
@@ -90,12 +102,19 @@ class Clients:
             "clients",
             _clients.Clients.update,
             client_id,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **fields,
         )
 
     def patch(
         self,
         client_id: int,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **changes: Unpack[ClientUpdate],
     ) -> Client:
         """Change the given fields of a client and keep every other (GET, merge, PUT).
@@ -107,6 +126,9 @@ class Clients:
             "clients",
             _clients.Clients.patch,
             client_id,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **changes,
         )
 
@@ -191,6 +213,39 @@ class Clients:
             max_wait=max_wait,
         )
 
+    @classmethod
+    def check(
+        cls,
+        item: object,
+        *,
+        mode: Mode = "upsert",
+    ) -> dict[str, Any]:
+        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+
+        ``item`` is a model or a mapping of field names. ``mode="create"``: the
+        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
+        replacement (optional fields of the PUT table not given are null; an
+        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
+        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
+        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
+        first field that would be refused.
+        """
+        return _clients.Clients.check(
+            item,
+            mode=mode,
+        )
+
+    @classmethod
+    def schema(
+        cls,
+    ) -> ObjectSchema:
+        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
+
+        The same form as ``kayse.metadata.objects()`` gives the server's own
+        description, so the two can be compared. No request is made.
+        """
+        return _clients.Clients.schema()
+
 
 class Cases:
     """The firm's legal cases: ``kayse.cases``."""
@@ -205,6 +260,10 @@ class Cases:
 
     def create(
         self,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[CaseCreate],
     ) -> Case:
         """Create a case (``POST /v1/cases``).
@@ -216,6 +275,9 @@ class Cases:
         return self._portal.call(
             "cases",
             _cases.Cases.create,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **fields,
         )
 
@@ -233,6 +295,10 @@ class Cases:
     def update(
         self,
         case_id: int,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[CaseUpdate],
     ) -> Case:
         """Replace a case (``PUT /v1/cases/{id}``): optional fields not given are cleared."""
@@ -240,12 +306,19 @@ class Cases:
             "cases",
             _cases.Cases.update,
             case_id,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **fields,
         )
 
     def patch(
         self,
         case_id: int,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **changes: Unpack[CaseUpdate],
     ) -> Case:
         """Change the given fields of a case and keep every other (GET, merge, PUT)."""
@@ -253,6 +326,9 @@ class Cases:
             "cases",
             _cases.Cases.patch,
             case_id,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **changes,
         )
 
@@ -404,6 +480,39 @@ class Cases:
             max_wait=max_wait,
         )
 
+    @classmethod
+    def check(
+        cls,
+        item: object,
+        *,
+        mode: Mode = "upsert",
+    ) -> dict[str, Any]:
+        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+
+        ``item`` is a model or a mapping of field names. ``mode="create"``: the
+        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
+        replacement (optional fields of the PUT table not given are null; an
+        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
+        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
+        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
+        first field that would be refused.
+        """
+        return _cases.Cases.check(
+            item,
+            mode=mode,
+        )
+
+    @classmethod
+    def schema(
+        cls,
+    ) -> ObjectSchema:
+        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
+
+        The same form as ``kayse.metadata.objects()`` gives the server's own
+        description, so the two can be compared. No request is made.
+        """
+        return _cases.Cases.schema()
+
 
 class CaseLists:
     """Saved case filters that power campaigns: ``kayse.case_lists``."""
@@ -421,24 +530,54 @@ class CaseLists:
         *,
         key: str | None = None,
         hide_empty: bool | None = None,
+        page: int = 1,
         page_size: int = 25,
     ) -> Generator[CaseList, None, None]:
-        """Every case list, walking the pages in turn (``GET /v1/case_lists``).
+        """Every case list from page ``page`` on, one by one (``GET /v1/case_lists``).
 
         ``key`` searches the names; ``hide_empty`` keeps only lists that hold
         cases now. Pages are fetched as the iteration needs them, one request
-        each; breaking out of the loop stops there.
+        each, until the server's ``total`` is reached (a short page before it
+        does not end the walk); breaking out of the loop stops there.
         """
         return self._portal.iterate(
             "case_lists",
             _case_lists.CaseLists.list,
             key=key,
             hide_empty=hide_empty,
+            page=page,
+            page_size=page_size,
+        )
+
+    def pages(
+        self,
+        *,
+        key: str | None = None,
+        hide_empty: bool | None = None,
+        page: int = 1,
+        page_size: int = 25,
+    ) -> Generator[builtins.list[CaseList], None, None]:
+        """The case lists page by page from page ``page`` on, each page a list (``GET /v1/case_lists``).
+
+        One request per page, made as the iteration needs it. The walk ends
+        when the pages seen cover the ``total`` the server reports, or, when it
+        reports none, at the first page shorter than ``page_size``.
+        """
+        return self._portal.iterate(
+            "case_lists",
+            _case_lists.CaseLists.pages,
+            key=key,
+            hide_empty=hide_empty,
+            page=page,
             page_size=page_size,
         )
 
     def create(
         self,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[CaseListCreate],
     ) -> CaseList:
         """Create a case list (``POST /v1/case_lists``).
@@ -449,6 +588,9 @@ class CaseLists:
         return self._portal.call(
             "case_lists",
             _case_lists.CaseLists.create,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **fields,
         )
 
@@ -482,6 +624,39 @@ class CaseLists:
             max_wait=max_wait,
         )
 
+    @classmethod
+    def check(
+        cls,
+        item: object,
+        *,
+        mode: Mode = "upsert",
+    ) -> dict[str, Any]:
+        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+
+        ``item`` is a model or a mapping of field names. ``mode="create"``: the
+        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
+        replacement (optional fields of the PUT table not given are null; an
+        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
+        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
+        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
+        first field that would be refused.
+        """
+        return _case_lists.CaseLists.check(
+            item,
+            mode=mode,
+        )
+
+    @classmethod
+    def schema(
+        cls,
+    ) -> ObjectSchema:
+        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
+
+        The same form as ``kayse.metadata.objects()`` gives the server's own
+        description, so the two can be compared. No request is made.
+        """
+        return _case_lists.CaseLists.schema()
+
 
 class Campaigns:
     """AI voice-call campaigns: ``kayse.campaigns``."""
@@ -496,6 +671,10 @@ class Campaigns:
 
     def create(
         self,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[CampaignCreate],
     ) -> Campaign:
         """Create a campaign (``POST /v1/campaigns`` on the main host).
@@ -507,6 +686,9 @@ class Campaigns:
         return self._portal.call(
             "campaigns",
             _campaigns.Campaigns.create,
+            extra_body=extra_body,
+            extra_query=extra_query,
+            extra_headers=extra_headers,
             **fields,
         )
 
@@ -521,6 +703,39 @@ class Campaigns:
             _campaigns.Campaigns.list,
             key=key,
         )
+
+    @classmethod
+    def check(
+        cls,
+        item: object,
+        *,
+        mode: Mode = "upsert",
+    ) -> dict[str, Any]:
+        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+
+        ``item`` is a model or a mapping of field names. ``mode="create"``: the
+        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
+        replacement (optional fields of the PUT table not given are null; an
+        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
+        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
+        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
+        first field that would be refused.
+        """
+        return _campaigns.Campaigns.check(
+            item,
+            mode=mode,
+        )
+
+    @classmethod
+    def schema(
+        cls,
+    ) -> ObjectSchema:
+        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
+
+        The same form as ``kayse.metadata.objects()`` gives the server's own
+        description, so the two can be compared. No request is made.
+        """
+        return _campaigns.Campaigns.schema()
 
 
 class Calls:

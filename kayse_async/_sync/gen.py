@@ -222,7 +222,7 @@ def _function_node(function: Any) -> ast.FunctionDef | ast.AsyncFunctionDef:
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     node = tree.body[0]
     assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    if node.decorator_list:
+    if any(not (isinstance(d, ast.Name) and d.id == "classmethod") for d in node.decorator_list):
         raise ValueError(f"{function.__qualname__}: decorated methods are not supported")
     return node
 
@@ -308,8 +308,10 @@ def _literal(value: object) -> str:
     raise ValueError(f"default {value!r} is not a plain literal; teach the generator how to write it")
 
 
-def _signature_lines(name: str, parameters: list[_Parameter], returns: str, indent: str) -> list[str]:
-    lines = [f"{indent}def {name}(", f"{indent}    self,"]
+def _signature_lines(
+    name: str, parameters: list[_Parameter], returns: str, indent: str, first: str = "self"
+) -> list[str]:
+    lines = [f"{indent}def {name}(", f"{indent}    {first},"]
     previous = "positional"
     for parameter in parameters:
         if previous == "positional_only" and parameter.kind != "positional_only":
@@ -345,6 +347,8 @@ def _public_methods(cls: type) -> Iterator[tuple[str, type, Any]]:
             if name.startswith("_") or name in seen:
                 continue
             seen.add(name)
+            if isinstance(value, classmethod):
+                value = value.__func__
             if not inspect.isfunction(value):
                 raise ValueError(f"{klass.__name__}.{name}: only plain methods can be wrapped, not {type(value)}")
             yield name, klass, value
@@ -409,7 +413,10 @@ def _resource_class(
         if node.returns is None:
             raise ValueError(f"{cls.__name__}.{name} has no return annotation")
         returns_node = node.returns
-        if isinstance(node, ast.AsyncFunctionDef):
+        pure = isinstance(inspect.getattr_static(cls, name), classmethod)
+        if pure:
+            how = "pure"  # no I/O: the twin calls the async class's method itself, without the portal
+        elif isinstance(node, ast.AsyncFunctionDef):
             how = "call"
         elif (
             isinstance(returns_node, ast.Subscript)
@@ -431,13 +438,20 @@ def _resource_class(
                 "teach the generator how to wrap it"
             )
         returns = rewriter.render(returns_node)
-        lines.append("")
-        lines += _signature_lines(name, parameters, returns, "    ")
+        lines += ["", "    @classmethod"] if pure else [""]
+        lines += _signature_lines(name, parameters, returns, "    ", first="cls" if pure else "self")
         lines += _docstring_lines(inspect.getdoc(function), "        ", f"{cls.__name__}.{name}")
         verb = "return " if returns != "None" else ""
-        lines.append(f"        {verb}self._portal.{how}(")
-        lines.append(f'            "{attribute}",')
-        lines.append(f"            {module_alias}.{cls.__name__}.{name},")
+        if pure and not parameters:
+            lines.append(f"        {verb}{module_alias}.{cls.__name__}.{name}()")
+            methods.append((name, how))
+            continue
+        if pure:
+            lines.append(f"        {verb}{module_alias}.{cls.__name__}.{name}(")
+        else:
+            lines.append(f"        {verb}self._portal.{how}(")
+            lines.append(f'            "{attribute}",')
+            lines.append(f"            {module_alias}.{cls.__name__}.{name},")
         lines += [f"            {parameter.forward()}," for parameter in parameters]
         lines.append("        )")
         methods.append((name, how))

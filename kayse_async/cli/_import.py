@@ -18,11 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from .._defaults import CHUNK_SIZE, CONCURRENCY
-from .._resources._base import prepare_upsert
+from .._wire.fields import CASE_LISTS, CASES, CLIENTS, prepare
 from ..errors import APIError, AuthenticationError, BulkError, KayseError, TransportError, ValidationError
 from ..models import BulkItem, BulkProgress, QuotaSnapshot
 from ._config import EXIT_FAILED, EXIT_OK, Config, UsageProblem, plural, translate
-from ._readers import TABLES, Format, InputError, Record, Resource, count_records, detect_format, read_records
+from ._readers import Format, InputError, Record, Resource, count_records, detect_format, read_records
 from ._render import err_console, out_console, print_json
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ PLAN_RATE_PER_HOUR = 500
 SHOWN_REJECTIONS = 50
 """Rejected records listed in the human summary (``--json`` lists every one)."""
 
-_API_NAME: dict[Resource, str] = {"clients": "clients", "cases": "cases", "case-lists": "case_lists"}
 _ITEM_PATH = re.compile(r"^[a-z_]+\[\d+\]\.?")
 
 Outcome = Literal["rejected", "not_attempted", "uncertain"]
@@ -150,7 +149,7 @@ def _rejection(line: int, item: BulkItem[Any]) -> Rejection:
 
 def dry_run(resource: Resource, records: Iterator[Record], summary: Summary) -> Summary:
     """Check every record as the bulk engine would, and count the requests sending would take."""
-    prepare = prepare_upsert(TABLES[resource], _API_NAME[resource])
+    table = {"clients": CLIENTS, "cases": CASES, "case-lists": CASE_LISTS}[resource]
     started = time.perf_counter()
     valid = 0
     for record in records:
@@ -159,7 +158,7 @@ def dry_run(resource: Resource, records: Iterator[Record], summary: Summary) -> 
             summary.rejected.append(Rejection(record.line, record.error or "unreadable"))
             continue
         try:
-            prepare(record.fields, "")
+            prepare(table, record.fields)
         except ValidationError as exc:
             summary.rejected.append(Rejection(record.line, exc.reason, exc.field or None))
             continue

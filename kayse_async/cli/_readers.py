@@ -27,7 +27,7 @@ from typing import Any, Literal, cast
 
 import attrs
 
-from .._wire.fields import CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, MAX_INT, Field, Kind
+from .._wire.fields import CASE_LISTS, CASES, CLIENTS, MAX_INT, Field, Kind
 
 Format = Literal["csv", "jsonl", "json"]
 Resource = Literal["clients", "cases", "case-lists"]
@@ -41,9 +41,9 @@ FORMATS: dict[str, Format] = {
 """File extensions and the format each implies."""
 
 TABLES: dict[Resource, Mapping[str, Field]] = {
-    "clients": CLIENT_FIELDS,
-    "cases": CASE_FIELDS,
-    "case-lists": CASE_LIST_FIELDS,
+    "clients": CLIENTS.by_name,
+    "cases": CASES.by_name,
+    "case-lists": CASE_LISTS.by_name,
 }
 """The field table of each importable resource."""
 
@@ -152,16 +152,16 @@ def _read_csv(path: Path, table: Mapping[str, Field]) -> Iterator[Record]:
             yield Record(line, fields=fields)
 
 
-_LIST_KINDS = (Kind.INT_LIST, Kind.STR_LIST, Kind.CALLBACK_DELAYS)
+_LIST_KINDS = (Kind.ID_LIST, Kind.WEEKDAYS, Kind.CALLBACK_DELAYS)
 
 
 def _cell(name: str, spec: Field | None, text: str) -> Any:
     """Convert one CSV cell to the value the field takes; ValueError names the field."""
-    kind = Kind.INT if name == "id" else (spec.kind if spec is not None else Kind.STR)
+    kind = Kind.ID if name == "id" else (spec.kind if spec is not None else Kind.STR)
     value = text.strip()
     if kind is Kind.STR or kind is Kind.DATE:
         return text if kind is Kind.STR else value
-    if kind is Kind.INT:
+    if kind is Kind.ID or kind is Kind.COUNT:
         return _int(name, value)
     if kind is Kind.BOOL:
         lowered = value.lower()
@@ -181,9 +181,9 @@ def _cell(name: str, spec: Field | None, text: str) -> Any:
                 raise ValueError(f"{name}: expected a JSON array")
             items: list[Any] = parsed
             return items
-        if kind is Kind.INT_LIST:
+        if kind is Kind.ID_LIST:
             return [_int(f"{name}[{i}]", part.strip()) for i, part in enumerate(value.split(";"))]
-        if kind is Kind.STR_LIST:
+        if kind is Kind.WEEKDAYS:
             return [part.strip() for part in value.split(";")]
         raise ValueError(f"{name}: expected a JSON array, got {value[:40]!r}")
     raise ValueError(f"{name}: cannot be given in a CSV cell")  # pragma: no cover - every kind is handled

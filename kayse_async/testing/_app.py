@@ -246,23 +246,23 @@ class Service:
         """Serve one request to any path other than the introspection routes."""
         path = request.path
         if path != "/v1" and not path.startswith("/v1/"):
-            return _json(404, {"message": "not found", "field": None})
+            return self._stamp(_json(404, {"message": "not found", "field": None}), self._peek(request))
         self.stats.requests += 1
         if self.settings.latency_ms > 0:
             await asyncio.sleep(self.settings.latency_ms / 1000)
         found = match(path)
         if found is None:
-            return self._finish(_json(404, {"message": "no such endpoint", "field": None}))
+            return self._finish(_json(404, {"message": "no such endpoint", "field": None}), self._peek(request))
         where, params = found
         self.stats.by_route[f"{request.method} {where.template}"] += 1
         route = where.routes.get(request.method)
         if route is None:
             response = _json(405, {"message": f"method {request.method} not allowed", "field": None})
             response.headers["Allow"] = where.allow
-            return self._finish(response)
+            return self._finish(response, self._peek(request))
         key = self._authenticate(request, route)
         if isinstance(key, web.Response):
-            return self._finish(key)
+            return self._finish(key, self._peek(request))
         decision = self.limiter.hit(key) if self.limiter is not None else None
         if decision is not None and not decision.allowed:
             self.stats.rate_limited += 1
@@ -322,8 +322,19 @@ class Service:
             return _cut(request)
         return self._finish(response, decision)
 
-    def _finish(self, response: web.Response, decision: Decision | None = None) -> web.Response:
+    def _peek(self, request: web.Request) -> Decision | None:
+        """The budget of the key a request presented, unspent: answers that do not count still report it."""
+        if self.limiter is None:
+            return None
+        given = request.headers.get(AUTH_HEADERS["main"]) or request.headers.get(AUTH_HEADERS["calls"]) or ""
+        return self.limiter.hit(given, spend=False)
+
+    def _finish(self, response: web.Response, decision: Decision | None) -> web.Response:
         self.stats.by_status[str(response.status)] += 1
+        return self._stamp(response, decision)
+
+    def _stamp(self, response: web.Response, decision: Decision | None) -> web.Response:
+        """Add the ``X-RateLimit-*`` headers of ``decision`` (none when rate limiting is off)."""
         if decision is not None:
             if self.settings.reset == "epoch":
                 reset = math.ceil(self.now() + decision.reset_after)
