@@ -14,6 +14,9 @@ from ..errors import ValidationError
 from ..models import ObjectSchema
 
 T = TypeVar("T")
+Fields = Mapping[str, Any]
+Body = Mapping[str, Any] | None
+Strings = Mapping[str, str] | None
 
 _KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 
@@ -56,29 +59,21 @@ class TableResource(Resource):
 
     @classmethod
     def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
 
-        ``item`` is a model or a mapping of field names. ``mode="create"``: the
-        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
-        replacement (optional fields of the PUT table not given are null; an
-        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
-        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
-        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
-        first field that would be refused.
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
         """
         return prepare(cls._table, item, mode=mode)
 
     @classmethod
     def schema(cls) -> ObjectSchema:
-        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
-
-        The same form as ``kayse.metadata.objects()`` gives the server's own
-        description, so the two can be compared. No request is made.
-        """
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
         return schema(cls._table)
 
 
-def _strings(name: str, values: Mapping[str, str] | None) -> dict[str, str] | None:
+def _strings(name: str, values: Strings) -> dict[str, str] | None:
     if values is None:
         return None
     if not isinstance(values, Mapping):
@@ -93,8 +88,8 @@ def outgoing(
     method: str,
     path: str,
     body: dict[str, Any],
-    extra_query: Mapping[str, str] | None,
-    extra_headers: Mapping[str, str] | None,
+    extra_query: Strings,
+    extra_headers: Strings,
     *,
     idempotent: bool = False,
 ) -> Request:

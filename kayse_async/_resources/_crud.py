@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import _bulk
@@ -13,7 +13,7 @@ from .._wire.fields import check_id, item_fields, prepare
 from .._wire.protocol import Request, excerpt, expect, shape_error
 from ..errors import APIError, ValidationError
 from ..models import BulkItem, BulkResult
-from ._base import BulkEndpoint, TableResource, bulk_endpoint, outgoing
+from ._base import Body, BulkEndpoint, Fields, Strings, TableResource, bulk_endpoint, outgoing
 
 T = TypeVar("T")
 
@@ -49,54 +49,33 @@ class CrudResource(TableResource, Generic[T]):
             raise shape_error(data, model, exc, method=request.method, url=request.path) from None
         return result
 
-    async def _create(
-        self,
-        fields: Mapping[str, Any],
-        extra_body: Mapping[str, Any] | None,
-        extra_query: Mapping[str, str] | None,
-        extra_headers: Mapping[str, str] | None,
-    ) -> T:
-        body = prepare(self._table, fields, mode="create", extra_body=extra_body)
-        request = outgoing("POST", self._path, body, extra_query, extra_headers)
+    async def _create(self, fields: Fields, extra: Body, query: Strings, headers: Strings) -> T:
+        body = prepare(self._table, fields, mode="create", extra_body=extra)
+        request = outgoing("POST", self._path, body, query, headers)
         return self._one((await self._send(request)).data, request)
 
     async def _get(self, item_id: int) -> T:
         request = Request(method="GET", path=f"{self._path}/{check_id(self._id_name, item_id)}", idempotent=True)
         return self._one((await self._send(request)).data, request)
 
-    async def _update(
-        self,
-        item_id: int,
-        fields: Mapping[str, Any],
-        extra_body: Mapping[str, Any] | None,
-        extra_query: Mapping[str, str] | None,
-        extra_headers: Mapping[str, str] | None,
-    ) -> T:
+    async def _update(self, item_id: int, fields: Fields, extra: Body, query: Strings, headers: Strings) -> T:
         checked_id = check_id(self._id_name, item_id)
-        body = prepare(self._table, _without_own_id(fields, checked_id), mode="update", extra_body=extra_body)
-        request = outgoing("PUT", f"{self._path}/{checked_id}", body, extra_query, extra_headers, idempotent=True)
+        body = prepare(self._table, _without_own_id(fields, checked_id), mode="update", extra_body=extra)
+        request = outgoing("PUT", f"{self._path}/{checked_id}", body, query, headers, idempotent=True)
         return self._one((await self._send(request)).data, request)
 
-    async def _patch(
-        self,
-        item_id: int,
-        changes: Mapping[str, Any],
-        extra_body: Mapping[str, Any] | None,
-        extra_query: Mapping[str, str] | None,
-        extra_headers: Mapping[str, str] | None,
-    ) -> T:
+    async def _patch(self, item_id: int, changes: Fields, extra: Body, query: Strings, headers: Strings) -> T:
         checked_id = check_id(self._id_name, item_id)
         changes = _without_own_id(changes, checked_id)
         path = f"{self._path}/{checked_id}"
         # Check the changes alone first, so that a bad change costs no GET.
-        checked = prepare(self._table, changes, mode="update", extra_body=extra_body)
-        outgoing("PUT", path, checked, extra_query, extra_headers)
+        outgoing("PUT", path, prepare(self._table, changes, mode="update", extra_body=extra), query, headers)
         fields, unknown = item_fields(self._table, await self._get(checked_id), "")
         # Sent back: what the PUT clears when left out. Fields outside the PUT table stay as stored.
         by_name = self._table.by_name
         kept = {name: value for name, value in fields.items() if name in by_name and by_name[name].put}
-        body = prepare(self._table, {**kept, **changes}, mode="update", extra_body={**unknown, **(extra_body or {})})
-        request = outgoing("PUT", path, body, extra_query, extra_headers, idempotent=True)
+        body = prepare(self._table, {**kept, **changes}, mode="update", extra_body={**unknown, **(extra or {})})
+        request = outgoing("PUT", path, body, query, headers, idempotent=True)
         return self._one((await self._send(request)).data, request)
 
     async def _delete(self, item_id: int) -> None:
@@ -179,7 +158,7 @@ class CrudResource(TableResource, Generic[T]):
         )
 
 
-def _without_own_id(fields: Mapping[str, Any], item_id: int) -> Mapping[str, Any]:
+def _without_own_id(fields: Fields, item_id: int) -> Fields:
     """``fields`` without an ``id`` equal to the path's; a different one is an error (ids cannot change)."""
     if "id" not in fields:
         return fields

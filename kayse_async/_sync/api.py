@@ -220,15 +220,11 @@ class Clients:
         *,
         mode: Mode = "upsert",
     ) -> dict[str, Any]:
-        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
 
-        ``item`` is a model or a mapping of field names. ``mode="create"``: the
-        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
-        replacement (optional fields of the PUT table not given are null; an
-        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
-        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
-        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
-        first field that would be refused.
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
         """
         return _clients.Clients.check(
             item,
@@ -239,11 +235,7 @@ class Clients:
     def schema(
         cls,
     ) -> ObjectSchema:
-        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
-
-        The same form as ``kayse.metadata.objects()`` gives the server's own
-        description, so the two can be compared. No request is made.
-        """
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
         return _clients.Clients.schema()
 
 
@@ -487,15 +479,11 @@ class Cases:
         *,
         mode: Mode = "upsert",
     ) -> dict[str, Any]:
-        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
 
-        ``item`` is a model or a mapping of field names. ``mode="create"``: the
-        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
-        replacement (optional fields of the PUT table not given are null; an
-        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
-        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
-        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
-        first field that would be refused.
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
         """
         return _cases.Cases.check(
             item,
@@ -506,11 +494,7 @@ class Cases:
     def schema(
         cls,
     ) -> ObjectSchema:
-        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
-
-        The same form as ``kayse.metadata.objects()`` gives the server's own
-        description, so the two can be compared. No request is made.
-        """
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
         return _cases.Cases.schema()
 
 
@@ -631,15 +615,11 @@ class CaseLists:
         *,
         mode: Mode = "upsert",
     ) -> dict[str, Any]:
-        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
 
-        ``item`` is a model or a mapping of field names. ``mode="create"``: the
-        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
-        replacement (optional fields of the PUT table not given are null; an
-        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
-        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
-        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
-        first field that would be refused.
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
         """
         return _case_lists.CaseLists.check(
             item,
@@ -650,11 +630,7 @@ class CaseLists:
     def schema(
         cls,
     ) -> ObjectSchema:
-        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
-
-        The same form as ``kayse.metadata.objects()`` gives the server's own
-        description, so the two can be compared. No request is made.
-        """
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
         return _case_lists.CaseLists.schema()
 
 
@@ -711,15 +687,11 @@ class Campaigns:
         *,
         mode: Mode = "upsert",
     ) -> dict[str, Any]:
-        """The JSON body that sending ``item`` would carry, checked as the calls check it; sends nothing.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
 
-        ``item`` is a model or a mapping of field names. ``mode="create"``: the
-        body of ``create()``. ``mode="update"``: the body of ``update()``, a full
-        replacement (optional fields of the PUT table not given are null; an
-        ``id`` is left out, it travels in the path). ``mode="upsert"``: the
-        body of a ``bulk_upsert`` item: a create without ``id``, a replacement
-        led by its ``id`` with one. Raises ``errors.ValidationError`` naming the
-        first field that would be refused.
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
         """
         return _campaigns.Campaigns.check(
             item,
@@ -730,11 +702,7 @@ class Campaigns:
     def schema(
         cls,
     ) -> ObjectSchema:
-        """The fields this SDK sends for this resource: name, type, whether a create needs it, description.
-
-        The same form as ``kayse.metadata.objects()`` gives the server's own
-        description, so the two can be compared. No request is made.
-        """
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
         return _campaigns.Campaigns.schema()
 
 

@@ -1,8 +1,9 @@
 """Typed keyword arguments of the create and update calls (PEP 692 ``Unpack``).
 
 They give editors and type checkers the API's field names and types. At run
-time the same fields are checked by ``_fields``; a field the server added after
-this SDK was written may still be passed (type checkers will flag it).
+time the same fields are checked against the tables of ``fields``, which a test
+holds these to (names, required flags, types); a name outside them is refused,
+and a field the server added after this SDK was written goes in ``extra_body``.
 """
 
 from __future__ import annotations

@@ -350,69 +350,61 @@ class Service:
     def _extra(self) -> frozenset[str]:
         return frozenset(self.settings.extra_fields)
 
-    def _op_create_client(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+    def _write(self, kind: str, item_id: int | None, body: Any) -> Any:
+        """Create (``item_id`` None) or fully replace one client or case."""
+        data = v.require_object(body)
+        if item_id is not None:
+            data = self._without_own_id(data, item_id)
+            self.store.require(getattr(self.store, kind), item_id, kind[:-1])  # a 404 before any 400
+        check, put = _WRITERS[kind]
         extra = self._extra()
-        return self.store.put_client(
-            None, v.check_client(v.require_object(body), require=True, extra_fields=extra), extra_fields=extra
+        return put(self.store, item_id, check(data, require=item_id is None, extra_fields=extra), extra_fields=extra)
+
+    def _write_many(self, kind: str, body: Any) -> Any:
+        """A bulk upsert of clients or cases: every item checked, then all applied or none."""
+        check, put = _WRITERS[kind]
+        extra = self._extra()
+        items = v.check_items(
+            body, kind, functools.partial(check, extra_fields=extra), max_batch=self.settings.max_batch
         )
+        return {
+            kind: [
+                put(self.store, item_id, values, prefix=f"{kind}[{index}].", extra_fields=extra)
+                for index, (item_id, values) in enumerate(items)
+            ]
+        }
+
+    def _op_create_client(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        return self._write("clients", None, body)
 
     def _op_get_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         return self.store.require(self.store.clients, params["id"], "client")
 
     def _op_update_client(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = self._without_own_id(v.require_object(body), params["id"])
-        self.store.require(self.store.clients, params["id"], "client")  # a 404 before any 400
-        extra = self._extra()
-        return self.store.put_client(
-            params["id"], v.check_client(data, require=False, extra_fields=extra), extra_fields=extra
-        )
+        return self._write("clients", params["id"], body)
 
     def _op_delete_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         self.store.delete_client(params["id"])
         return {"message": "client deleted successfully"}
 
     def _op_bulk_upsert_clients(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        extra = self._extra()
-        check = functools.partial(v.check_client, extra_fields=extra)
-        items = v.check_items(body, "clients", check, max_batch=self.settings.max_batch)
-        return {
-            "clients": [
-                self.store.put_client(item_id, values, prefix=f"clients[{index}].", extra_fields=extra)
-                for index, (item_id, values) in enumerate(items)
-            ]
-        }
+        return self._write_many("clients", body)
 
     def _op_create_case(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        extra = self._extra()
-        return self.store.put_case(
-            None, v.check_case(v.require_object(body), require=True, extra_fields=extra), extra_fields=extra
-        )
+        return self._write("cases", None, body)
 
     def _op_get_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         return self.store.require(self.store.cases, params["id"], "case")
 
     def _op_update_case(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = self._without_own_id(v.require_object(body), params["id"])
-        self.store.require(self.store.cases, params["id"], "case")  # a 404 before any 400
-        extra = self._extra()
-        return self.store.put_case(
-            params["id"], v.check_case(data, require=False, extra_fields=extra), extra_fields=extra
-        )
+        return self._write("cases", params["id"], body)
 
     def _op_delete_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         self.store.delete_case(params["id"])
         return {"message": "case deleted successfully"}
 
     def _op_bulk_upsert_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        extra = self._extra()
-        check = functools.partial(v.check_case, extra_fields=extra)
-        items = v.check_items(body, "cases", check, max_batch=self.settings.max_batch)
-        return {
-            "cases": [
-                self.store.put_case(item_id, values, prefix=f"cases[{index}].", extra_fields=extra)
-                for index, (item_id, values) in enumerate(items)
-            ]
-        }
+        return self._write_many("cases", body)
 
     def _op_bulk_delete_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
         ids, with_clients = v.check_bulk_delete(body)
@@ -467,6 +459,10 @@ class Service:
         if data["id"] != item_id or isinstance(data["id"], bool):
             raise v.bad("id", "id must match the id in the path")
         return {key: value for key, value in data.items() if key != "id"}
+
+
+_WRITERS: Final = {"clients": (v.check_client, Store.put_client), "cases": (v.check_case, Store.put_case)}
+"""How each of the two linked resources is checked and written."""
 
 
 def _json(status: int, payload: Any) -> web.Response:
