@@ -52,7 +52,11 @@ class Cases(CrudResource[Case]):
         extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[CaseUpdate],
     ) -> Case:
-        """Replace a case (``PUT /v1/cases/{id}``): optional fields not given are cleared."""
+        """Replace a case (``PUT /v1/cases/{id}``): optional fields of the PUT table not given are cleared.
+
+        ``client_ids`` and ``opt_out_voice_calls`` (outside that table) are sent
+        only with a value: the links and the opt-out stay as stored otherwise.
+        """
         return await self._update(case_id, fields, extra_body, extra_query, extra_headers)
 
     async def patch(

@@ -61,7 +61,9 @@ class Clients:
         Fields are the API's, as keyword arguments: ``external_source``,
         ``external_source_id``, ``first_name`` and ``last_name`` are required;
         fields not given are not sent. Dates are ``datetime.date`` or
-        ``"YYYY-MM-DD"``. Never retried once it may have reached the server.
+        ``"YYYY-MM-DD"``. An unknown name is refused (``errors.ValidationError``);
+        a field this SDK does not know yet goes in ``extra_body``. Never retried
+        once it may have reached the server.
         """
         return self._portal.call(
             "clients",
@@ -94,9 +96,10 @@ class Clients:
     ) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
-        A full replacement: every optional field not given is sent as null and
-        cleared by the server. To change a few fields and keep the rest, use
-        :meth:`patch`.
+        A full replacement: every optional field of the PUT table not given is
+        sent as null and cleared by the server; ``gender`` and
+        ``voice_calls_opted_out`` (outside that table) are sent only with a
+        value. To change a few fields and keep the rest, use :meth:`patch`.
         """
         return self._portal.call(
             "clients",
@@ -293,7 +296,11 @@ class Cases:
         extra_headers: Mapping[str, str] | None = None,
         **fields: Unpack[CaseUpdate],
     ) -> Case:
-        """Replace a case (``PUT /v1/cases/{id}``): optional fields not given are cleared."""
+        """Replace a case (``PUT /v1/cases/{id}``): optional fields of the PUT table not given are cleared.
+
+        ``client_ids`` and ``opt_out_voice_calls`` (outside that table) are sent
+        only with a value: the links and the opt-out stay as stored otherwise.
+        """
         return self._portal.call(
             "cases",
             _cases.Cases.update,

@@ -395,6 +395,19 @@ def check_fields(
     return body
 
 
+_MODEL_NAMES: dict[tuple[type, str], tuple[tuple[str, ...], frozenset[str]]] = {}
+
+
+def _model_names(cls: type, table: Table) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The attributes of a model class that a request of ``table`` carries, and all its attributes (cached)."""
+    found = _MODEL_NAMES.get((cls, table.name))
+    if found is None:
+        names = [attribute.name for attribute in attrs.fields(cls)]
+        sent = tuple(name for name in names if name in table.by_name or name == "id")
+        found = _MODEL_NAMES[cls, table.name] = (sent, frozenset(names))
+    return found
+
+
 def item_fields(table: Table, item: Any, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The named fields of an item and its extra fields (a model's fields the SDK does not know).
 
@@ -405,12 +418,8 @@ def item_fields(table: Table, item: Any, path: str) -> tuple[dict[str, Any], dic
     if isinstance(item, Mapping):
         return dict(item), {}
     if attrs.has(type(item)):
-        names = {attribute.name for attribute in attrs.fields(type(item))}
-        fields = {
-            name: value
-            for name in names
-            if (name in table.by_name or name == "id") and (value := getattr(item, name)) is not None
-        }
+        sent, names = _model_names(type(item), table)
+        fields = {name: value for name in sent if (value := getattr(item, name)) is not None}
         extra: Mapping[str, Any] = getattr(item, "extra", None) or {}
         return fields, {key: value for key, value in extra.items() if key not in names and value is not None}
     raise ValidationError(path.rstrip(".") or "item", f"expected a model or a mapping, got {type(item).__name__}")
