@@ -157,6 +157,7 @@ class _Core(Generic[C]):
                     with self.cond:
                         if self.running is running:
                             self.running = None  # the next call tries again
+                    running.thread.join()
                     raise running.error
                 if me in _loop_threads:
                     _enter_wait(me, running)
@@ -279,9 +280,9 @@ def _walk(portal: Portal[Any], running: _Running[Any] | None, iterator: AsyncIte
                 return
             yield item
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        own_thread = running is not None and running.ident == threading.get_ident()
-        if not finished and aclose is not None and core.running is running and not own_thread:
+        if not finished and (aclose := getattr(iterator, "aclose", None)) is not None:
+            # Refused when the client was closed or forked since (nothing to close here), or when this
+            # runs on the loop's own thread (asyncio closes the async generator when it is collected).
             with contextlib.suppress(Exception):
                 core.run(lambda _: aclose(), running)
 
@@ -291,6 +292,7 @@ _INHERITED: list[object] = []
 
 
 def _hold(objects: list[object]) -> None:
+    """Keep ``objects`` referenced from this thread's frame: never cleared, not even at interpreter exit."""
     threading.Event().wait()
 
 
