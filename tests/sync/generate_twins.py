@@ -7,7 +7,8 @@ a twin with the same parameters, annotations, defaults and docstring; type
 variables of generic bases become the concrete types (``CrudResource[Client]``
 gives ``BulkResult[Client]``). Coroutine methods become blocking calls returning
 the same type; methods returning ``AsyncIterator[X]`` return
-``Generator[X, None, None]``. ``Kayse.__init__`` takes ``AsyncKayse.__init__``'s
+``Generator[X, None, None]``; classmethods (pure: no I/O, such as ``check``)
+are called as they are, in the calling thread, without the portal. ``Kayse.__init__`` takes ``AsyncKayse.__init__``'s
 parameters, then ``KayseBase``'s own keyword-only ones. ruff formats the output
 and sorts its imports; ``test_parity.py`` fails while the committed file differs
 from a fresh run (up to that formatting).
