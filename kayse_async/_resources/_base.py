@@ -15,8 +15,8 @@ from ..models import ObjectSchema
 
 T = TypeVar("T")
 Fields = Mapping[str, Any]
-Body = Mapping[str, Any] | None
-Strings = Mapping[str, str] | None
+
+_EXTRAS = ("extra_body", "extra_query", "extra_headers")
 
 _KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 
@@ -73,7 +73,13 @@ class TableResource(Resource):
         return schema(cls._table)
 
 
-def _strings(name: str, values: Strings) -> dict[str, str] | None:
+def without_extras(fields: Fields) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields a caller named, and the extras among them (``extra_body``, ``extra_query``, ``extra_headers``)."""
+    named = dict(fields)
+    return named, {name: named.pop(name) for name in _EXTRAS if name in named}
+
+
+def _strings(name: str, values: Any) -> dict[str, str] | None:
     if values is None:
         return None
     if not isinstance(values, Mapping):
@@ -84,28 +90,14 @@ def _strings(name: str, values: Strings) -> dict[str, str] | None:
     return dict(values)
 
 
-def outgoing(
-    method: str,
-    path: str,
-    body: dict[str, Any],
-    extra_query: Strings,
-    extra_headers: Strings,
-    *,
-    idempotent: bool = False,
-) -> Request:
-    """A request carrying ``body`` and the caller's extra query parameters and headers, checked."""
-    headers = _strings("extra_headers", extra_headers)
+def outgoing(method: str, path: str, body: dict[str, Any], extras: Fields, *, idempotent: bool = False) -> Request:
+    """A request carrying ``body`` and the caller's ``extra_query`` and ``extra_headers``, checked."""
+    headers = _strings("extra_headers", extras.get("extra_headers"))
     for name in headers or ():
         if name.lower() in _KEY_HEADERS:
             raise ValidationError(f"extra_headers.{name}", "the API key headers are set by the client")
-    return Request(
-        method=method,
-        path=path,
-        json=body,
-        params=_strings("extra_query", extra_query),
-        headers=headers,
-        idempotent=idempotent,
-    )
+    query = _strings("extra_query", extras.get("extra_query"))
+    return Request(method=method, path=path, json=body, params=query, headers=headers, idempotent=idempotent)
 
 
 def structurer(cls: type[T], url: str) -> Callable[[Any], T]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Unpack
+from typing import Unpack
 
 from .._wire.fields import CAMPAIGNS, prepare
 from .._wire.params import CampaignCreate
 from .._wire.protocol import Request, expect, structure_response
 from ..errors import ValidationError
 from ..models import Campaign
-from ._base import TableResource, outgoing
+from ._base import TableResource, outgoing, without_extras
 
 _PATH = "/v1/campaigns"
 
@@ -20,22 +19,16 @@ class Campaigns(TableResource):
 
     _table = CAMPAIGNS
 
-    async def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CampaignCreate],
-    ) -> Campaign:
+    async def create(self, **fields: Unpack[CampaignCreate]) -> Campaign:
         """Create a campaign (``POST /v1/campaigns`` on the main host).
 
         ``name``, ``agent_id``, ``case_list_id``, ``send_sms_before_call`` and
         ``sms_before_call_text`` are required. Never retried once it may have
         reached the server.
         """
-        body = prepare(CAMPAIGNS, fields, mode="create", extra_body=extra_body)
-        request = outgoing("POST", _PATH, body, extra_query, extra_headers)
+        named, extras = without_extras(fields)
+        body = prepare(CAMPAIGNS, named, mode="create", extra_body=extras.get("extra_body"))
+        request = outgoing("POST", _PATH, body, extras)
         data = (await self._send(request)).data
         expect(data, dict, "a JSON object", method="POST", url=_PATH)
         return structure_response(data, Campaign, method="POST", url=_PATH)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Unpack
 
 from .. import _bulk
@@ -14,7 +14,7 @@ from .._wire.params import CaseListCreate
 from .._wire.protocol import Request, expect, structure_response
 from ..errors import APIError, ValidationError
 from ..models import CaseList, CaseListUpsert
-from ._base import TableResource, bulk_endpoint, outgoing
+from ._base import TableResource, bulk_endpoint, outgoing, without_extras
 
 _PATH = "/v1/case_lists"
 
@@ -81,21 +81,15 @@ class CaseLists(TableResource):
                 return
             page += 1
 
-    async def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CaseListCreate],
-    ) -> CaseList:
+    async def create(self, **fields: Unpack[CaseListCreate]) -> CaseList:
         """Create a case list (``POST /v1/case_lists``).
 
         ``name`` is required; ``include_ids`` and ``exclude_ids`` need a
         ``filter``. Never retried once it may have reached the server.
         """
-        body = prepare(CASE_LISTS, fields, mode="create", extra_body=extra_body)
-        request = outgoing("POST", _PATH, body, extra_query, extra_headers)
+        named, extras = without_extras(fields)
+        body = prepare(CASE_LISTS, named, mode="create", extra_body=extras.get("extra_body"))
+        request = outgoing("POST", _PATH, body, extras)
         data = (await self._send(request)).data
         expect(data, dict, "a JSON object", method="POST", url=_PATH)
         return structure_response(data, CaseList, method="POST", url=_PATH)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import Any, Unpack
+from collections.abc import AsyncIterable, Iterable
+from typing import Unpack
 
 from .. import _bulk
 from .._defaults import CONCURRENCY
@@ -23,53 +23,30 @@ class Cases(CrudResource[Case]):
     _model = Case
     _table = CASES
 
-    async def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CaseCreate],
-    ) -> Case:
+    async def create(self, **fields: Unpack[CaseCreate]) -> Case:
         """Create a case (``POST /v1/cases``).
 
         ``case_number``, ``external_source``, ``external_source_id``, ``status``
         and ``type`` are required; fields not given are not sent. Never retried
         once it may have reached the server.
         """
-        return await self._create(fields, extra_body, extra_query, extra_headers)
+        return await self._create(fields)
 
     async def get(self, case_id: int) -> Case:
         """Get a case by id (``GET /v1/cases/{id}``)."""
         return await self._get(case_id)
 
-    async def update(
-        self,
-        case_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CaseUpdate],
-    ) -> Case:
+    async def update(self, case_id: int, **fields: Unpack[CaseUpdate]) -> Case:
         """Replace a case (``PUT /v1/cases/{id}``): optional fields of the PUT table not given are cleared.
 
         ``client_ids`` and ``opt_out_voice_calls`` (outside that table) are sent
         only with a value: the links and the opt-out stay as stored otherwise.
         """
-        return await self._update(case_id, fields, extra_body, extra_query, extra_headers)
+        return await self._update(case_id, fields)
 
-    async def patch(
-        self,
-        case_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **changes: Unpack[CaseUpdate],
-    ) -> Case:
+    async def patch(self, case_id: int, **changes: Unpack[CaseUpdate]) -> Case:
         """Change the given fields of a case and keep every other (GET, merge, PUT)."""
-        return await self._patch(case_id, changes, extra_body, extra_query, extra_headers)
+        return await self._patch(case_id, changes)
 
     async def delete(self, case_id: int) -> None:
         """Delete a case (``DELETE /v1/cases/{id}``)."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Unpack
+from typing import Unpack
 
 from .._wire.fields import CLIENTS
 from .._wire.params import ClientCreate, ClientUpdate
@@ -20,14 +19,7 @@ class Clients(CrudResource[Client]):
     _model = Client
     _table = CLIENTS
 
-    async def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[ClientCreate],
-    ) -> Client:
+    async def create(self, **fields: Unpack[ClientCreate]) -> Client:
         """Create a client (``POST /v1/clients``).
 
         Fields are the API's, as keyword arguments: ``external_source``,
@@ -37,21 +29,13 @@ class Clients(CrudResource[Client]):
         a field this SDK does not know yet goes in ``extra_body``. Never retried
         once it may have reached the server.
         """
-        return await self._create(fields, extra_body, extra_query, extra_headers)
+        return await self._create(fields)
 
     async def get(self, client_id: int) -> Client:
         """Get a client by id (``GET /v1/clients/{id}``)."""
         return await self._get(client_id)
 
-    async def update(
-        self,
-        client_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[ClientUpdate],
-    ) -> Client:
+    async def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
         A full replacement: every optional field of the PUT table not given is
@@ -59,23 +43,15 @@ class Clients(CrudResource[Client]):
         ``voice_calls_opted_out`` (outside that table) are sent only with a
         value. To change a few fields and keep the rest, use :meth:`patch`.
         """
-        return await self._update(client_id, fields, extra_body, extra_query, extra_headers)
+        return await self._update(client_id, fields)
 
-    async def patch(
-        self,
-        client_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **changes: Unpack[ClientUpdate],
-    ) -> Client:
+    async def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
         """Change the given fields of a client and keep every other (GET, merge, PUT).
 
         Fields the server sent that this SDK does not know are sent back
         unchanged. Costs two requests.
         """
-        return await self._patch(client_id, changes, extra_body, extra_query, extra_headers)
+        return await self._patch(client_id, changes)
 
     async def delete(self, client_id: int) -> None:
         """Delete a client (``DELETE /v1/clients/{id}``)."""

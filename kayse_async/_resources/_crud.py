@@ -13,7 +13,7 @@ from .._wire.fields import check_id, item_fields, prepare
 from .._wire.protocol import Request, excerpt, expect, shape_error
 from ..errors import APIError, ValidationError
 from ..models import BulkItem, BulkResult
-from ._base import Body, BulkEndpoint, Fields, Strings, TableResource, bulk_endpoint, outgoing
+from ._base import BulkEndpoint, Fields, TableResource, bulk_endpoint, outgoing, without_extras
 
 T = TypeVar("T")
 
@@ -49,33 +49,35 @@ class CrudResource(TableResource, Generic[T]):
             raise shape_error(data, model, exc, method=request.method, url=request.path) from None
         return result
 
-    async def _create(self, fields: Fields, extra: Body, query: Strings, headers: Strings) -> T:
-        body = prepare(self._table, fields, mode="create", extra_body=extra)
-        request = outgoing("POST", self._path, body, query, headers)
+    async def _create(self, fields: Fields) -> T:
+        named, extras = without_extras(fields)
+        body = prepare(self._table, named, mode="create", extra_body=extras.get("extra_body"))
+        request = outgoing("POST", self._path, body, extras)
         return self._one((await self._send(request)).data, request)
 
     async def _get(self, item_id: int) -> T:
         request = Request(method="GET", path=f"{self._path}/{check_id(self._id_name, item_id)}", idempotent=True)
         return self._one((await self._send(request)).data, request)
 
-    async def _update(self, item_id: int, fields: Fields, extra: Body, query: Strings, headers: Strings) -> T:
+    async def _update(self, item_id: int, fields: Fields) -> T:
         checked_id = check_id(self._id_name, item_id)
-        body = prepare(self._table, _without_own_id(fields, checked_id), mode="update", extra_body=extra)
-        request = outgoing("PUT", f"{self._path}/{checked_id}", body, query, headers, idempotent=True)
+        named, extras = without_extras(_without_own_id(fields, checked_id))
+        body = prepare(self._table, named, mode="update", extra_body=extras.get("extra_body"))
+        request = outgoing("PUT", f"{self._path}/{checked_id}", body, extras, idempotent=True)
         return self._one((await self._send(request)).data, request)
 
-    async def _patch(self, item_id: int, changes: Fields, extra: Body, query: Strings, headers: Strings) -> T:
+    async def _patch(self, item_id: int, changes: Fields) -> T:
         checked_id = check_id(self._id_name, item_id)
-        changes = _without_own_id(changes, checked_id)
-        path = f"{self._path}/{checked_id}"
+        named, extras = without_extras(_without_own_id(changes, checked_id))
+        path, extra_body = f"{self._path}/{checked_id}", extras.get("extra_body")
         # Check the changes alone first, so that a bad change costs no GET.
-        outgoing("PUT", path, prepare(self._table, changes, mode="update", extra_body=extra), query, headers)
+        outgoing("PUT", path, prepare(self._table, named, mode="update", extra_body=extra_body), extras)
         fields, unknown = item_fields(self._table, await self._get(checked_id), "")
         # Sent back: what the PUT clears when left out. Fields outside the PUT table stay as stored.
         by_name = self._table.by_name
         kept = {name: value for name, value in fields.items() if name in by_name and by_name[name].put}
-        body = prepare(self._table, {**kept, **changes}, mode="update", extra_body={**unknown, **(extra or {})})
-        request = outgoing("PUT", path, body, query, headers, idempotent=True)
+        body = prepare(self._table, {**kept, **named}, mode="update", extra_body={**unknown, **(extra_body or {})})
+        request = outgoing("PUT", path, body, extras, idempotent=True)
         return self._one((await self._send(request)).data, request)
 
     async def _delete(self, item_id: int) -> None:

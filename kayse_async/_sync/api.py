@@ -11,7 +11,7 @@ from kayse_async._sync.base import KayseBase, SyncResource
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import AsyncIterable, Callable, Generator, Iterable, Mapping
+    from collections.abc import AsyncIterable, Callable, Generator, Iterable
     from typing import Any, Unpack
 
     import aiohttp
@@ -45,14 +45,7 @@ __all__ = ["Calls", "Campaigns", "CaseLists", "Cases", "Clients", "Kayse", "Meta
 class Clients(SyncResource):
     """The firm's clients: ``kayse.clients``."""
 
-    def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[ClientCreate],
-    ) -> Client:
+    def create(self, **fields: Unpack[ClientCreate]) -> Client:
         """Create a client (``POST /v1/clients``).
 
         Fields are the API's, as keyword arguments: ``external_source``,
@@ -62,28 +55,13 @@ class Clients(SyncResource):
         a field this SDK does not know yet goes in ``extra_body``. Never retried
         once it may have reached the server.
         """
-        return self._portal.call(
-            "clients",
-            _clients.Clients.create,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **fields,
-        )
+        return self._portal.call("clients", _clients.Clients.create, **fields)
 
     def get(self, client_id: int) -> Client:
         """Get a client by id (``GET /v1/clients/{id}``)."""
         return self._portal.call("clients", _clients.Clients.get, client_id)
 
-    def update(
-        self,
-        client_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[ClientUpdate],
-    ) -> Client:
+    def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
         A full replacement: every optional field of the PUT table not given is
@@ -91,39 +69,15 @@ class Clients(SyncResource):
         ``voice_calls_opted_out`` (outside that table) are sent only with a
         value. To change a few fields and keep the rest, use :meth:`patch`.
         """
-        return self._portal.call(
-            "clients",
-            _clients.Clients.update,
-            client_id,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **fields,
-        )
+        return self._portal.call("clients", _clients.Clients.update, client_id, **fields)
 
-    def patch(
-        self,
-        client_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **changes: Unpack[ClientUpdate],
-    ) -> Client:
+    def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
         """Change the given fields of a client and keep every other (GET, merge, PUT).
 
         Fields the server sent that this SDK does not know are sent back
         unchanged. Costs two requests.
         """
-        return self._portal.call(
-            "clients",
-            _clients.Clients.patch,
-            client_id,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **changes,
-        )
+        return self._portal.call("clients", _clients.Clients.patch, client_id, **changes)
 
     def delete(self, client_id: int) -> None:
         """Delete a client (``DELETE /v1/clients/{id}``)."""
@@ -218,76 +172,30 @@ class Clients(SyncResource):
 class Cases(SyncResource):
     """The firm's legal cases: ``kayse.cases``."""
 
-    def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CaseCreate],
-    ) -> Case:
+    def create(self, **fields: Unpack[CaseCreate]) -> Case:
         """Create a case (``POST /v1/cases``).
 
         ``case_number``, ``external_source``, ``external_source_id``, ``status``
         and ``type`` are required; fields not given are not sent. Never retried
         once it may have reached the server.
         """
-        return self._portal.call(
-            "cases",
-            _cases.Cases.create,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **fields,
-        )
+        return self._portal.call("cases", _cases.Cases.create, **fields)
 
     def get(self, case_id: int) -> Case:
         """Get a case by id (``GET /v1/cases/{id}``)."""
         return self._portal.call("cases", _cases.Cases.get, case_id)
 
-    def update(
-        self,
-        case_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CaseUpdate],
-    ) -> Case:
+    def update(self, case_id: int, **fields: Unpack[CaseUpdate]) -> Case:
         """Replace a case (``PUT /v1/cases/{id}``): optional fields of the PUT table not given are cleared.
 
         ``client_ids`` and ``opt_out_voice_calls`` (outside that table) are sent
         only with a value: the links and the opt-out stay as stored otherwise.
         """
-        return self._portal.call(
-            "cases",
-            _cases.Cases.update,
-            case_id,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **fields,
-        )
+        return self._portal.call("cases", _cases.Cases.update, case_id, **fields)
 
-    def patch(
-        self,
-        case_id: int,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **changes: Unpack[CaseUpdate],
-    ) -> Case:
+    def patch(self, case_id: int, **changes: Unpack[CaseUpdate]) -> Case:
         """Change the given fields of a case and keep every other (GET, merge, PUT)."""
-        return self._portal.call(
-            "cases",
-            _cases.Cases.patch,
-            case_id,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **changes,
-        )
+        return self._portal.call("cases", _cases.Cases.patch, case_id, **changes)
 
     def delete(self, case_id: int) -> None:
         """Delete a case (``DELETE /v1/cases/{id}``)."""
@@ -452,27 +360,13 @@ class CaseLists(SyncResource):
             "case_lists", _case_lists.CaseLists.pages, key=key, hide_empty=hide_empty, page=page, page_size=page_size
         )
 
-    def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CaseListCreate],
-    ) -> CaseList:
+    def create(self, **fields: Unpack[CaseListCreate]) -> CaseList:
         """Create a case list (``POST /v1/case_lists``).
 
         ``name`` is required; ``include_ids`` and ``exclude_ids`` need a
         ``filter``. Never retried once it may have reached the server.
         """
-        return self._portal.call(
-            "case_lists",
-            _case_lists.CaseLists.create,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **fields,
-        )
+        return self._portal.call("case_lists", _case_lists.CaseLists.create, **fields)
 
     def bulk_upsert(
         self,
@@ -523,28 +417,14 @@ class CaseLists(SyncResource):
 class Campaigns(SyncResource):
     """AI voice-call campaigns: ``kayse.campaigns``."""
 
-    def create(
-        self,
-        *,
-        extra_body: Mapping[str, Any] | None = None,
-        extra_query: Mapping[str, str] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        **fields: Unpack[CampaignCreate],
-    ) -> Campaign:
+    def create(self, **fields: Unpack[CampaignCreate]) -> Campaign:
         """Create a campaign (``POST /v1/campaigns`` on the main host).
 
         ``name``, ``agent_id``, ``case_list_id``, ``send_sms_before_call`` and
         ``sms_before_call_text`` are required. Never retried once it may have
         reached the server.
         """
-        return self._portal.call(
-            "campaigns",
-            _campaigns.Campaigns.create,
-            extra_body=extra_body,
-            extra_query=extra_query,
-            extra_headers=extra_headers,
-            **fields,
-        )
+        return self._portal.call("campaigns", _campaigns.Campaigns.create, **fields)
 
     def list(self, *, key: str | None = None) -> list[Campaign]:
         """Every campaign, optionally searched by ``key`` (``GET /v1/campaigns``)."""

@@ -246,8 +246,10 @@ def _union(annotation: Any) -> set[Any]:
 
 @pytest.mark.parametrize(("table", "typed", "create"), _PARAMS, ids=lambda p: getattr(p, "__name__", ""))
 def test_typed_keywords_match_the_table(table: Table, typed: Any, create: bool) -> None:
-    """Each TypedDict has the table's names, its required flags (creates) and the keyword type of each kind."""
+    """Each TypedDict has the extras, the table's names, its required flags (creates) and each kind's keyword type."""
     hints = typing.get_type_hints(typed, include_extras=True)  # Required[...] kept (annotations are strings)
+    extras = typing.get_type_hints(params.Extras)
+    assert {name: hints.pop(name) for name in extras} == extras  # every create, update and patch takes them
     assert set(hints) == set(table.by_name)
     marked = {name for name, hint in hints.items() if typing.get_origin(hint) is typing.Required}
     assert marked == ({field.name for field in table.fields if field.required} if create else set())
