@@ -9,6 +9,7 @@ import gc
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._emulator import Emulator
 from ._faults import FAULT_KINDS
@@ -45,8 +46,9 @@ def build_parser(prog: str | None = "python -m kayse_async.testing") -> argparse
 
 def emulator_from_args(args: argparse.Namespace) -> Emulator:
     """An :class:`Emulator` configured from parsed arguments, named as its parameters (ValueError if one is bad)."""
-    kinds = [kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()]
-    return Emulator(**(vars(args) | {"fault_kinds": kinds}))
+    options: dict[str, Any] = dict(vars(args))
+    options["fault_kinds"] = [kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()]
+    return Emulator(**options)
 
 
 async def serve(emulator: Emulator) -> None:
