@@ -69,7 +69,7 @@ def _structure_date(value: Any, _: Any) -> dt.date:
 
 
 def _json_types(tp: Any, conv: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
-    """Structure a union (``int | str | None``, ``list[str] | str | None``, ``Agent | None``) or a scalar type.
+    """Structure a union (``int | str | None``, ``list[int] | None``, ``Agent | None``) or a scalar type.
 
     The value's JSON type picks the member: scalars pass as they are (an
     integer where a float is expected too), others through their own hooks.
@@ -133,7 +133,7 @@ def _structure_model(cls: Any, conv: cattrs.BaseConverter) -> Callable[[Any, Any
     fields = [a for a in attrs.fields(cls) if a.name != EXTRA]
     known = frozenset(a.name for a in fields)
     required = [a for a in fields if a.default is attrs.NOTHING]
-    types_ = {a.name: a.type for a in fields}
+    checks = {a.name: (conv.get_structure_hook(a.type), a.type) for a in fields if a.default is not attrs.NOTHING}
 
     def kept_in_field(a: attrs.Attribute[Any]) -> Callable[[Any, Any], Any]:
         hook = conv.get_structure_hook(a.type)
@@ -149,25 +149,25 @@ def _structure_model(cls: Any, conv: cattrs.BaseConverter) -> Callable[[Any, Any
 
     overrides: dict[str, Any] = {a.name: override(struct_hook=kept_in_field(a)) for a in required}
     generated = make_dict_structure_fn(cls, conv, **overrides)
-    hooks = {a.name: conv.get_structure_hook(a.type) for a in fields if a.name not in overrides}
-    hooks.update({name: o.struct_hook for name, o in overrides.items()})
+
+    def fits(key: str, item: Any) -> bool:
+        hook, tp = checks[key]
+        try:
+            hook(item, tp)
+        except Exception:
+            _warn_once(cls, key, item, tp, f"extra[{key!r}]")
+            return False
+        return True
 
     def salvage(value: Mapping[str, Any]) -> Any:
-        # Some value was refused: sort the fields one by one; the refused ones go to extra, as sent.
-        data: dict[str, Any] = {a.name: None for a in required}
+        # A value was refused: the fields are sorted one by one, and the refused ones go to extra as sent.
+        data: dict[str, Any] = {a.name: None for a in required}  # missing: None, noted by the field's hook
         kept: dict[str, Any] = {}
         for key, item in value.items():
-            hook = hooks.get(key)
-            try:
-                if hook is None:
-                    kept[key] = item
-                    continue
-                hook(item, types_[key])
-            except Exception:
-                _warn_once(cls, key, item, types_[key], f"extra[{key!r}]")
-                kept[key] = item
-            else:
+            if key in known and (key not in checks or fits(key, item)):
                 data[key] = item
+            else:
+                kept[key] = item
         data[EXTRA] = kept
         return generated(data, cls)
 
@@ -226,7 +226,7 @@ def make_converter() -> cattrs.Converter:
       ``extra`` and to send them back, and to keep a value of an unexpected
       type instead of raising (see ``_structure_model``);
     - ``str``, ``int``, ``bool``, ``float`` and unions of JSON types
-      (``int | str | None``, ``list[str] | str | None``, ``Agent | None``):
+      (``int | str | None``, ``list[int] | None``, ``Agent | None``):
       the value's JSON type picks the member, never coerced (``"12"`` is not
       12, ``"false"`` is not False); unstructured as they are;
     - ``list[X]``: a JSON array, items through ``X``'s hook;
