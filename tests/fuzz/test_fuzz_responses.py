@@ -230,6 +230,35 @@ async def test_an_answer_without_an_integer_id_is_a_response_format_error(
     assert caught.value.body == data
 
 
+@pytest.mark.parametrize(
+    "create",
+    [
+        lambda kayse: kayse.clients.create(**CLIENT),
+        lambda kayse: kayse.cases.create(
+            case_number="c", external_source="m", external_source_id="e", status="s", type="t"
+        ),
+        lambda kayse: kayse.case_lists.create(name="n"),
+    ],
+    ids=["client", "case", "case-list"],
+)
+async def test_a_create_answered_without_an_id_is_a_response_format_error_sent_once(
+    kayse_for: Callable[[Reply], Awaitable[AsyncKayse]], create: Callable[[AsyncKayse], Awaitable[Any]]
+) -> None:
+    """A 201 to a create whose object has no id cannot be used: ResponseFormatError with status 201, one request."""
+    calls: list[int] = []
+
+    async def reply(_request: web.Request) -> web.StreamResponse:
+        calls.append(1)
+        return web.json_response({"name": "n", "first_name": "A"}, status=201)
+
+    kayse = await kayse_for(reply)
+    with pytest.raises(errors.ResponseFormatError, match="integer id") as caught:
+        await create(kayse)
+    assert caught.value.status == 201
+    assert caught.value.body == {"name": "n", "first_name": "A"}
+    assert calls == [1]
+
+
 WRONG_TYPES = [
     ({"id": 1, "case_ids": "12"}, "case_ids", "a string where a list of ids belongs would read as [1, 2]"),
     ({"id": 1, "case_ids": [1, "2"]}, "case_ids", "a string id in the list would read as 2"),
