@@ -38,6 +38,10 @@ def _is_dict(tp: Any) -> bool:
     return typing.get_origin(tp) is dict
 
 
+def _is_json_object(tp: Any) -> bool:
+    return bool(tp == dict[str, Any])
+
+
 def _is_plain(tp: Any) -> bool:
     """A JSON scalar type, or a union of them: ``int | str | None``."""
     return all(arg in _PLAIN for arg in (typing.get_args(tp) if _is_union(tp) else (tp,)))
@@ -230,8 +234,9 @@ def make_converter() -> cattrs.Converter:
       the value's JSON type picks the member, never coerced (``"12"`` is not
       12, ``"false"`` is not False); unstructured as they are;
     - ``list[X]``: a JSON array, items through ``X``'s hook;
-      ``dict[str, X]``: a JSON object, values through ``X``'s hook (copied as
-      they are for ``Any``);
+      ``dict[str, X]``: a JSON object, values through ``X``'s hook; a
+      ``dict[str, Any]`` (``meta``, ``filter``) holds JSON values and is
+      copied as it is, both ways;
     - ``datetime.date``: from ``"YYYY-MM-DD"`` (a timestamp is cut to its
       date), to ``"YYYY-MM-DD"``; a ``datetime`` to its ISO form.
 
@@ -249,6 +254,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook_factory(_is_model, _structure_model)
     conv.register_unstructure_hook_func(_is_plain, identity)
     conv.register_unstructure_hook(dt.date, lambda value: value.isoformat())
+    conv.register_unstructure_hook_func(_is_json_object, dict)
     conv.register_unstructure_hook_factory(_is_model, _unstructure_model)
     return conv
 

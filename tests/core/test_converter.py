@@ -273,13 +273,17 @@ def test_any_mapping_is_read_without_being_changed() -> None:
 
 
 def test_containers_are_the_model_s_own_copies() -> None:
-    """Lists and objects read from a response are copied: changing the response changes no model."""
+    """Lists and objects are copied both ways: changing a response or a to_dict() changes no model."""
     data = {"id": 7, "case_ids": [1, 2], "meta": {"a": 1}, "new": {"b": 2}}
     built = structure(data, models.Client)
     assert built.case_ids == [1, 2]
     assert built.case_ids is not data["case_ids"]
     assert built.meta == {"a": 1}
     assert built.meta is not data["meta"]
+    out = built.to_dict()
+    assert out["meta"] == {"a": 1}
+    assert out["meta"] is not built.meta
+    assert out["case_ids"] is not built.case_ids
     first, second = structure({"id": 1}, models.Client), structure({"id": 2}, models.Client)
     assert first.extra == {}
     assert first.extra is not second.extra
