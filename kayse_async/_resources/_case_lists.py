@@ -10,7 +10,7 @@ from .. import _bulk
 from .._defaults import CHUNK_SIZE, CONCURRENCY, PAGE_SIZE
 from .._wire.fields import CASE_LIST_FIELDS, check_fields, check_page_size
 from .._wire.params import CaseListCreate
-from .._wire.protocol import Request, expect, structure_response
+from .._wire.protocol import Request, structure_response
 from ..errors import APIError, ValidationError
 from ..models import CaseList, CaseListUpsert
 from ._base import Resource, bulk_endpoint
@@ -69,9 +69,8 @@ class CaseLists(Resource):
             raise ValidationError("id", "is given by the server; use bulk_upsert() to update a case list")
         body = check_fields(CASE_LIST_FIELDS, dict(fields), mode="create", resource="case_lists")
         request = Request(method="POST", path=_PATH, json=body)
-        data = (await self._send(request)).data
-        expect(data, dict, "a JSON object", method="POST", url=_PATH)
-        return structure_response(data, CaseList, method="POST", url=_PATH)
+        answer = await self._send(request)
+        return structure_response(answer.data, CaseList, method="POST", url=_PATH, status=answer.status, need_id=True)
 
     async def bulk_upsert(
         self,
