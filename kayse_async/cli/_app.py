@@ -26,6 +26,11 @@ from ._import import import_command
 class _Group(click.Group):
     """A group that turns SDK errors into one line on stderr and an exit status, never a traceback."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept whole: a stopped job prints the command line that resumes it.
+        ctx.meta["kayse.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

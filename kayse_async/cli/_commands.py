@@ -1,18 +1,22 @@
-"""The ``kayse`` commands other than ``import``: get, delete, case-lists, campaigns, metadata, quota, sms, email."""
+"""The ``kayse`` commands other than ``import``: get, delete, lists, metadata, quota, sms, email, emulator."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import attrs
 import click
 
-from ..errors import NotFoundError
+from .._defaults import BULK_DELETE_CHUNK
+from ..errors import AuthenticationError, BulkError, ConfigurationError, KayseError, NotFoundError, TransportError
 from ..models import BulkProgress
-from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, as_json_ready, describe_error, plural
-from ._render import err_console, out_console, print_json, print_table, short
+from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, describe_error, translate
+from ._jobs import Stop, command_line, exit_status
+from ._progress import Meter, Mode, progress_options, shown
+from ._render import as_json_ready, err_console, local_time, out_console, plural, print_json, print_table, short
 
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -61,9 +65,92 @@ def _ids_in(text: str, where: str) -> list[int]:
         if not token:
             continue
         if not token.isdigit() or int(token) <= 0:
-            raise UsageProblem(f"{where}: {token[:40]!r} is not a case id (a whole number above 0) nor a file")
+            raise UsageProblem(f"{where}: {token[:40]!r} is not an id (a whole number above 0) nor a file")
         found.append(int(token))
     return found
+
+
+@attrs.define
+class Deletion:
+    """What a delete command did."""
+
+    kind: str
+    ids: list[int]
+    deleted: list[int] = attrs.field(factory=list)
+    missing: list[int] = attrs.field(factory=list)
+    """Ids the server no longer had."""
+    failed: dict[int, str] = attrs.field(factory=dict)
+    """Ids whose delete failed, with the reason."""
+    signal: str | None = None
+    error: str | None = None
+    resume: str = ""
+
+    @property
+    def not_done(self) -> int:
+        """Ids with no outcome: the job stopped before them."""
+        return len(self.ids) - len(self.deleted) - len(self.missing) - len(self.failed)
+
+    @property
+    def exit_code(self) -> int:
+        """As for an import: 0, 1 some failed, 2 stopped on an error, 128 + N stopped by signal N."""
+        return exit_status(stopped_by=self.signal, error=self.error, complete=not self.failed and not self.not_done)
+
+    def finish(self, as_json: bool) -> None:
+        """Print the summary (stdout), the stopping error (stderr), and exit with the status."""
+        if as_json:
+            failed = [{"id": i, "reason": reason} for i, reason in self.failed.items()]
+            print_json(
+                {"requested": len(self.ids), "deleted_ids": self.deleted, "not_found_ids": self.missing}
+                | {"failed": failed, "not_done": self.not_done, "signal": self.signal, "error": self.error}
+            )
+        else:
+            say = out_console().print
+            verb = f"Interrupted by {self.signal}: deleted" if self.signal else "Deleted"
+            notes = [f"{plural(n, 'id')} {what}" for n, what in ((len(self.missing), "not found"),
+                     (len(self.failed), "failed"), (self.not_done, "not done")) if n]  # fmt: skip
+            say(f"{verb} {plural(len(self.deleted), self.kind)}" + (f" ({', '.join(notes)})" if notes else "") + ".")
+            for item_id, reason in self.failed.items():
+                say(f"  {self.kind} {item_id}: {reason}", markup=False, highlight=False)
+            if self.not_done or self.failed:
+                say(f"Deleting again is safe; to finish, run:\n  {self.resume}", markup=False, highlight=False)
+        if self.error:
+            click.echo(f"Error: {self.error}", err=True)
+        if self.exit_code:
+            click.get_current_context().exit(self.exit_code)
+
+
+def _delete_options(kind: str) -> Callable[[_F], _F]:
+    def decorate(command: _F) -> _F:
+        decorated: Any = command
+        for option in reversed(
+            (
+                click.argument("values", nargs=-1, metavar="[ID|FILE]..."),
+                click.option(
+                    "--ids",
+                    "id_options",
+                    multiple=True,
+                    metavar="FILE|ID",
+                    help=f"A {kind} id, ids separated by commas, or a file of ids (one or more per line); repeatable.",
+                ),
+                click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+                progress_options,
+                _json_option("Print the outcome as JSON on stdout."),
+                click.pass_context,
+            )
+        ):
+            decorated = option(decorated)
+        return cast("_F", decorated)
+
+    return decorate
+
+
+def _to_delete(
+    ctx: click.Context, kind: str, values: tuple[str, ...], id_options: tuple[str, ...], yes: bool
+) -> Deletion:
+    ids = list(dict.fromkeys(parse_ids([*id_options, *values])))
+    if not ids:
+        raise UsageProblem(f"no {kind} ids: give them as arguments or with --ids FILE|ID")
+    return Deletion(kind, ids, resume=command_line([*ctx.meta.get("kayse.argv", []), *([] if yes else ["--yes"])]))
 
 
 @click.group("delete")
@@ -72,42 +159,92 @@ def delete_group() -> None:
 
 
 @delete_group.command("cases")
-@click.argument("values", nargs=-1, metavar="[ID|FILE]...")
-@click.option(
-    "--ids",
-    "id_options",
-    multiple=True,
-    metavar="FILE|ID",
-    help="A case id, ids separated by commas, or a file of ids (one or more per line); repeatable.",
-)
+@_delete_options("case")
 @click.option("--with-clients", is_flag=True, help="Also delete clients linked only to the deleted cases.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@_json_option("Print the deleted ids as JSON on stdout.")
-@click.pass_obj
 def delete_cases_command(
-    config: Config, values: tuple[str, ...], id_options: tuple[str, ...], with_clients: bool, yes: bool, as_json: bool
+    ctx: click.Context,
+    values: tuple[str, ...],
+    id_options: tuple[str, ...],
+    yes: bool,
+    progress: Mode,
+    progress_interval: float,
+    as_json: bool,
+    with_clients: bool,
 ) -> None:
     """Delete cases by id, 500 per request (the API's maximum)."""
-    ids = list(dict.fromkeys(parse_ids([*id_options, *values])))
-    if not ids:
-        raise UsageProblem("no case ids: give them as arguments or with --ids FILE|ID")
-    what = plural(len(ids), "case") + (" and the clients linked only to them" if with_clients else "")
+    job = _to_delete(ctx, "case", values, id_options, yes)
+    what = plural(len(job.ids), "case") + (" and the clients linked only to them" if with_clients else "")
     if not yes:
         click.confirm(f"Delete {what}?", abort=True, err=True)
-    console = err_console()
+    config: Config = ctx.obj
+    # One call for every chunk: a stop signal cancels it at once (a delete is safe to send again).
+    with config.client(quiet=as_json) as kayse, Stop(grace=None) as stop:
+        meter = Meter(kayse, "cases", len(job.ids), per_request=BULK_DELETE_CHUNK, period=config.period, stop=stop)
 
-    def on_progress(progress: BulkProgress) -> None:
-        if not as_json:
-            console.print(f"  {progress.items_done:,} of {len(ids):,} ids done, {plural(progress.requests, 'request')}")
+        def on_progress(done: BulkProgress) -> None:
+            meter.done, meter.requests = done.items_done, done.requests
+            update()
 
-    with config.client(quiet=as_json) as kayse:
-        deleted = kayse.cases.bulk_delete(ids, with_clients=with_clients, progress=on_progress)
-    if as_json:
-        print_json({"requested": len(ids), "deleted_ids": deleted})
-        return
-    missing = len(ids) - len(deleted)
-    note = f" ({plural(missing, 'id')} not found)" if missing else ""
-    out_console().print(f"Deleted {plural(len(deleted), 'case')}{note}.")
+        try:
+            with shown(meter, progress, progress_interval) as update:
+                job.deleted = kayse.cases.bulk_delete(job.ids, with_clients=with_clients, progress=on_progress)
+            job.missing = sorted(set(job.ids) - set(job.deleted))
+        except BulkError as exc:
+            for item in exc.result.items:
+                if item.ok:
+                    (job.deleted if item.value is not None else job.missing).append(job.ids[item.index])
+                else:
+                    job.failed[job.ids[item.index]] = describe_error(item.error or exc)
+        except KeyboardInterrupt:
+            stop.interrupted()
+        job.signal = stop.name or None
+    job.finish(as_json)
+
+
+@delete_group.command("clients")
+@_delete_options("client")
+def delete_clients_command(
+    ctx: click.Context,
+    values: tuple[str, ...],
+    id_options: tuple[str, ...],
+    yes: bool,
+    progress: Mode,
+    progress_interval: float,
+    as_json: bool,
+) -> None:
+    """Delete clients by id, one request each (the API deletes clients one at a time), through the quota."""
+    job = _to_delete(ctx, "client", values, id_options, yes)
+    if not yes:
+        click.confirm(f"Delete {plural(len(job.ids), 'client')}?", abort=True, err=True)
+    config: Config = ctx.obj
+    with config.client(quiet=as_json) as kayse, Stop() as stop:
+        meter = Meter(kayse, "clients", len(job.ids), per_request=1, period=config.period, stop=stop)
+        try:
+            with shown(meter, progress, progress_interval) as update:
+                for client_id in job.ids:
+                    if stop.requested:
+                        break
+                    try:
+                        kayse.clients.delete(client_id)
+                        job.deleted.append(client_id)
+                    except NotFoundError:
+                        job.missing.append(client_id)
+                    except (AuthenticationError, ConfigurationError):
+                        raise
+                    except KayseError as exc:
+                        if isinstance(exc, TransportError) and not exc.may_have_been_sent:
+                            job.error = translate(exc).format_message()
+                            break
+                        job.failed[client_id] = describe_error(exc)
+                    meter.done += 1
+                    meter.requests += 1
+                    update()
+        except KeyboardInterrupt:
+            stop.interrupted()
+        finally:
+            stop.over()
+        job.signal = stop.name or None
+    job.finish(as_json)
 
 
 @click.command("case-lists")
@@ -169,13 +306,14 @@ def quota_command(config: Config, as_json: bool) -> None:
         # Nothing is known of the budget before a response: one cheap GET brings the headers.
         kayse.metadata.objects()
         snapshot = kayse.quota
-    resets = snapshot.resets_at.isoformat() if snapshot.resets_at is not None else None
+    resets = snapshot.resets_at
     if as_json:
-        print_json({"limit": snapshot.limit, "remaining": snapshot.remaining, "resets_at": resets})
+        iso = resets.isoformat() if resets else None
+        print_json({"limit": snapshot.limit, "remaining": snapshot.remaining, "resets_at": iso})
         return
     out_console().print(
         f"{snapshot.remaining:,} of {snapshot.limit:,} requests left"
-        + (f", window resets at {resets}" if resets else "")
+        + (f", window resets at {local_time(resets, relative=True)}" if resets else "")
         + " (this check spent 1)"
     )
 
@@ -228,12 +366,17 @@ def email_command(config: Config, case_id: int, client_id: int, subject: str, me
     add_help_option=False,
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def emulator_command(args: tuple[str, ...]) -> None:
-    """Run the local Kayse emulator until Ctrl-C (the options of python -m kayse_async.testing; --help lists them)."""
+@click.pass_obj
+def emulator_command(config: Config, args: tuple[str, ...]) -> None:
+    """Run the local Kayse emulator until Ctrl-C (the options of python -m kayse_async.testing; --help lists them).
+
+    Its key is the global --api-key (or KAYSE_API_KEY) unless given after the command.
+    """
     from ..testing._cli import build_parser, emulator_from_args, run_served
 
     parser = build_parser("kayse emulator")
-    options = parser.parse_args(list(args))
+    # The global key first: a key given after the command comes later and wins.
+    options = parser.parse_args([*(["--api-key", config.api_key] if config.api_key else []), *args])
     try:
         emulator = emulator_from_args(options)
     except ValueError as exc:

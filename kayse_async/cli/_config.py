@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import click
@@ -13,7 +12,6 @@ import click
 from .. import _defaults
 from ..errors import (
     AuthenticationError,
-    BulkError,
     ConfigurationError,
     KayseError,
     TransportError,
@@ -28,7 +26,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 """The command ran, but something was refused or failed (rejected records, a 404, a lost connection)."""
 EXIT_USAGE = 2
-"""The command could not start: bad usage, a bad file, no or a wrong API key, a bad base URL."""
+"""The command could not start or go on: bad usage, a bad file, no or a wrong key, no server at the base URL."""
 
 SANDBOX_API_KEY = "sandbox"
 """The key of the in-process emulator that ``--sandbox`` starts; it is not a secret."""
@@ -125,50 +123,5 @@ def translate(exc: KayseError) -> click.ClickException:
     if isinstance(exc, AuthenticationError):
         return UsageProblem(f"the API key was refused (401): check --api-key or {_defaults.ENV_API_KEY}")
     if isinstance(exc, TransportError) and not exc.may_have_been_sent:
-        return CommandFailed(f"{describe_error(exc)}; check --base-url and your connection")
-    if isinstance(exc, BulkError):
-        return CommandFailed(describe_error(exc))
+        return UsageProblem(f"{describe_error(exc)}; check --base-url and your connection")
     return CommandFailed(describe_error(exc))
-
-
-def eta_seconds(
-    *,
-    items_left: int,
-    chunk_size: int,
-    remaining: int,
-    limit: int,
-    reset_in: float | None,
-    period: float,
-    items_per_second: float | None,
-) -> float | None:
-    """How long the rest of an import should take, from the quota.
-
-    While the budget left covers the requests still needed, the pace so far
-    decides (None before there is one). Beyond it, the wait for the window to
-    reset, then a window per ``limit`` requests, dominates: each window's
-    requests are sent at its start.
-    """
-    if items_left <= 0:
-        return 0.0
-    requests_left = math.ceil(items_left / max(1, chunk_size))
-    if requests_left <= remaining:
-        if items_per_second is None or items_per_second <= 0:
-            return None
-        return items_left / items_per_second
-    if limit <= 0:
-        return None
-    waits = math.ceil((requests_left - remaining) / limit)
-    first = reset_in if reset_in is not None else period
-    return max(0.0, first) + (waits - 1) * period
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``"1 record"``, ``"2 records"``."""
-    return f"{count:,} {word if count == 1 else (many or word + 's')}"
-
-
-def as_json_ready(value: Any) -> Any:
-    """A model (or a list of them) as JSON-ready data, every field included."""
-    from .._wire.converter import unstructure
-
-    return unstructure(value)

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
-from rich.text import Text
 
 from .._defaults import CHUNK_SIZE, CONCURRENCY
 from .._resources._base import prepare_upsert
-from ..errors import APIError, AuthenticationError, BulkError, KayseError, TransportError, ValidationError
-from ..models import BulkItem, BulkProgress, QuotaSnapshot
-from ._config import EXIT_FAILED, EXIT_OK, Config, UsageProblem, plural, translate
-from ._readers import TABLES, Format, InputError, Record, Resource, count_records, detect_format, read_records
-from ._render import err_console, out_console, print_json
+from ..errors import APIError, AuthenticationError, BulkError, ConfigurationError, KayseError, ValidationError
+from ..models import BulkItem, QuotaSnapshot
+from ._config import EXIT_OK, Config, UsageProblem, translate
+from ._jobs import Stop, command_line, default_journal, exit_status
+from ._progress import Meter, Mode, progress_options, shown
+from ._readers import (
+    ENCODING,
+    TABLES,
+    Format,
+    InputError,
+    Record,
+    Resource,
+    check_encoding,
+    detect_format,
+    read_records,
+    scan,
+)
+from ._render import clock, out_console, plural, print_json
 
 if TYPE_CHECKING:
     from .._sync import Kayse
@@ -35,6 +46,7 @@ SHOWN_REJECTIONS = 50
 
 _API_NAME: dict[Resource, str] = {"clients": "clients", "cases": "cases", "case-lists": "case_lists"}
 _ITEM_PATH = re.compile(r"^[a-z_]+\[\d+\]\.?")
+_JOURNAL_ITEM = re.compile(r"input item (\d+)")
 
 Outcome = Literal["rejected", "not_attempted", "uncertain"]
 
@@ -59,26 +71,42 @@ class Summary:
 
     resource: Resource
     file: str
+    total: int = 0
+    """Records in the file (the up-front read)."""
     dry_run: bool = False
     records: int = 0
+    """Records read by this run (fewer than ``total`` when it stopped)."""
     created: int = 0
     updated: int = 0
     rejected: list[Rejection] = attrs.field(factory=list)
     """Records not stored: refused (locally or by the server), or never sent."""
     uncertain: list[Rejection] = attrs.field(factory=list)
     """Records sent whose answer was lost: most likely stored, but their ids are unknown."""
+    pending: int = 0
+    """Records handed to the engine without an outcome when the job stopped (in flight, or about to be)."""
     requests: int = 0
     chunks: int = 0
     chunk_size: int = CHUNK_SIZE
     concurrency: int = CONCURRENCY
     seconds: float = 0.0
     quota: QuotaSnapshot | None = None
-    interrupted: bool = False
+    signal: str | None = None
+    """The signal that stopped the job (``SIGTERM``), if one did."""
+    error: str | None = None
+    """The error that stopped the job (no server, a wrong URL), if one did."""
+    journal: str | None = None
+    resume: str | None = None
+
+    @property
+    def not_done(self) -> int:
+        """Records with no outcome: never read, or without an answer when the job stopped."""
+        return self.total - self.created - self.updated - len(self.rejected) - len(self.uncertain)
 
     @property
     def exit_code(self) -> int:
-        """0 when every record was (or would be) stored, 1 otherwise."""
-        return EXIT_OK if not self.rejected and not self.uncertain and not self.interrupted else EXIT_FAILED
+        """0 every record stored, 1 some not, 2 the job stopped on an error, 128 + N stopped by signal N."""
+        complete = not self.rejected and not self.uncertain and (self.dry_run or not self.not_done)
+        return exit_status(stopped_by=self.signal, error=self.error, complete=complete)
 
     def plan(self) -> dict[str, Any]:
         """The request plan of a dry run: what sending would cost at the API's documented rate."""
@@ -110,266 +138,152 @@ class Summary:
             "exit_code": self.exit_code,
         }
         if self.dry_run:
-            data["chunks"] = self.chunks
-            data["plan"] = self.plan()
-        else:
-            data["interrupted"] = self.interrupted
-            data["quota"] = (
-                None
-                if self.quota is None
-                else {
-                    "limit": self.quota.limit,
-                    "remaining": self.quota.remaining,
-                    "resets_at": self.quota.resets_at.isoformat() if self.quota.resets_at else None,
-                }
-            )
-        return data
+            return data | {"chunks": self.chunks, "plan": self.plan()}
+        quota = self.quota
+        resets = quota.resets_at.isoformat() if quota is not None and quota.resets_at else None
+        return data | {
+            "not_done": self.not_done,
+            "pending": self.pending,
+            "interrupted": self.signal is not None,
+            "signal": self.signal,
+            "error": self.error,
+            "journal": self.journal,
+            "resume": self.resume,
+            "quota": None
+            if quota is None
+            else {"limit": quota.limit, "remaining": quota.remaining, "resets_at": resets},
+        }
 
 
-def _why(error: KayseError | None) -> tuple[str | None, str]:
-    """The field (without the bulk payload's ``clients[3].`` prefix) and the reason of an item's error."""
-    if error is None:
-        return None, "no reason given"
-    if isinstance(error, ValidationError):
-        return _ITEM_PATH.sub("", error.field) or None, error.reason
-    if isinstance(error, APIError):
-        field = error.body.get("field") if isinstance(error.body, dict) else None
-        field_text = _ITEM_PATH.sub("", field) if isinstance(field, str) else None
-        return field_text or None, f"{error.status}: {' '.join(error.message.split())}"
-    return None, " ".join(str(error).split())
-
-
-def _rejection(line: int, item: BulkItem[Any]) -> Rejection:
-    field, reason = _why(item.error)
+def _rejection(line: int, item: BulkItem[Any], unreadable: str | None) -> Rejection:
+    """The line's outcome from the engine's: the field without the batch's ``clients[3].``, the reason."""
+    error = item.error
+    field: str | None = None
+    if unreadable is not None:  # the reader refused it; the engine only kept its place
+        reason = unreadable
+    elif isinstance(error, ValidationError):
+        field, reason = _ITEM_PATH.sub("", error.field) or None, error.reason
+    elif isinstance(error, APIError):
+        named = error.body.get("field") if isinstance(error.body, dict) else None
+        field = _ITEM_PATH.sub("", named) or None if isinstance(named, str) else None
+        reason = f"{error.status}: {' '.join(error.message.split())}"
+    else:
+        reason = " ".join(str(error or "no reason given").split())
     if item.status == "uncertain":
-        return Rejection(line, f"sent, but no answer came back: it may be stored ({reason})", field, status="uncertain")
+        return Rejection(line, f"sent, but no answer came back: it may be stored ({reason})", field, "uncertain")
     if item.status == "not_attempted":
-        return Rejection(line, f"not sent: {reason}", field, status="not_attempted")
+        return Rejection(line, f"not sent: {reason}", field, "not_attempted")
     return Rejection(line, reason, field)
 
 
-def dry_run(resource: Resource, records: Iterator[Record], summary: Summary) -> Summary:
+def plan_records(resource: Resource, records: Iterator[Record], summary: Summary) -> Summary:
     """Check every record as the bulk engine would, and count the requests sending would take."""
     prepare = prepare_upsert(TABLES[resource], _API_NAME[resource])
     started = time.perf_counter()
-    valid = 0
     for record in records:
         summary.records += 1
-        if record.fields is None:
-            summary.rejected.append(Rejection(record.line, record.error or "unreadable"))
-            continue
         try:
+            if record.fields is None:
+                raise ValidationError("", record.error or "unreadable")
             prepare(record.fields, "")
         except ValidationError as exc:
             summary.rejected.append(Rejection(record.line, exc.reason, exc.field or None))
             continue
-        valid += 1
         if record.fields.get("id") is None:
             summary.created += 1
         else:
             summary.updated += 1
-    summary.chunks = math.ceil(valid / summary.chunk_size) if valid else 0
-    summary.requests = summary.chunks
+    summary.chunks = summary.requests = math.ceil((summary.created + summary.updated) / summary.chunk_size)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-class _State:
-    """What the progress bar shows, shared by the import loop, the bulk engine's callback and rich's refresh thread."""
-
-    def __init__(self, kayse: Kayse, total: int, chunk_size: int, period: float) -> None:
-        self.kayse = kayse
-        self.total = total
-        self.chunk_size = chunk_size
-        self.period = period
-        self.sent_done = 0
-        """Records the bulk engine has answered for (counted by the import loop)."""
-        self.unreadable = 0
-        """Records refused by the reader (counted where the engine reads its input: another thread)."""
-        self.requests = 0
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._snapshot: QuotaSnapshot | None = None
-        self._snapshot_at = 0.0
-
-    @property
-    def done(self) -> int:
-        """Records with an outcome so far."""
-        return self.sent_done + self.unreadable
-
-    def on_progress(self, progress: BulkProgress) -> None:
-        with self._lock:
-            self.requests = max(self.requests, progress.requests)
-
-    def forget_quota(self) -> None:
-        """Drop the cached snapshot: the next frame reads the budget afresh."""
-        self._snapshot = None
-
-    def quota(self) -> QuotaSnapshot | None:
-        now = time.monotonic()
-        if self._snapshot is None or now - self._snapshot_at > 0.2:
-            try:
-                self._snapshot = self.kayse.quota
-            except Exception:  # the display must never break the import
-                return self._snapshot
-            self._snapshot_at = now
-        return self._snapshot
-
-    def eta(self) -> float | None:
-        from ._config import eta_seconds
-
-        snap = self.quota()
-        elapsed = time.monotonic() - self.started
-        done = self.done
-        pace = done / elapsed if done and elapsed > 0 else None
-        if snap is None:
-            return None
-        reset_in = None
-        if snap.resets_at is not None:
-            reset_in = snap.resets_at.timestamp() - time.time()
-        return eta_seconds(
-            items_left=self.total - done,
-            chunk_size=self.chunk_size,
-            remaining=snap.remaining,
-            limit=snap.limit,
-            reset_in=reset_in,
-            period=self.period,
-            items_per_second=pace,
-        )
-
-
-class _QuotaColumn(ProgressColumn):
-    """Requests spent, the quota left and the ETA the quota allows."""
-
-    def __init__(self, state: _State) -> None:
-        super().__init__()
-        self._state = state
-
-    def render(self, task: Task) -> Text:
-        state = self._state
-        snap = state.quota()
-        quota = "quota ?" if snap is None else f"quota {snap.remaining}/{snap.limit}"
-        eta = state.eta()
-        eta_text = "ETA --:--" if eta is None else f"ETA {_clock(eta)}"
-        return Text(f"· {state.requests:,} req · {quota} · {eta_text}", style="cyan")
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, math.ceil(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def run_import(
     kayse: Kayse,
-    resource: Resource,
-    path: Path,
-    fmt: Format,
     summary: Summary,
+    records: Iterator[Record],
     *,
-    total: int,
-    journal: str | None,
+    stop: Stop,
+    show: Callable[[Meter], contextlib.AbstractContextManager[Callable[[], None]]],
     period: float,
-    console: Console,
 ) -> Summary:
-    """Send every record of ``path`` through the bulk engine and fill ``summary`` with what happened."""
-    state = _State(kayse, total, summary.chunk_size, period)
-    pending: collections.deque[tuple[int, bool]] = collections.deque()
-    stopped: list[InputError] = []
+    """Send ``records`` through the bulk engine and fill ``summary`` with what happened.
+
+    Every record is handed to the engine, an unreadable one too (as a
+    placeholder the engine refuses): its place in the engine's input is its
+    place in the file, so a journal stays valid when a refused line is mended.
+    """
+    meter = Meter(kayse, summary.resource, summary.total, per_request=summary.chunk_size, period=period, stop=stop)
+    pending: collections.deque[tuple[int, bool, str | None]] = collections.deque()
     started = time.perf_counter()
 
-    def items() -> Iterator[dict[str, Any]]:
+    def items() -> Iterator[dict[str, Any] | None]:
         # Runs where the bulk engine reads its input: it must only read, never print.
-        try:
-            for record in read_records(path, fmt, resource):
-                summary.records += 1
-                if record.fields is None:
-                    summary.rejected.append(Rejection(record.line, record.error or "unreadable"))
-                    state.unreadable += 1
-                    continue
-                pending.append((record.line, record.fields.get("id") is not None))
-                yield record.fields
-        except InputError as exc:
-            stopped.append(exc)
+        for record in records:
+            if stop.requested:
+                return  # the engine finishes what it holds, and sends nothing more
+            summary.records += 1
+            pending.append((record.line, bool(record.fields and record.fields.get("id") is not None), record.error))
+            yield record.fields
 
-    progress = Progress(
-        TextColumn(f"[bold]{resource}[/]"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        _QuotaColumn(state),
-        console=console,
-        transient=False,
-    )
-    task = progress.add_task("import", total=total)
+    options = {"chunk_size": summary.chunk_size, "concurrency": summary.concurrency, "progress": meter.on_progress}
     try:
-        with progress:
-            for item in _outcomes(kayse, resource, items(), summary, journal, state.on_progress):
+        with show(meter) as update, contextlib.closing(_outcomes(kayse, summary, items(), options)) as stream:
+            for item in stream:
                 if isinstance(item.error, AuthenticationError):
                     # A refused key refuses every record: a configuration error, not rejected records.
                     raise item.error
-                line, has_id = pending.popleft()
-                _count(summary, line, has_id, item)
-                state.sent_done += 1
-                progress.update(task, completed=state.done)
-            state.forget_quota()  # the last frame shows the budget as it is at the end
-            progress.update(task, completed=state.done)
+                if item.status == "not_attempted":
+                    # No server, a wrong URL, the budget refused: every record after it would say the same.
+                    summary.error = translate(item.error or KayseError("the job stopped")).format_message()
+                    break
+                line, has_id, unreadable = pending.popleft()
+                _count(summary, line, has_id, item, unreadable)
+                meter.done = summary.records - len(pending)
+                update()
     except KeyboardInterrupt:
-        summary.interrupted = True
+        stop.interrupted()
+    except InputError as exc:  # the file changed since it was read up front
+        summary.error = str(exc)
+    except ConfigurationError as exc:  # the journal belongs to another input, or is in use
+        text = str(exc)
+        if pending and _JOURNAL_ITEM.search(text):  # raised as the engine read that record: the last one
+            text = _JOURNAL_ITEM.sub(f"line {pending[-1][0]}", text)
+        raise UsageProblem(f"{text}; the journal is {summary.journal}") from None
     finally:
-        summary.requests = state.requests
+        stop.over()
+        summary.signal = stop.name or None
+        summary.pending = len(pending)
+        summary.requests = meter.requests
         summary.seconds = time.perf_counter() - started
-        try:
-            summary.quota = kayse.quota
-        except Exception:  # a summary without the quota beats no summary
-            summary.quota = None
-    if stopped:
-        summary.interrupted = True
-        summary.rejected.append(Rejection(0, f"reading stopped: {stopped[0]}"))
+        summary.quota = meter.quota(fresh=True)
     return summary
 
 
-def _count(summary: Summary, line: int, has_id: bool, item: BulkItem[Any]) -> None:
+def _count(summary: Summary, line: int, has_id: bool, item: BulkItem[Any], unreadable: str | None) -> None:
     if item.status == "uncertain":
-        summary.uncertain.append(_rejection(line, item))
-        return
-    if item.status != "succeeded":
-        summary.rejected.append(_rejection(line, item))
-        return
-    action = getattr(item.value, "action", None)
-    if action == "created" or (action is None and not has_id):
+        summary.uncertain.append(_rejection(line, item, unreadable))
+    elif item.status != "succeeded":
+        summary.rejected.append(_rejection(line, item, unreadable))
+    elif (action := getattr(item.value, "action", None)) == "created" or (action is None and not has_id):
         summary.created += 1
     else:
         summary.updated += 1
 
 
 def _outcomes(
-    kayse: Kayse,
-    resource: Resource,
-    items: Iterator[dict[str, Any]],
-    summary: Summary,
-    journal: str | None,
-    on_progress: Callable[[BulkProgress], None],
-) -> Iterator[BulkItem[Any]]:
-    """One ``BulkItem`` per sent record, in input order."""
-    options: dict[str, Any] = {
-        "chunk_size": summary.chunk_size,
-        "concurrency": summary.concurrency,
-        "journal": journal,
-        "progress": on_progress,
-    }
-    if resource == "clients":
-        yield from kayse.clients.bulk_upsert_iter(items, **options)
-        return
-    if resource == "cases":
-        yield from kayse.cases.bulk_upsert_iter(items, **options)
+    kayse: Kayse, summary: Summary, items: Iterator[Any], options: dict[str, Any]
+) -> Generator[BulkItem[Any]]:
+    """One ``BulkItem`` per record, in input order."""
+    options["journal"] = summary.journal
+    if summary.resource != "case-lists":
+        resource = kayse.clients if summary.resource == "clients" else kayse.cases
+        yield from resource.bulk_upsert_iter(items, **options)
         return
     # Case lists have no streamed variant: they are few, and their bulk call returns id and action.
     batch = list(items)
-    if not batch:
-        return
     try:
-        stored = kayse.case_lists.bulk_upsert(batch, **options)
+        stored = kayse.case_lists.bulk_upsert(batch, **options) if batch else []
     except BulkError as exc:
         yield from exc.result.items
         return
@@ -379,16 +293,14 @@ def _outcomes(
 
 def print_summary(summary: Summary, console: Console) -> None:
     """The human summary of an import or a dry run."""
-    name = summary.resource
+    say = console.print
     if summary.dry_run:
         plan = summary.plan()
-        console.print(
-            f"[bold]Dry run[/] of {plural(summary.records, 'record')} of {name} from {summary.file}: nothing sent"
-        )
-        console.print(f"  would create  {summary.created:,}")
-        console.print(f"  would update  {summary.updated:,}")
-        console.print(f"  rejected      {len(summary.rejected):,}")
-        console.print(
+        what = f"{plural(summary.records, 'record')} of {summary.resource} from {summary.file}"
+        say(f"[bold]Dry run[/] of {what}: nothing sent")
+        say(f"  would create  {summary.created:,}\n  would update  {summary.updated:,}")
+        say(f"  rejected      {len(summary.rejected):,}")
+        say(
             f"  requests      {summary.requests:,} ({plural(summary.chunks, 'chunk')} of up to "
             f"{summary.chunk_size:,}, {summary.concurrency} at a time)"
         )
@@ -396,53 +308,89 @@ def print_summary(summary: Summary, console: Console) -> None:
             when = f"fits in one hour's budget ({summary.requests} of {PLAN_RATE_PER_HOUR} requests)"
         else:
             when = (
-                f"{plan['hourly_windows']} hourly windows: about {_clock(plan['seconds_with_fresh_budget'])} "
-                f"if the key's budget is unused at start, {_clock(plan['seconds_at_steady_rate'])} at a steady "
+                f"{plan['hourly_windows']} hourly windows: about {clock(plan['seconds_with_fresh_budget'])} "
+                f"if the key's budget is unused at start, {clock(plan['seconds_at_steady_rate'])} at a steady "
                 f"{PLAN_RATE_PER_HOUR}/h"
             )
-        console.print(f"  time at {PLAN_RATE_PER_HOUR}/h {when}")
+        say(f"  time at {PLAN_RATE_PER_HOUR}/h {when}")
     else:
-        verb = "Interrupted" if summary.interrupted else "Imported"
-        console.print(f"[bold]{verb}[/] {name} from {summary.file} in {summary.seconds:.1f} s")
-        console.print(f"  created   {summary.created:,}")
-        console.print(f"  updated   {summary.updated:,}")
-        console.print(f"  rejected  {len(summary.rejected):,}")
+        verb = f"Interrupted by {summary.signal}:" if summary.signal else "Stopped:" if summary.error else "Imported"
+        say(f"[bold]{verb}[/] {summary.resource} from {summary.file} in {summary.seconds:.1f} s")
+        say(f"  created   {summary.created:,}\n  updated   {summary.updated:,}\n  rejected  {len(summary.rejected):,}")
         if summary.uncertain:
-            console.print(f"  uncertain {len(summary.uncertain):,} (sent, answer lost: most likely stored)")
-        quota = ""
-        if summary.quota is not None:
-            quota = f" (quota left: {summary.quota.remaining:,} of {summary.quota.limit:,})"
-        console.print(f"  requests  {summary.requests:,}{quota}")
+            say(f"  uncertain {len(summary.uncertain):,} (sent, answer lost: most likely stored)")
+        if summary.not_done:
+            flight = f" ({summary.pending:,} of them sent or about to be when it stopped)" if summary.pending else ""
+            say(f"  not done  {summary.not_done:,}{flight}")
+        quota = summary.quota
+        say(
+            f"  requests  {summary.requests:,}"
+            + (f" (quota left: {quota.remaining:,} of {quota.limit:,})" if quota else "")
+        )
     if summary.rejected:
-        console.print("[bold red]Rejected[/]:")
+        say("[bold red]Rejected[/]:")
         ordered = sorted(summary.rejected, key=lambda r: r.line)
         for rejection in ordered[:SHOWN_REJECTIONS]:
             field = f"{rejection.field}: " if rejection.field else ""
-            where = f"line {rejection.line}" if rejection.line else "file"
-            console.print(f"  {where}: {field}{rejection.reason}", markup=False, highlight=False)
+            say(f"  line {rejection.line}: {field}{rejection.reason}", markup=False, highlight=False)
         if len(ordered) > SHOWN_REJECTIONS:
-            console.print(f"  ... and {len(ordered) - SHOWN_REJECTIONS:,} more (--json lists every one)")
+            say(f"  ... and {len(ordered) - SHOWN_REJECTIONS:,} more (--json lists every one)")
     if summary.uncertain:
-        first, last = min(r.line for r in summary.uncertain), max(r.line for r in summary.uncertain)
-        console.print(
-            f"[bold yellow]Uncertain[/]: {plural(len(summary.uncertain), 'record')} between lines {first} and {last} "
-            "were sent but their answer was lost; the server most likely stored them. Check them before "
-            "sending them again: a resend could create duplicates."
+        lines = [r.line for r in summary.uncertain]
+        say(
+            f"[bold yellow]Uncertain[/]: {plural(len(lines), 'record')} between lines {min(lines)} and {max(lines)} "
+            "were sent but their answer was lost; the server most likely stored them. The same command with the "
+            "same journal never sends them blindly: it finds out, or lists them again."
         )
-    if summary.interrupted and not summary.dry_run:
-        console.print("Stopped before the end: run the same command again with the same --journal to resume.")
+    if not summary.dry_run:
+        _advise(summary, say)
+
+
+def _advise(summary: Summary, say: Callable[..., None]) -> None:
+    """What to do next: the command that resumes, or why there is none."""
+    if summary.journal is None:
+        if summary.not_done:
+            say("No journal was kept (--no-journal): running the command again sends every record again.")
+        return
+    if summary.not_done or summary.uncertain:
+        say(f"To resume, run the same command (its journal is {summary.journal}):", markup=False, highlight=False)
+        say(f"  {summary.resume}", markup=False, highlight=False, soft_wrap=True)
+        if "***" in (summary.resume or ""):
+            say("  (*** stands for your API key, which is never printed)")
+    elif summary.rejected:
+        say(
+            f"The journal {summary.journal} is kept: mend the rejected lines and run the same command again; "
+            "the records stored are not sent again.",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _finish(summary: Summary, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        print_summary(summary, out_console())
+    if summary.error:
+        click.echo(f"Error: {summary.error}", err=True)
+    if summary.exit_code:
+        click.get_current_context().exit(summary.exit_code)
 
 
 @click.command("import")
 @click.argument("resource", type=click.Choice(["clients", "cases", "case-lists"]))
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]), help="Default: from the extension.")
+@click.option(
+    "--encoding", default=ENCODING, show_default=True, help="The file's text encoding (latin-1, cp1252, ...)."
+)
 @click.option("--dry-run", is_flag=True, help="Check every record and print the request plan; send nothing.")
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Record finished chunks here; rerun with the same journal to resume without duplicates.",
+    help="Where to record finished chunks (default: FILE.kayse-journal, see docs); rerun to resume.",
 )
+@click.option("--no-journal", is_flag=True, help="Keep no journal: an interrupted import cannot be resumed.")
 @click.option(
     "--chunk-size", type=click.IntRange(min=1), default=CHUNK_SIZE, show_default=True, help="Records per request."
 )
@@ -453,70 +401,60 @@ def print_summary(summary: Summary, console: Console) -> None:
     show_default=True,
     help="Requests at once.",
 )
+@progress_options
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout, and nothing else.")
-@click.pass_obj
+@click.pass_context
 def import_command(
-    config: Config,
+    ctx: click.Context,
     resource: Resource,
     file: Path,
     fmt: str | None,
+    encoding: str,
     dry_run: bool,
     journal: Path | None,
+    no_journal: bool,
     chunk_size: int,
     concurrency: int,
+    progress: Mode,
+    progress_interval: float,
     as_json: bool,
 ) -> None:
     """Create or update records from FILE (CSV, JSON Lines or a JSON array).
 
     Field names are the API's (CSV: the header row). Records without an id are
-    created, records with an id are updated (a full replacement). Exit status:
-    0 every record stored, 1 some rejected (or uncertain), 2 usage or configuration error.
+    created, records with an id are updated (a full replacement). A journal is
+    kept, so that the same command resumes an interrupted import. Exit status:
+    0 every record stored, 1 some not, 2 nothing could be sent or the job
+    stopped on an error, 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM).
     """
+    config: Config = ctx.obj
     try:
-        detected = detect_format(file, fmt)
+        detected: Format = detect_format(file, fmt)
+        encoding = check_encoding(encoding)
         if not file.is_file():
             raise InputError(f"no such file: {file}")
-        total = count_records(file, detected, resource)
+        if journal is not None and no_journal:
+            raise InputError("--journal and --no-journal: choose one")
+        total = scan(file, detected, resource, encoding)
     except InputError as exc:
         raise UsageProblem(str(exc)) from None
-    summary = Summary(
-        resource=resource, file=str(file), dry_run=dry_run, chunk_size=chunk_size, concurrency=concurrency
-    )
-    console = out_console()
+    summary = Summary(resource, str(file), total, dry_run, chunk_size=chunk_size, concurrency=concurrency)
+    records = read_records(file, detected, resource, encoding)
     if dry_run:
-        dry_run_summary = _dry(resource, file, detected, summary)
-        _finish(dry_run_summary, as_json, console)
+        _finish(plan_records(resource, records, summary), as_json)
         return
-    with config.client(quiet=as_json) as kayse:
-        try:
-            run_import(
-                kayse,
-                resource,
-                file,
-                detected,
-                summary,
-                total=total,
-                journal=str(journal) if journal is not None else None,
-                period=config.period,
-                console=err_console(),
-            )
-        except (KayseError, TransportError) as exc:
-            raise translate(exc) from None
-    _finish(summary, as_json, console)
-
-
-def _dry(resource: Resource, file: Path, fmt: Format, summary: Summary) -> Summary:
-    try:
-        return dry_run(resource, read_records(file, fmt, resource), summary)
-    except InputError as exc:
-        raise UsageProblem(str(exc)) from None
-
-
-def _finish(summary: Summary, as_json: bool, console: Console) -> None:
-    if as_json:
-        print_json(summary.as_dict())
-    else:
-        print_summary(summary, console)
-    code = 130 if summary.interrupted and not summary.rejected and not summary.uncertain else summary.exit_code
-    if code:
-        click.get_current_context().exit(code)
+    if not no_journal:
+        summary.journal = str(journal or default_journal(file))
+    summary.resume = command_line(ctx.meta.get("kayse.argv", []))
+    with config.client(quiet=as_json) as kayse, Stop() as stop:
+        run_import(
+            kayse,
+            summary,
+            records,
+            stop=stop,
+            show=lambda meter: shown(meter, progress, progress_interval),
+            period=config.period,
+        )
+    if journal is None and summary.journal and summary.exit_code == EXIT_OK:
+        Path(summary.journal).unlink(missing_ok=True)  # every record stored: nothing left to resume
+    _finish(summary, as_json)

@@ -17,7 +17,7 @@ TIMEOUT = 60
 
 
 def test_the_readme_first_command_imports_the_sample_in_the_sandbox() -> None:
-    """`kayse --sandbox import clients docs/examples/clients.csv`: exit 0, progress on stderr, summary on stdout."""
+    """`kayse --sandbox import clients docs/examples/clients.csv`: exit 0, progress lines on stderr, summary out."""
     process = kayse_process(["--sandbox", "import", "clients", "docs/examples/clients.csv"])
     out, err = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 0, err
@@ -25,7 +25,8 @@ def test_the_readme_first_command_imports_the_sample_in_the_sandbox() -> None:
     assert "rejected  0" in out
     assert "requests  10 (quota left: 490 of 500)" in out
     assert "sandbox: a local emulator at http://127.0.0.1:" in err
-    assert "5000/5000 · 10 req · quota 490/500" in err
+    assert "clients 5,000/5,000 (100%) · " in err
+    assert "· 10 req · quota 490/500 (resets " in err
     assert "Traceback" not in err
 
 
