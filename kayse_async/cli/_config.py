@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
 from .. import _defaults
-from ..errors import (
-    AuthenticationError,
-    ConfigurationError,
-    KayseError,
-    TransportError,
-    ValidationError,
-)
+from ..errors import AuthenticationError, ConfigurationError, KayseError, TransportError, ValidationError
 
 if TYPE_CHECKING:
     from .._sync import Kayse
@@ -62,37 +56,27 @@ class Config:
     sandbox: bool = False
     period: float = attrs.field(default=3600.0, init=False)
     """The server's rate-limit window in seconds (for ETAs): an hour, or the sandbox's minute."""
-    url: str | None = attrs.field(default=None, init=False)
 
     @contextlib.contextmanager
     def client(self, *, quiet: bool = False) -> Generator[Kayse]:
         """A blocking client for the command, starting the sandbox emulator first if asked."""
         from .._sync import Kayse
+        from ..quota import MemoryQuota
 
+        if not self.sandbox and not self.api_key:
+            raise UsageProblem(NO_KEY_MESSAGE)
         with contextlib.ExitStack() as stack:
+            options: dict[str, Any] = {"base_url": self.base_url or _defaults.BASE_URL}
             if self.sandbox:
                 url = stack.enter_context(_sandbox(quiet=quiet))
-                key: str = SANDBOX_API_KEY
+                # The sandbox's server is new at every run: its budget is its own, not the process's.
+                options = {"base_url": url, "calls_base_url": url, "quota": MemoryQuota(SANDBOX_LIMIT, SANDBOX_PERIOD)}
                 self.period = SANDBOX_PERIOD
-            else:
-                if not self.api_key:
-                    raise UsageProblem(NO_KEY_MESSAGE)
-                key = self.api_key
-                url = self.base_url or _defaults.BASE_URL
-            self.url = url
             try:
-                if self.sandbox:
-                    from ..quota import MemoryQuota
-
-                    # The sandbox's server is new at every run: its budget is its own, not the process's.
-                    quota = MemoryQuota(SANDBOX_LIMIT, SANDBOX_PERIOD)
-                    kayse = Kayse(key, base_url=url, calls_base_url=url, quota=quota)
-                else:
-                    kayse = Kayse(key, base_url=url)
+                kayse = Kayse(SANDBOX_API_KEY if self.sandbox else self.api_key, **options)
             except ConfigurationError as exc:
                 raise UsageProblem(str(exc)) from None
-            stack.enter_context(kayse)
-            yield kayse
+            yield stack.enter_context(kayse)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,18 @@ from ..errors import APIError, AuthenticationError, BulkError, ConfigurationErro
 from ..models import BulkItem, QuotaSnapshot
 from ._config import Config, UsageProblem, translate
 from ._jobs import Meter, Mode, Report, command_line, default_journal, progress_options, running
-from ._readers import ENCODING, TABLES, InputError, Record, Resource, check_encoding, detect_format, read_records, scan
+from ._readers import (
+    ENCODING,
+    TABLES,
+    Format,
+    InputError,
+    Record,
+    Resource,
+    check_encoding,
+    detect_format,
+    read_records,
+    scan,
+)
 from ._render import clock, plural
 
 if TYPE_CHECKING:
@@ -294,7 +305,13 @@ def _outcomes(
 @click.argument("resource", type=click.Choice(["clients", "cases", "case-lists"]))
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]), help="Default: from the extension.")
-@click.option("--encoding", default=ENCODING, show_default=True, help="The file's encoding (latin-1, cp1252, ...).")
+@click.option(
+    "--encoding",
+    default=ENCODING,
+    show_default=True,
+    metavar="NAME",
+    help="The file's encoding (latin-1, cp1252, ...).",
+)
 @click.option("--dry-run", is_flag=True, help="Check every record and print the request plan; send nothing.")
 @click.option(
     "--journal",
@@ -303,7 +320,7 @@ def _outcomes(
 )
 @click.option("--no-journal", is_flag=True, help="Keep no journal: an interrupted import cannot be resumed.")
 @click.option(
-    "--chunk-size", type=click.IntRange(min=1), default=CHUNK_SIZE, show_default=True, help="Records a request."
+    "--chunk-size", type=click.IntRange(min=1), default=CHUNK_SIZE, show_default=True, help="Records per request."
 )
 @click.option(
     "--concurrency", type=click.IntRange(1, 64), default=CONCURRENCY, show_default=True, help="Requests at once."
@@ -315,7 +332,7 @@ def import_command(
     ctx: click.Context,
     resource: Resource,
     file: Path,
-    fmt: str | None,
+    fmt: Format | None,
     encoding: str,
     dry_run: bool,
     journal: Path | None,

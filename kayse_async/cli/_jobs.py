@@ -194,8 +194,8 @@ class Meter:
                 self._snapshot, self._snapshot_at = self.kayse.quota, time.monotonic()
         return self._snapshot
 
-    def tail(self) -> str:
-        """``10 req · quota 490/500 · ETA 0:12``: what the bar shows after its count."""
+    def tail(self, *, resets: bool = False) -> str:
+        """``10 req · quota 490/500 · ETA 0:12``: what the bar shows after its count (a log line: when it resets)."""
         snap, elapsed = self.quota(), time.monotonic() - self.started
         eta = None
         if snap is not None:
@@ -209,16 +209,17 @@ class Meter:
                 items_per_second=self.done / elapsed if self.done and elapsed > 0 else None,
             )
         quota = "quota ?" if snap is None else f"quota {snap.remaining}/{snap.limit}"
-        resets = f" (resets {local_time(snap.resets_at)[11:]})" if snap and snap.resets_at else ""
-        text = f"{self.requests:,} req · {quota}{resets} · ETA {'--:--' if eta is None else clock(eta)}"
+        if resets and snap and snap.resets_at:
+            quota += f" (resets {local_time(snap.resets_at)[11:]})"
+        text = f"{self.requests:,} req · {quota} · ETA {'--:--' if eta is None else clock(eta)}"
         return text + (f" · stopping ({self.stop.name})" if self.stop.requested else "")
 
     def line(self) -> str:
         """One plain progress line, whole in itself, for a log file."""
         elapsed = time.monotonic() - self.started
         percent = f" ({100 * self.done // self.total}%)" if self.total else ""
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        return f"{local_time()} {self.name} {self.done:,}/{self.total:,}{percent} · {rate:,.1f}/s · {self.tail()}"
+        rate = f"{self.done / elapsed if elapsed > 0 else 0.0:,.1f}/s"
+        return f"{local_time()} {self.name} {self.done:,}/{self.total:,}{percent} · {rate} · {self.tail(resets=True)}"
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import codecs
 import csv
 import itertools
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,7 @@ TABLES: dict[Resource, Mapping[str, Field]] = {
     "case-lists": CASE_LIST_FIELDS,
 }
 """The field table of each importable resource."""
+_SPACE = re.compile(r"[ \t\r\n]*")
 ENCODING = "utf-8-sig"
 """UTF-8, with or without the byte-order mark spreadsheet programs often write first."""
 
@@ -62,13 +64,9 @@ class Record:
     error: str | None = None
 
 
-def detect_format(path: Path, given: str | None) -> Format:
+def detect_format(path: Path, given: Format | None) -> Format:
     """The format of ``path``: ``given`` if set, else from the file's extension."""
-    if given is not None:
-        if given not in ("csv", "jsonl", "json"):
-            raise InputError(f"unknown format {given!r}: use csv, jsonl or json")
-        return given  # type: ignore[return-value]
-    found = FORMATS.get(path.suffix.lower())
+    found = given or FORMATS.get(path.suffix.lower())
     if found is None:
         raise InputError(f"cannot tell the format of {path.name} from its extension: pass --format csv|jsonl|json")
     return found
@@ -111,18 +109,12 @@ def scan(path: Path, fmt: Format, resource: Resource, encoding: str = ENCODING) 
         raise InputError(f"{path.name} holds no records: nothing to import")
     missing = [name for name, spec in TABLES[resource].items() if spec.required and name not in given]
     if creates and missing:
-        what = "column" if fmt == "csv" else "field"
+        what = f"the {'column' if fmt == 'csv' else 'field'}{'s' if len(missing) > 1 else ''}"
         raise InputError(
-            f"{path.name}: {plural_names(missing, what)} required to create {resource} (records without an id), "
-            f"and no record gives {'it' if len(missing) == 1 else 'them'}; nothing was sent"
+            f"{path.name}: {what} {', '.join(map(repr, missing))} {'are' if len(missing) > 1 else 'is'} required to "
+            f"create {resource} (records without an id), and no record gives {'them' if len(missing) > 1 else 'it'}"
         )
     return total
-
-
-def plural_names(names: list[str], what: str) -> str:
-    """``the column 'a' is`` / ``the columns 'a', 'b' are``."""
-    quoted = ", ".join(repr(n) for n in names)
-    return f"the {what} {quoted} is" if len(names) == 1 else f"the {what}s {quoted} are"
 
 
 def _lines(path: Path, encoding: str) -> Iterator[str]:
@@ -158,12 +150,12 @@ def _read_csv(name: str, lines: Iterator[str], table: Mapping[str, Field]) -> It
         unknown = [column for column in header if column and column != "id" and column not in table]
         if unknown:
             raise InputError(
-                f"{name}: unknown column(s) {', '.join(repr(c) for c in unknown)}; "
+                f"{name}: unknown column(s) {', '.join(map(repr, unknown))}; "
                 f"columns are the API's field names: id, {', '.join(table)}"
             )
         twice = sorted({column for column in header if column and header.count(column) > 1})
         if twice:
-            raise InputError(f"{name}: {plural_names(twice, 'column')} given twice")
+            raise InputError(f"{name}: column(s) {', '.join(map(repr, twice))} given twice")
         start = reader.line_num + 1
         for row in reader:
             line, start = start, reader.line_num + 1
@@ -197,11 +189,13 @@ def _cell(name: str, spec: Field | None, text: str) -> Any:
             return value.lower() == "true"
         raise ValueError(f"{name}: expected true or false, got {value[:40]!r}")
     if kind is Kind.OBJECT or value.startswith("["):
-        parsed = _json_cell(name, value)
-        if not isinstance(parsed, dict if kind is Kind.OBJECT else list):
-            raise ValueError(
-                f"{name}: expected a JSON {'object' if kind is Kind.OBJECT else 'array'}, got {value[:40]!r}"
-            )
+        shape = (dict, "object") if kind is Kind.OBJECT else (list, "array")
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: not valid JSON ({exc.args[0].split(':')[0]})") from None
+        if not isinstance(parsed, shape[0]):
+            raise ValueError(f"{name}: expected a JSON {shape[1]}, got {value[:40]!r}")
         return parsed
     if kind is Kind.INT_LIST:
         return [_int(f"{name}[{i}]", part.strip()) for i, part in enumerate(value.split(";"))]
@@ -218,13 +212,6 @@ def _int(name: str, value: str) -> int:
     if abs(number) > MAX_INT:
         raise ValueError(f"{name}: number out of range")
     return number
-
-
-def _json_cell(name: str, value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise ValueError(f"{name}: not valid JSON ({exc.args[0].split(':')[0]})") from None
 
 
 def _record(line: int, value: Any, table: Mapping[str, Field]) -> Record:
@@ -245,15 +232,11 @@ def _record(line: int, value: Any, table: Mapping[str, Field]) -> Record:
 
 def _json_array(name: str, text: str) -> Iterator[tuple[int, Any]]:
     """The items of a JSON array, each with the line where it starts."""
-    decoder = json.JSONDecoder()
-    pos = _skip(text, 0)
+    decoder, pos, line, counted = json.JSONDecoder(), _skip(text, 0), 1, 0
     if text[pos : pos + 1] != "[":
         raise InputError(f"{name}: expected a JSON array of objects (use .jsonl for one object per line)")
     pos = _skip(text, pos + 1)
-    if text[pos : pos + 1] == "]":
-        return
-    line, counted = 1, 0
-    while True:
+    while text[pos : pos + 1] != "]":
         line, counted = line + text.count("\n", counted, pos), pos
         try:
             value, end = decoder.raw_decode(text, pos)
@@ -263,17 +246,11 @@ def _json_array(name: str, text: str) -> Iterator[tuple[int, Any]]:
         pos = _skip(text, end)
         if text[pos : pos + 1] == ",":
             pos = _skip(text, pos + 1)
-        elif text[pos : pos + 1] == "]":
-            if _skip(text, pos + 1) != len(text):
-                raise InputError(f"{name}: unexpected text after the closing ]")
-            return
-        else:
-            raise InputError(
-                f"{name}, line {line + text.count(chr(10), counted, pos)}: expected ',' or ']' after an item"
-            )
+        elif text[pos : pos + 1] != "]":
+            raise InputError(f"{name}, line {line + text.count(chr(10), counted, pos)}: expected ',' or ']'")
+    if _skip(text, pos + 1) != len(text):
+        raise InputError(f"{name}: unexpected text after the closing ]")
 
 
 def _skip(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
+    return _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # the pattern matches an empty run too
