@@ -175,7 +175,7 @@ class Summary(Report):
             return
         if self.journal is None:
             if self.not_done:
-                say("No journal was kept (--no-journal): running the command again sends every record again.")
+                say("No journal was kept: running the command again sends every record again.")
         elif self.not_done or self.uncertain:
             say(f"To resume, run the same command (its journal is {self.journal}):", markup=False, highlight=False)
             say(f"  {self.resume}", markup=False, highlight=False)
@@ -369,7 +369,9 @@ def import_command(
         plan_records(summary, records)
         summary.finish(as_json)
         return
-    summary.journal = None if no_journal else str(journal or default_journal(file))
+    # The sandbox's server starts empty at every command: a journal of it would claim what is not there.
+    keep = journal is not None or not (no_journal or config.sandbox)
+    summary.journal = str(journal or default_journal(file)) if keep else None
     summary.resume = command_line(ctx)
     with running(
         config, resource, total, per_request=chunk_size, progress=progress, interval=progress_interval, quiet=as_json
