@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import math
 import re
 import time
@@ -32,7 +33,7 @@ from ._readers import (
     read_records,
     scan,
 )
-from ._render import clock, plural
+from ._render import as_json_ready, clock, plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -117,16 +118,11 @@ class Summary(Report):
         data |= {"seconds": round(self.seconds, 3), "exit_code": self.exit_code}
         if self.dry_run:
             return data | {"chunks": self.requests, "plan": self.plan()}
-        quota, resets = self.quota, self.quota and self.quota.resets_at
-        return data | {
-            "not_done": self.not_done,
-            "quota": quota
-            and {"limit": quota.limit, "remaining": quota.remaining, "resets_at": resets and resets.isoformat()},
-        }
+        return data | {"not_done": self.not_done, "quota": as_json_ready(self.quota)}
 
     def print(self, console: Console) -> None:
         """The human summary of an import or a dry run."""
-        say = console.print
+        say, plain = console.print, functools.partial(console.print, markup=False, highlight=False)
         if self.dry_run:
             plan = self.plan()
             what = f"{plural(self.records, 'record')} of {self.resource} from {self.file}"
@@ -161,7 +157,7 @@ class Summary(Report):
             ordered = sorted(self.rejected, key=lambda r: r.line)
             for rejection in ordered[:SHOWN_REJECTIONS]:
                 field = f"{rejection.field}: " if rejection.field else ""
-                say(f"  line {rejection.line}: {field}{rejection.reason}", markup=False, highlight=False)
+                plain(f"  line {rejection.line}: {field}{rejection.reason}")
             if len(ordered) > SHOWN_REJECTIONS:
                 say(f"  ... and {len(ordered) - SHOWN_REJECTIONS:,} more (--json lists every one)")
         if self.uncertain:
@@ -177,16 +173,13 @@ class Summary(Report):
             if self.not_done:
                 say("No journal was kept: running the command again sends every record again.")
         elif self.not_done or self.uncertain:
-            say(f"To resume, run the same command (its journal is {self.journal}):", markup=False, highlight=False)
-            say(f"  {self.resume}", markup=False, highlight=False)
+            plain(f"To resume, run the same command (its journal is {self.journal}):\n  {self.resume}")
             if "***" in (self.resume or ""):
                 say("  (*** stands for your API key, which is never printed)")
         elif self.rejected:
-            say(
+            plain(
                 f"The journal {self.journal} is kept: mend the rejected lines and run the same command again; "
-                "the records stored are not sent again.",
-                markup=False,
-                highlight=False,
+                "the records stored are not sent again."
             )
 
 

@@ -336,12 +336,8 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary."""
-        return {
-            "interrupted": self.signal is not None,
-            "signal": self.signal,
-            "error": self.error,
-            "resume": self.resume,
-        }
+        own = attrs.filters.include(*attrs.fields(Report))
+        return {"interrupted": self.signal is not None} | attrs.asdict(self, filter=own)
 
     def print(self, console: Console) -> None:
         """The human summary, on stdout."""
