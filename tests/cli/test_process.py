@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from kayse_async.testing import ThreadedEmulator
 
 from .conftest import API_KEY, REPO, kayse_process, write
@@ -112,9 +114,18 @@ def test_the_sample_files_are_reproducible(tmp_path: Path) -> None:
     assert len((examples / "clients.csv").read_text(encoding="utf-8").splitlines()) - 1 >= 5_000
 
 
-def test_kayse_emulator_serves_until_interrupted() -> None:
-    """`kayse emulator --port 0`: prints its address, answers the API, stops cleanly on SIGINT."""
-    process = kayse_process(["emulator", "--port", "0", "--api-key", "k"])
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["emulator", "--port", "0", "--api-key", "k"], {}),
+        (["--api-key", "k", "emulator", "--port", "0"], {}),
+        (["emulator", "--port", "0"], {"KAYSE_API_KEY": "k"}),
+    ],
+    ids=["its-own-option", "the-global-option", "the-environment"],
+)
+def test_kayse_emulator_serves_until_interrupted(args: list[str], env: dict[str, str]) -> None:
+    """`kayse emulator --port 0`, its key from any of the three places: its address, the API, a clean SIGINT."""
+    process = kayse_process(args, env=env)
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.startswith("listening on http://127.0.0.1:"), line

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,32 +47,43 @@ def done_batches(journal: Path) -> int:
     return journal.read_text(encoding="utf-8", errors="replace").count('"type":"done"')
 
 
+def started(args: list[str], journal: Path, batches: int) -> subprocess.Popen[str]:
+    """``kayse ARGS`` started, once its journal records ``batches`` batches stored (or it ended)."""
+    process = kayse_process(args)
+    deadline = time.monotonic() + TIMEOUT
+    while done_batches(journal) < batches and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return process
+
+
 def import_args(emulator: ThreadedEmulator, path: Path, *extra: str) -> list[str]:
     """``kayse import clients PATH`` pointed at ``emulator``."""
     return ["--base-url", emulator.url, "--api-key", API_KEY, "import", "clients", str(path), *extra]
 
 
-def lines_while_running(process: subprocess.Popen[str]) -> tuple[list[str], list[str]]:
-    """Stderr lines read before the process ended, and the rest of stderr after."""
+def progress_while_running(args: list[str]) -> tuple[list[str], str]:
+    """Run ``kayse ARGS`` to success; the progress lines read from its stderr before it ended, and all stderr."""
+    process = kayse_process(args)
     assert process.stderr is not None
     early: list[str] = []
     for line in process.stderr:
         if process.poll() is not None:
-            return early, [line, *process.stderr]
+            break
         early.append(line.rstrip("\n"))
-    return early, []
+    out, rest = process.communicate(timeout=TIMEOUT)
+    everything = "\n".join(early) + rest
+    assert process.returncode == 0, out + everything
+    return [line for line in early if PROGRESS.match(line)], everything
 
 
 def test_progress_lines_reach_a_pipe_while_the_job_runs(tmp_path: Path, small_budget: ThreadedEmulator) -> None:
     """Stderr to a pipe: plain whole lines at the interval while the job runs, not only at the end."""
     path = clients_csv(tmp_path / "c.csv", 150)
-    process = kayse_process(import_args(small_budget, path, "--chunk-size", "10", "--progress-interval", "0.2"))
-    early, late = lines_while_running(process)
-    process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 0, early + late
-    progress = [line for line in early if PROGRESS.match(line)]
-    assert len(progress) >= 5, early  # 15 requests at 10 per 3 s: seconds of lines, one per 0.2 s
-    assert "\x1b[" not in "".join(early + late)  # no terminal codes in a log file
+    progress, stderr = progress_while_running(
+        import_args(small_budget, path, "--chunk-size", "10", "--progress-interval", "0.2")
+    )
+    assert len(progress) >= 5, stderr  # 15 requests at 10 per 3 s: seconds of lines, one per 0.2 s
+    assert "\x1b[" not in stderr  # no terminal codes in a log file
     assert any(line.startswith("clients 0/150 (0%)", 20) for line in progress)
     assert len(stored_ids(small_budget)) == 150
 
@@ -81,13 +91,11 @@ def test_progress_lines_reach_a_pipe_while_the_job_runs(tmp_path: Path, small_bu
 def test_a_new_rate_limit_window_writes_a_line(tmp_path: Path, small_budget: ThreadedEmulator) -> None:
     """With a long interval, a line still comes when the quota's window renews, while the job waits on it."""
     path = clients_csv(tmp_path / "c.csv", 240)
-    process = kayse_process(import_args(small_budget, path, "--chunk-size", "10", "--progress-interval", "600"))
-    early, late = lines_while_running(process)
-    process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 0, early + late
+    progress, stderr = progress_while_running(
+        import_args(small_budget, path, "--chunk-size", "10", "--progress-interval", "600")
+    )
     # Besides the start and the end: a line per new window (24 requests at 10 per window: two renewals).
-    between = [line for line in early if PROGRESS.match(line) and not re.search(r" (0|240)/240 ", line)]
-    assert between, early
+    assert [line for line in progress if not re.search(r" (0|240)/240 ", line)], stderr
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
@@ -99,11 +107,8 @@ def test_a_stop_signal_finishes_what_is_in_flight_and_the_same_command_resumes(
     path = clients_csv(tmp_path / "big.csv", total)
     args = import_args(emulator, path, "--chunk-size", "20", "--concurrency", "2")
     emulator.configure(latency_ms=150.0)
-    process = kayse_process(args)
     journal = tmp_path / "big.csv.kayse-journal"
-    deadline = time.monotonic() + TIMEOUT
-    while done_batches(journal) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    process = started(args, journal, 3)
     process.send_signal(signum)
     out, err = process.communicate(timeout=TIMEOUT)
     assert process.returncode == status, err
@@ -137,11 +142,7 @@ def test_a_second_signal_stops_at_once_and_the_rerun_resolves_the_batches_cut_of
     path = clients_csv(tmp_path / "c.csv", total, prefix="s")
     args = import_args(emulator, path, "--chunk-size", "25", "--concurrency", "2", "--json")
     emulator.configure(latency_ms=1500.0)
-    process = kayse_process(args)
-    journal = tmp_path / "c.csv.kayse-journal"
-    deadline = time.monotonic() + TIMEOUT
-    while done_batches(journal) < 1 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    process = started(args, tmp_path / "c.csv.kayse-journal", 1)
     process.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
@@ -256,24 +257,6 @@ def test_a_refused_line_mended_is_sent_by_the_same_command(tmp_path: Path, emula
     summary = json.loads(out)
     assert (summary["created"], summary["requests"], summary["rejected"]) == (1_000, 1, [])
     assert stored_ids(emulator) == [f"m{n:04d}" for n in range(1_000)]
-
-
-@pytest.mark.parametrize("where", ["option", "environment"])
-def test_kayse_emulator_takes_the_global_api_key(where: str) -> None:
-    """`kayse --api-key demo emulator` and `KAYSE_API_KEY=demo kayse emulator` serve with that key."""
-    if where == "option":
-        process = kayse_process(["--api-key", "demo", "emulator", "--port", "0"])
-    else:
-        process = kayse_process(["emulator", "--port", "0"], env={"KAYSE_API_KEY": "demo"})
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.startswith("listening on http://127.0.0.1:"), line + process.communicate(timeout=TIMEOUT)[1]
-    request = urllib.request.Request(f"{line.split()[-1]}/v1/campaigns", headers={"X-API-KEY": "demo"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert json.loads(response.read()) == []
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 0
 
 
 def test_delete_clients_goes_id_by_id_through_the_quota(small_budget: ThreadedEmulator) -> None:
