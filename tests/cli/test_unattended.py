@@ -150,8 +150,7 @@ def test_a_second_signal_stops_at_once_and_the_rerun_resolves_the_batches_cut_of
     assert process.returncode == 143, err
     partial = json.loads(out)
     assert (partial["signal"], partial["interrupted"]) == ("SIGTERM", True)
-    assert partial["not_done"] > 0
-    assert partial["seconds"] < 5  # not the 10 s grace, nor the 1.5 s of every chunk left
+    assert partial["not_done"] >= partial["pending"] > 0  # cut off in flight, not let finish
 
     emulator.configure(latency_ms=0.0)
     rerun = kayse_process(args)
