@@ -12,6 +12,8 @@ from collections.abc import Generator
 from datetime import date
 from typing import Any, assert_type
 
+import aiohttp
+
 from kayse_async import Kayse, errors, models
 
 
@@ -69,5 +71,8 @@ def check_sync_api(kayse: Kayse) -> None:
 def check_context_manager() -> None:
     with Kayse("k", timeout=5.0, max_retries=0, max_wait=1.0) as kayse:
         assert_type(kayse, Kayse)
+    Kayse("k", session_factory=lambda: aiohttp.ClientSession(trust_env=True)).close()
+    Kayse("k", session_factory=aiohttp.ClientSession).close()
+    Kayse("k", session_factory=lambda: "not a session")  # type: ignore[arg-type, return-value]
     Kayse("k", timeout="5")  # type: ignore[arg-type]
     Kayse("k", base="http://127.0.0.1")  # type: ignore[call-arg]
