@@ -104,7 +104,7 @@ def structurer(cls: type[T], url: str) -> Callable[[Any], T]:
     """A ``BulkEndpoint.structure`` for a model class."""
 
     def structure(data: Any) -> T:
-        return structure_response(data, cls, method="POST", url=url)
+        return structure_response(data, cls, method="POST", url=url, need_id=True)
 
     return structure
 

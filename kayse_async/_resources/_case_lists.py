@@ -11,7 +11,7 @@ from .. import _bulk
 from .._defaults import CHUNK_SIZE, CONCURRENCY, PAGE_SIZE
 from .._wire.fields import CASE_LISTS, MAX_PAGE_SIZE, check_page, prepare
 from .._wire.params import CaseListCreate
-from .._wire.protocol import Request, expect, structure_response
+from .._wire.protocol import Request, structure_response
 from ..errors import APIError, ValidationError
 from ..models import CaseList, CaseListUpsert
 from ._base import TableResource, bulk_endpoint, outgoing, without_extras
@@ -90,9 +90,8 @@ class CaseLists(TableResource):
         named, extras = without_extras(fields)
         body = prepare(CASE_LISTS, named, mode="create", extra_body=extras.get("extra_body"))
         request = outgoing("POST", _PATH, body, extras)
-        data = (await self._send(request)).data
-        expect(data, dict, "a JSON object", method="POST", url=_PATH)
-        return structure_response(data, CaseList, method="POST", url=_PATH)
+        answer = await self._send(request)
+        return structure_response(answer.data, CaseList, method="POST", url=_PATH, status=answer.status, need_id=True)
 
     async def bulk_upsert(
         self,

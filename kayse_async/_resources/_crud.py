@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import _bulk
 from .._defaults import CHUNK_SIZE, CONCURRENCY
-from .._wire.converter import structure_hook
 from .._wire.fields import check_id, item_fields, prepare
-from .._wire.protocol import Request, excerpt, expect, shape_error
-from ..errors import APIError, ValidationError
+from .._wire.protocol import Request, Response, structure_response
+from ..errors import ValidationError
 from ..models import BulkItem, BulkResult
 from ._base import BulkEndpoint, Fields, TableResource, bulk_endpoint, outgoing, without_extras
 
@@ -29,42 +27,28 @@ class CrudResource(TableResource, Generic[T]):
     def _bulk_endpoint(self) -> BulkEndpoint[T]:
         return bulk_endpoint(f"{self._path}/bulk", self._name, self._table, self._model)
 
-    def _one(self, data: Any, request: Request) -> T:
-        if type(data) is not dict:
-            expect(data, dict, "a JSON object", method=request.method, url=request.path)
-        item_id = data.get("id")
-        if type(item_id) is not int and (isinstance(item_id, bool) or not isinstance(item_id, int)):
-            # An object without its id cannot be told apart from one that was never stored.
-            raise APIError(
-                f"unexpected response: {self._name[:-1]} without an integer id: {excerpt(json.dumps(data))!r}",
-                status=200,
-                body=data,
-                method=request.method,
-                url=request.path,
-            )
-        model = self._model
-        try:
-            result: T = structure_hook(model)(data, model)
-        except Exception as exc:
-            raise shape_error(data, model, exc, method=request.method, url=request.path) from None
-        return result
+    def _one(self, response: Response, request: Request) -> T:
+        model: type[T] = self._model
+        return structure_response(
+            response.data, model, method=request.method, url=request.path, status=response.status, need_id=True
+        )
 
     async def _create(self, fields: Fields) -> T:
         named, extras = without_extras(fields)
         body = prepare(self._table, named, mode="create", extra_body=extras.get("extra_body"))
         request = outgoing("POST", self._path, body, extras)
-        return self._one((await self._send(request)).data, request)
+        return self._one(await self._send(request), request)
 
     async def _get(self, item_id: int) -> T:
         request = Request(method="GET", path=f"{self._path}/{check_id(self._id_name, item_id)}", idempotent=True)
-        return self._one((await self._send(request)).data, request)
+        return self._one(await self._send(request), request)
 
     async def _update(self, item_id: int, fields: Fields) -> T:
         checked_id = check_id(self._id_name, item_id)
         named, extras = without_extras(_without_own_id(fields, checked_id))
         body = prepare(self._table, named, mode="update", extra_body=extras.get("extra_body"))
         request = outgoing("PUT", f"{self._path}/{checked_id}", body, extras, idempotent=True)
-        return self._one((await self._send(request)).data, request)
+        return self._one(await self._send(request), request)
 
     async def _patch(self, item_id: int, changes: Fields) -> T:
         checked_id = check_id(self._id_name, item_id)
@@ -78,7 +62,7 @@ class CrudResource(TableResource, Generic[T]):
         kept = {name: value for name, value in fields.items() if name in by_name and by_name[name].put}
         body = prepare(self._table, {**kept, **named}, mode="update", extra_body={**unknown, **(extra_body or {})})
         request = outgoing("PUT", path, body, extras, idempotent=True)
-        return self._one((await self._send(request)).data, request)
+        return self._one(await self._send(request), request)
 
     async def _delete(self, item_id: int) -> None:
         request = Request(
