@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from kayse_async import _bulk
+    from kayse_async._wire.fields import Mode
     from kayse_async._wire.params import (
         CampaignCreate,
         CaseCreate,
@@ -50,7 +51,9 @@ class Clients(SyncResource):
         Fields are the API's, as keyword arguments: ``external_source``,
         ``external_source_id``, ``first_name`` and ``last_name`` are required;
         fields not given are not sent. Dates are ``datetime.date`` or
-        ``"YYYY-MM-DD"``. Never retried once it may have reached the server.
+        ``"YYYY-MM-DD"``. An unknown name is refused (``errors.ValidationError``);
+        a field this SDK does not know yet goes in ``extra_body``. Never retried
+        once it may have reached the server.
         """
         return self._portal.call("clients", _clients.Clients.create, **fields)
 
@@ -61,9 +64,10 @@ class Clients(SyncResource):
     def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
-        A full replacement: every optional field not given is sent as null and
-        cleared by the server. To change a few fields and keep the rest, use
-        :meth:`patch`.
+        A full replacement: every optional field of the PUT table not given is
+        sent as null and cleared by the server; ``gender`` and
+        ``voice_calls_opted_out`` (outside that table) are sent only with a
+        value. To change a few fields and keep the rest, use :meth:`patch`.
         """
         return self._portal.call("clients", _clients.Clients.update, client_id, **fields)
 
@@ -149,6 +153,21 @@ class Clients(SyncResource):
             max_wait=max_wait,
         )
 
+    @classmethod
+    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        """
+        return _clients.Clients.check(item, mode=mode)
+
+    @classmethod
+    def schema(cls) -> ObjectSchema:
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
+        return _clients.Clients.schema()
+
 
 class Cases(SyncResource):
     """The firm's legal cases: ``kayse.cases``."""
@@ -167,7 +186,11 @@ class Cases(SyncResource):
         return self._portal.call("cases", _cases.Cases.get, case_id)
 
     def update(self, case_id: int, **fields: Unpack[CaseUpdate]) -> Case:
-        """Replace a case (``PUT /v1/cases/{id}``): optional fields not given are cleared."""
+        """Replace a case (``PUT /v1/cases/{id}``): optional fields of the PUT table not given are cleared.
+
+        ``client_ids`` and ``opt_out_voice_calls`` (outside that table) are sent
+        only with a value: the links and the opt-out stay as stored otherwise.
+        """
         return self._portal.call("cases", _cases.Cases.update, case_id, **fields)
 
     def patch(self, case_id: int, **changes: Unpack[CaseUpdate]) -> Case:
@@ -291,21 +314,50 @@ class Cases(SyncResource):
             max_wait=max_wait,
         )
 
+    @classmethod
+    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        """
+        return _cases.Cases.check(item, mode=mode)
+
+    @classmethod
+    def schema(cls) -> ObjectSchema:
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
+        return _cases.Cases.schema()
+
 
 class CaseLists(SyncResource):
     """Saved case filters that power campaigns: ``kayse.case_lists``."""
 
     def list(
-        self, *, key: str | None = None, hide_empty: bool | None = None, page_size: int = 25
+        self, *, key: str | None = None, hide_empty: bool | None = None, page: int = 1, page_size: int = 25
     ) -> Generator[CaseList, None, None]:
-        """Every case list, walking the pages in turn (``GET /v1/case_lists``).
+        """Every case list from page ``page`` on, one by one (``GET /v1/case_lists``).
 
         ``key`` searches the names; ``hide_empty`` keeps only lists that hold
         cases now. Pages are fetched as the iteration needs them, one request
-        each; breaking out of the loop stops there.
+        each, until the server's ``total`` is reached (a short page before it
+        does not end the walk); breaking out of the loop stops there.
         """
         return self._portal.iterate(
-            "case_lists", _case_lists.CaseLists.list, key=key, hide_empty=hide_empty, page_size=page_size
+            "case_lists", _case_lists.CaseLists.list, key=key, hide_empty=hide_empty, page=page, page_size=page_size
+        )
+
+    def pages(
+        self, *, key: str | None = None, hide_empty: bool | None = None, page: int = 1, page_size: int = 25
+    ) -> Generator[builtins.list[CaseList], None, None]:
+        """The case lists page by page from page ``page`` on, each page a list (``GET /v1/case_lists``).
+
+        One request per page, made as the iteration needs it. The walk ends
+        when the pages seen cover the ``total`` the server reports, or, when it
+        reports none, at the first page shorter than ``page_size``.
+        """
+        return self._portal.iterate(
+            "case_lists", _case_lists.CaseLists.pages, key=key, hide_empty=hide_empty, page=page, page_size=page_size
         )
 
     def create(self, **fields: Unpack[CaseListCreate]) -> CaseList:
@@ -346,6 +398,21 @@ class CaseLists(SyncResource):
             max_wait=max_wait,
         )
 
+    @classmethod
+    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        """
+        return _case_lists.CaseLists.check(item, mode=mode)
+
+    @classmethod
+    def schema(cls) -> ObjectSchema:
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
+        return _case_lists.CaseLists.schema()
+
 
 class Campaigns(SyncResource):
     """AI voice-call campaigns: ``kayse.campaigns``."""
@@ -362,6 +429,21 @@ class Campaigns(SyncResource):
     def list(self, *, key: str | None = None) -> list[Campaign]:
         """Every campaign, optionally searched by ``key`` (``GET /v1/campaigns``)."""
         return self._portal.call("campaigns", _campaigns.Campaigns.list, key=key)
+
+    @classmethod
+    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        """
+        return _campaigns.Campaigns.check(item, mode=mode)
+
+    @classmethod
+    def schema(cls) -> ObjectSchema:
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
+        return _campaigns.Campaigns.schema()
 
 
 class Calls(SyncResource):

@@ -46,6 +46,7 @@ class Request:
     path: str
     host: Host = "main"
     params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = None
     json: Any = None
     idempotent: bool = False
     gone_ok_on_retry: bool = False

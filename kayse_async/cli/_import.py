@@ -16,14 +16,13 @@ import attrs
 import click
 
 from .._defaults import CHUNK_SIZE, CONCURRENCY
-from .._resources._base import prepare_upsert
+from .._wire.fields import CASE_LISTS, CASES, CLIENTS, prepare
 from ..errors import APIError, AuthenticationError, BulkError, ConfigurationError, KayseError, ValidationError
 from ..models import BulkItem, QuotaSnapshot
 from ._config import Config, UsageProblem, translate
 from ._jobs import Meter, Mode, Report, command_line, default_journal, progress_options, running
 from ._readers import (
     ENCODING,
-    TABLES,
     Format,
     InputError,
     Record,
@@ -205,14 +204,14 @@ def _rejection(line: int, item: BulkItem[Any], unreadable: str | None) -> Reject
 
 def plan_records(summary: Summary, records: Iterator[Record]) -> None:
     """Check every record as the bulk engine would, and count the requests sending would take."""
-    prepare = prepare_upsert(TABLES[summary.resource], summary.resource.replace("-", "_"))
+    table = {"clients": CLIENTS, "cases": CASES, "case-lists": CASE_LISTS}[summary.resource]
     started = time.perf_counter()
     for record in records:
         summary.records += 1
         try:
             if record.fields is None:
                 raise ValidationError("", record.error or "unreadable")
-            prepare(record.fields, "")
+            prepare(table, record.fields)
         except ValidationError as exc:
             summary.rejected.append(Rejection(record.line, exc.reason, exc.field or None))
             continue

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .._wire.fields import CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, MAX_INT, Field, Kind
+from .._wire.fields import CASE_LISTS, CASES, CLIENTS, MAX_INT, Field, Kind
 
 Format = Literal["csv", "jsonl", "json"]
 Resource = Literal["clients", "cases", "case-lists"]
@@ -41,9 +41,9 @@ Resource = Literal["clients", "cases", "case-lists"]
 FORMATS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 """File extensions and the format each implies."""
 TABLES: dict[Resource, Mapping[str, Field]] = {
-    "clients": CLIENT_FIELDS,
-    "cases": CASE_FIELDS,
-    "case-lists": CASE_LIST_FIELDS,
+    "clients": CLIENTS.by_name,
+    "cases": CASES.by_name,
+    "case-lists": CASE_LISTS.by_name,
 }
 """The field table of each importable resource."""
 _SPACE = re.compile(r"[ \t\r\n]*")
@@ -176,13 +176,13 @@ def _read_csv(name: str, lines: Iterator[str], table: Mapping[str, Field]) -> It
 
 def _cell(name: str, spec: Field | None, text: str) -> Any:
     """Convert one CSV cell to the value the field takes; ValueError names the field."""
-    kind = Kind.INT if name == "id" else (spec.kind if spec is not None else Kind.STR)
+    kind = Kind.ID if name == "id" else (spec.kind if spec is not None else Kind.STR)
     value = text.strip()
     if kind is Kind.STR:
         return text
     if kind is Kind.DATE:
         return value
-    if kind in (Kind.INT, Kind.ID, Kind.COUNT):
+    if kind in (Kind.ID, Kind.COUNT):
         return _int(name, value)
     if kind is Kind.BOOL:
         if value.lower() in ("true", "false"):
@@ -197,9 +197,9 @@ def _cell(name: str, spec: Field | None, text: str) -> Any:
         if not isinstance(parsed, shape[0]):
             raise ValueError(f"{name}: expected a JSON {shape[1]}, got {value[:40]!r}")
         return parsed
-    if kind is Kind.INT_LIST:
+    if kind is Kind.ID_LIST:
         return [_int(f"{name}[{i}]", part.strip()) for i, part in enumerate(value.split(";"))]
-    if kind is Kind.STR_LIST:
+    if kind is Kind.WEEKDAYS:
         return [part.strip() for part in value.split(";")]
     raise ValueError(f"{name}: expected a JSON array, got {value[:40]!r}")
 

@@ -7,7 +7,8 @@ a twin with the same parameters, annotations, defaults and docstring; type
 variables of generic bases become the concrete types (``CrudResource[Client]``
 gives ``BulkResult[Client]``). Coroutine methods become blocking calls returning
 the same type; methods returning ``AsyncIterator[X]`` return
-``Generator[X, None, None]``. ``Kayse.__init__`` takes ``AsyncKayse.__init__``'s
+``Generator[X, None, None]``; classmethods (pure: no I/O, such as ``check``)
+are called as they are, in the calling thread, without the portal. ``Kayse.__init__`` takes ``AsyncKayse.__init__``'s
 parameters, then ``KayseBase``'s own keyword-only ones. ruff formats the output
 and sorts its imports; ``test_parity.py`` fails while the committed file differs
 from a fresh run (up to that formatting).
@@ -119,20 +120,29 @@ def _function(function: Any) -> ast.FunctionDef | ast.AsyncFunctionDef:
     return node
 
 
+class _Source(str):
+    """An annotation as source text: a signature shows it as it is, not as a quoted string."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _parameters(function: Any, rewriter: _Annotations, names: Iterable[str] | None = None) -> list[Parameter]:
     """``function``'s parameters but ``self`` (or only ``names``), annotations rendered, defaults as literals."""
     rewriter.module = sys.modules[function.__module__]
     annotations = {arg.arg: arg.annotation for arg in ast.walk(_function(function).args) if isinstance(arg, ast.arg)}
     parameters = list(inspect.signature(function).parameters.values())[1:]
     return [
-        p.replace(annotation=rewriter.render(annotations[p.name]) if annotations[p.name] else p.empty)
+        p.replace(annotation=_Source(rewriter.render(annotations[p.name])) if annotations[p.name] else p.empty)
         for p in parameters
         if names is None or p.name in names
     ]
 
 
 def _declare(parameters: list[Parameter]) -> str:
-    return str(Signature(parameters)).strip("()").replace("'", "")
+    return str(Signature(parameters)).strip("()")
 
 
 def _forward(parameters: list[Parameter]) -> list[str]:
@@ -175,12 +185,16 @@ def _resource_class(attribute: str, cls: type, rewriter: _Annotations) -> str:
             if name.startswith("_") or name in seen or klass in (object, typing.Generic):
                 continue
             seen.add(name)
+            pure = isinstance(function, classmethod)  # no I/O: the twin calls it itself, not through the portal
+            function = function.__func__ if pure else function
             assert inspect.isfunction(function), f"{klass.__name__}.{name}: only plain methods can be wrapped"
             rewriter.typevars = _typevars(cls, klass)
             parameters = _parameters(function, rewriter)
             returns = _function(function).returns
             assert returns is not None, f"{cls.__name__}.{name} has no return annotation"
-            if inspect.iscoroutinefunction(function):
+            if pure:
+                how, result = "", rewriter.render(returns)
+            elif inspect.iscoroutinefunction(function):
                 how, result = "call", rewriter.render(returns)
             elif isinstance(returns, ast.Subscript) and ast.unparse(returns.value) in _ASYNC_ITERATORS:
                 item = returns.slice.elts[0] if isinstance(returns.slice, ast.Tuple) else returns.slice
@@ -189,10 +203,15 @@ def _resource_class(attribute: str, cls: type, rewriter: _Annotations) -> str:
             else:
                 raise ValueError(f"{cls.__name__}.{name}: a plain method returning no async iterator has no twin yet")
             verb = "return " if result != "None" else ""
-            arguments = ", ".join([repr(attribute), f"{alias}.{cls.__name__}.{name}", *_forward(parameters)])
-            text += f"\n    def {name}({_declare([Parameter('self', Parameter.POSITIONAL_OR_KEYWORD), *parameters])})"
-            text += f" -> {result}:\n        {_docstring(inspect.getdoc(function), '        ')}"
-            text += f"        {verb}self._portal.{how}({arguments})\n"
+            first = Parameter("cls" if pure else "self", Parameter.POSITIONAL_OR_KEYWORD)
+            text += "\n    @classmethod" if pure else ""
+            text += f"\n    def {name}({_declare([first, *parameters])}) -> {result}:"
+            text += f"\n        {_docstring(inspect.getdoc(function), '        ')}"
+            if pure:
+                text += f"        {verb}{alias}.{cls.__name__}.{name}({', '.join(_forward(parameters))})\n"
+            else:
+                arguments = ", ".join([repr(attribute), f"{alias}.{cls.__name__}.{name}", *_forward(parameters)])
+                text += f"        {verb}self._portal.{how}({arguments})\n"
     return text
 
 

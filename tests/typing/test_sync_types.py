@@ -51,7 +51,10 @@ def check_sync_api(kayse: Kayse) -> None:
         assert_type(case_list, models.CaseList)
     with contextlib.closing(kayse.case_lists.list()) as pages:
         assert_type(next(pages), models.CaseList)
-    assert_type(kayse.case_lists.create(name="n"), models.CaseList)
+    assert_type(kayse.case_lists.pages(page=2), Generator[list[models.CaseList], None, None])
+    assert_type(kayse.cases.check({"status": "open"}), dict[str, Any])
+    assert_type(kayse.case_lists.schema(), models.ObjectSchema)
+    assert_type(kayse.case_lists.create(name="n", extra_body={"new": 1}), models.CaseList)
     assert_type(kayse.case_lists.bulk_upsert([]), list[models.CaseListUpsert])
     campaign = kayse.campaigns.create(
         name="n", agent_id="a", case_list_id=1, send_sms_before_call=False, sms_before_call_text="t"
