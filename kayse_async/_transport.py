@@ -251,7 +251,7 @@ class Transport:
                         target,
                         params=request.params,
                         json=request.json,
-                        headers=None if self._owns_session else endpoint.headers,
+                        headers=_headers(request, endpoint.headers, owned=self._owns_session),
                         allow_redirects=False,
                         timeout=self._timeout,
                     ) as resp:
@@ -488,6 +488,15 @@ def _no_silent_resend(session: aiohttp.ClientSession) -> None:
     """
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
+
+
+def _headers(request: Request, keys: CIMultiDict[str], *, owned: bool) -> CIMultiDict[str] | None:
+    """The headers a request adds to the session's: the caller's extras, never replacing the key headers."""
+    if not request.headers:
+        return None if owned else keys
+    headers = CIMultiDict(request.headers)
+    headers.update(keys)
+    return headers
 
 
 def _may_have_applied(exc: KayseError) -> bool:

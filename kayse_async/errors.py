@@ -16,7 +16,8 @@ Every error derives from :class:`KayseError`::
     │   ├── MethodNotAllowedError   405
     │   ├── RateLimitError          429
     │   ├── InternalServerError     500
-    │   └── ServiceUnavailableError 503
+    │   ├── ServiceUnavailableError 503
+    │   └── ResponseFormatError     a 2xx answer that cannot be used at all
     ├── QuotaExhaustedError         the budget is spent and waiting would pass the caller's limit
     ├── BatchRefusedError           a bulk item not stored because another item made the server refuse its batch
     └── BulkError                   some items of a bulk call failed
@@ -49,6 +50,7 @@ __all__ = [
     "QuotaExhaustedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseFormatError",
     "ServiceUnavailableError",
     "TLSError",
     "TransportError",
@@ -183,6 +185,15 @@ class ServiceUnavailableError(APIError):
     """503: the server is down for maintenance."""
 
     status = 503
+
+
+class ResponseFormatError(APIError):
+    """A 2xx answer that cannot be used at all: not the JSON object (or array) expected, or no id on a create.
+
+    The request took effect; ``status`` is the answer's, ``body`` what came
+    (keys redacted), and the message an excerpt of it. A field of an
+    unexpected type is never this error: it is kept as sent, and logged once.
+    """
 
 
 class QuotaExhaustedError(KayseError):
