@@ -398,8 +398,8 @@ class Job(Generic[T]):
 
         When the server names the item (``clients[7].case_ids``), it alone is
         rejected and the rest go again in one request; if the budget is
-        spent, they are ``not_attempted`` with a ``BatchRefusedError`` naming
-        it. Otherwise the batch is halved, each half costing one request.
+        spent, they are ``rejected`` with a ``BatchRefusedError`` naming it.
+        Otherwise the batch is halved, each half costing one request.
         """
         named = named_position(exc, len(entries))
         if named is not None:
@@ -408,7 +408,7 @@ class Job(Generic[T]):
                 BulkItem(index=culprit.index, status="rejected", error=for_input(exc, [e.index for e in entries]))
             )
             parts = [entries[:named] + entries[named + 1 :]]
-            verdict = Verdict("not_attempted")
+            verdict = Verdict("rejected")
             blame: KayseError = BatchRefusedError(culprit.index, key=self.route.key)
         else:
             half = len(entries) // 2

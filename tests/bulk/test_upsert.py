@@ -83,7 +83,7 @@ async def test_a_server_rejection_blames_the_named_item_and_spares_its_mates(
     assert culprit.error.body["field"] == "clients[15].external_source_id"
     assert "clients[15].external_source_id" in str(culprit.error)
     for mate in result.items[10:15] + result.items[16:20]:
-        assert mate.status == "not_attempted"
+        assert mate.status == "rejected"
         assert isinstance(mate.error, errors.BatchRefusedError)
         assert mate.error.culprit == 15
         assert not hasattr(mate.error, "field")
@@ -157,7 +157,7 @@ async def test_a_spent_bisection_budget_leaves_the_mates_blaming_the_culprit(
     assert "clients[2].case_ids" in str(result.items[2].error)
     assert "clients[9].case_ids" in str(result.items[9].error)
     mates = [item for item in result.items if item.index not in (2, 9)]
-    assert {item.status for item in mates} == {"not_attempted"}
+    assert {item.status for item in mates} == {"rejected"}
     assert {item.error.culprit for item in mates if isinstance(item.error, errors.BatchRefusedError)} == {9}
     assert len(emu.store.clients) == 0
 
