@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -65,41 +65,40 @@ class BulkOptions:
     max_wait: float | None = None
 
 
-class Route(Generic[T]):
-    """How a job talks to one bulk route."""
+class Route(Protocol[T]):
+    """How a job talks to one bulk route: ``key`` is the request's list (it names items in errors:
+    ``clients[12]``), ``expected`` what a usable answer holds (for the error about one that does not)."""
 
     op: Op
     path: str
     key: str
-    """The request's list, which also names items in errors: ``clients[12]``."""
     expected: str
-    """What a usable answer looks like, for the error about one that is not."""
-    natural_key: tuple[str, ...] = ()
+    natural_key: tuple[str, ...]
 
     def prepare(self, item: Any, index: int) -> tuple[Any, bool]:
         """One input item's request body and whether it creates anything; raises ``ValidationError``."""
-        raise NotImplementedError
+        ...
 
     def body(self, entries: list[Entry]) -> dict[str, Any]:
         """The request's JSON body for a batch."""
-        raise NotImplementedError
+        ...
 
     def values(self, data: Any, entries: list[Entry]) -> list[Any] | str:
-        """One value per entry from a 2xx answer, or what the answer held instead (for the error)."""
-        raise NotImplementedError
+        """One value per entry from a 2xx answer, or what the answer held instead."""
+        ...
 
     def outcomes(
         self, entries: list[Entry], values: list[Any], after_lost: bool, resolved: Resolution | None
     ) -> list[BulkItem[T]]:
         """The outcomes of a stored batch; ``after_lost``: the answer is a retry's, after one was lost."""
-        raise NotImplementedError
+        ...
 
     def structure(self, value: Any) -> T:
         """A returned object, from its JSON (as the journal keeps it)."""
-        raise NotImplementedError
+        ...
 
 
-class UpsertRoute(Route[T]):
+class UpsertRoute(Generic[T]):
     """``POST /v1/{clients,cases,case_lists}/bulk``: items without an id are created, with one updated."""
 
     op: Op = "upsert"
@@ -147,13 +146,14 @@ class UpsertRoute(Route[T]):
         return items
 
 
-class DeleteRoute(Route[int]):
+class DeleteRoute:
     """``POST /v1/cases/bulk_delete``: the items are case ids, checked beforehand; safe to repeat."""
 
     op: Op = "delete"
     path = "/v1/cases/bulk_delete"
     key = "ids"
     expected = "{'deleted_ids': [...]} (integers)"
+    natural_key: tuple[str, ...] = ()
 
     def __init__(self, with_clients: bool) -> None:
         self._with_clients = with_clients
@@ -162,6 +162,9 @@ class DeleteRoute(Route[int]):
 
     def prepare(self, item: Any, index: int) -> tuple[Any, bool]:
         return item, False
+
+    def structure(self, value: Any) -> int:
+        return int(value)
 
     def body(self, entries: list[Entry]) -> dict[str, Any]:
         return {"ids": [e.body for e in entries], "with_clients": self._with_clients}

@@ -25,11 +25,6 @@ class Progress:
         self._wait_at_start = transport.quota_wait_seconds
         self.done = self.succeeded = self.failed = self.stored_before = self.stored_now = 0
 
-    @property
-    def requests(self) -> int:
-        """HTTP requests this client sent since the job started (retries included)."""
-        return self._transport.requests_sent - self._requests_at_start
-
     def account(self, outcomes: list[BulkItem[Any]]) -> None:
         """Count one chunk's outcomes, then tell the callback."""
         self.done += len(outcomes)
@@ -45,7 +40,7 @@ class Progress:
                 BulkProgress(
                     items_done=self.done,
                     items_total=self._total,
-                    requests=self.requests,
+                    requests=self._transport.requests_sent - self._requests_at_start,
                     quota_wait_seconds=self._transport.quota_wait_seconds - self._wait_at_start,
                     succeeded=self.succeeded,
                     failed=self.failed,
