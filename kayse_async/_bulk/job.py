@@ -223,13 +223,16 @@ class Job(Generic[T]):
     def classify(self, index: int, item: Any) -> Entry | tuple[Entry, str] | BulkItem[T]:
         """An entry to send, (an entry, the earlier batch) to recover, or an outcome known already."""
         route = self.route
+        journal = self.journal
         try:
             body, creates = route.prepare(item, index)
         except ValidationError as exc:
             entry: Entry | ValidationError = exc
         else:
-            entry = Entry(index, body, fingerprint(body) if self.journal is not None else "", creates)
-        known = self.journal.lookup(index) if self.journal is not None else None
+            if journal is None:
+                return Entry(index, body, "", creates)
+            entry = Entry(index, body, fingerprint(body), creates)
+        known = journal.lookup(index) if journal is not None else None
         if known is None:
             return entry if isinstance(entry, Entry) else BulkItem(index=index, status="rejected", error=entry)
         kind, batch, journaled, value = known
@@ -268,12 +271,13 @@ class Job(Generic[T]):
     async def next_chunk(self) -> Chunk[T] | None:
         """The next run of input items: at most ``chunk_size`` to send, and 2 x ``chunk_size`` in all."""
         size = self.options.chunk_size
+        next_now = self.source.next_now if self.source.is_sync else None
         chunk: Chunk[T] | None = None
         while True:
             if self.carry is not None:
                 got, self.carry = self.carry, None
             else:
-                read = self.source.next_now() if self.source.is_sync else await self.source.next()
+                read = next_now() if next_now is not None else await self.source.next()
                 if read is None:
                     break
                 got = self.classify(*read)
@@ -335,8 +339,9 @@ class Job(Generic[T]):
             return
         if self.journal is not None and batch is not None:
             self.journal.done(batch, entries, values)
+        slots, start = chunk.slots, chunk.start
         for item in self.route.outcomes(entries, values, after_lost, None if recovers is None else "stored_now"):
-            chunk.set(item)
+            slots[item.index - start] = item
 
     async def _send_all(self, chunk: Chunk[T], parts: list[list[Entry]], recovers: str | None) -> None:
         async with asyncio.TaskGroup() as group:
