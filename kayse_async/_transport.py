@@ -285,7 +285,9 @@ class Transport:
                 mark.complete(info, status)
                 if 300 <= status < 400:
                     raise self._redirect(status, resp_headers.get("Location"), url, endpoint, request)
-                return decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+                response = decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+                response.after_lost_answer = uncertain
+                return response
             except NotFoundError as exc:
                 if uncertain and request.gone_ok_on_retry:
                     # The attempt whose answer was lost did the work.
