@@ -252,7 +252,7 @@ class Transport:
                         target,
                         params=request.params,
                         json=request.json,
-                        headers=None if self._owns_session else endpoint.headers,
+                        headers=_headers(request, endpoint.headers, owned=self._owns_session),
                         allow_redirects=False,
                         timeout=self._timeout,
                     ) as resp:
@@ -286,7 +286,9 @@ class Transport:
                 mark.complete(info, status)
                 if 300 <= status < 400:
                     raise self._redirect(status, resp_headers.get("Location"), url, endpoint, request)
-                return decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+                response = decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+                response.after_lost_answer = uncertain
+                return response
             except NotFoundError as exc:
                 if uncertain and request.gone_ok_on_retry:
                     # The attempt whose answer was lost did the work.
@@ -487,6 +489,15 @@ def _no_silent_resend(session: aiohttp.ClientSession) -> None:
     """
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
+
+
+def _headers(request: Request, keys: CIMultiDict[str], *, owned: bool) -> CIMultiDict[str] | None:
+    """The headers a request adds to the session's: the caller's extras, never replacing the key headers."""
+    if not request.headers:
+        return None if owned else keys
+    headers = CIMultiDict(request.headers)
+    headers.update(keys)
+    return headers
 
 
 def _may_have_applied(exc: KayseError) -> bool:

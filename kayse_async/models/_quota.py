@@ -6,9 +6,11 @@ import datetime as dt
 
 import attrs
 
+from ._base import Model
+
 
 @attrs.frozen(kw_only=True)
-class QuotaSnapshot:
+class QuotaSnapshot(Model):
     """What the SDK knows of a budget (one server and key) now, without a request.
 
     ``limit`` is the server's ``X-RateLimit-Limit`` once seen, else the

@@ -35,10 +35,15 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     assert_type(case, models.Case)
     assert_type(await kayse.cases.get(1), models.Case)
     assert_type(await kayse.cases.bulk_upsert([]), models.BulkResult[models.Case])
-    assert_type(await kayse.cases.bulk_delete([1]), list[int])
+    assert_type(await kayse.cases.bulk_delete([1]), models.DeleteResult)
     assert_type(await kayse.cases.send_sms(case_id=1, client_id=2, message="m"), str)
     assert_type(await kayse.cases.send_email(case_id=1, client_id=2, subject="s", message="m"), str)
     assert_type(kayse.case_lists.list(), AsyncIterator[models.CaseList])
+    assert_type(kayse.case_lists.pages(page=2, page_size=50), AsyncIterator[list[models.CaseList]])
+    assert_type(kayse.clients.check({"first_name": "A"}, mode="update"), dict[str, Any])
+    assert_type(kayse.campaigns.schema(), models.ObjectSchema)
+    await kayse.clients.update(1, city="X", extra_body={"new": 1}, extra_query={"q": "1"}, extra_headers={"X-A": "b"})
+    kayse.clients.check({}, mode="replace")  # type: ignore[arg-type]
     assert_type(await kayse.case_lists.create(name="n"), models.CaseList)
     assert_type(await kayse.case_lists.bulk_upsert([]), list[models.CaseListUpsert])
     campaign = await kayse.campaigns.create(
@@ -57,6 +62,14 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     item = result.items[0]
     assert_type(item.error, errors.KayseError | None)
     assert_type(item.value, models.Client | None)
+    assert_type(item.resolved, models.Resolution | None)
+    assert_type(result.resolved_stored_before, int)
+    deleted = await kayse.cases.bulk_delete([1], raise_on_error=False)
+    assert_type(deleted.confirmed, list[int])
+    assert_type(deleted.gone, list[int])
+    assert_type(deleted.not_found, list[int])
+    assert_type(deleted.failed, list[models.BulkItem[int]])
+    assert_type(list(deleted), list[int])
 
 
 async def check_context_manager() -> None:
