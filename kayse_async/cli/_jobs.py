@@ -208,7 +208,8 @@ class Meter:
                 period=self.period,
                 items_per_second=self.done / elapsed if self.done and elapsed > 0 else None,
             )
-        quota = "quota ?" if snap is None else f"quota {snap.remaining}/{snap.limit}"
+        left = "?" if snap is None or snap.remaining is None else snap.remaining
+        quota = "quota ?" if snap is None else f"quota {left}/{snap.limit}"
         if resets and snap and snap.resets_at:
             quota += f" (resets {local_time(snap.resets_at)[11:]})"
         text = f"{self.requests:,} req · {quota} · ETA {'--:--' if eta is None else clock(eta)}"
