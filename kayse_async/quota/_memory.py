@@ -109,11 +109,12 @@ def wait_reason(state: BucketState, now: float) -> str:
 
 
 class _Bucket:
-    __slots__ = ("name", "state", "waiters", "warned")
+    __slots__ = ("name", "seen", "state", "waiters", "warned")
 
-    def __init__(self, name: str, state: BucketState) -> None:
+    def __init__(self, name: str, state: BucketState, now: float) -> None:
         self.name = name
         self.state = state
+        self.seen = now
         self.waiters: deque[_Waiter] = deque()
         self.warned = False
 
@@ -145,6 +146,7 @@ class MemoryLease:
         with quota._lock:
             now = quota._clock()
             bucket = self._bucket
+            bucket.seen = max(bucket.seen, now)
             state = bucket.state
             state.complete(self._record, info, status, now)
             if state.headerless and not bucket.warned:
@@ -221,11 +223,16 @@ class MemoryQuota:
 
     # -- internals (called with the lock held) ---------------------------------------------
 
-    def _get(self, name: str) -> _Bucket:
+    def _get(self, name: str, now: float) -> _Bucket:
         bucket = self._buckets.get(name)
-        if bucket is None:
+        if bucket is None or (
+            # Its clock went back: another loop's (one fast-forwarded from its own zero, in tests). What was
+            # learned on that clock says nothing on this one: with nothing out, the bucket starts afresh.
+            now < bucket.seen and not bucket.waiters and not (bucket.state.reserved or bucket.state.in_flight)
+        ):
             state = BucketState(limit=self._limit, period=self._period, safety_margin=self._margin)
-            bucket = self._buckets[name] = _Bucket(name, state)
+            bucket = self._buckets[name] = _Bucket(name, state, now)
+        bucket.seen = max(bucket.seen, now)
         return bucket
 
     def _dispatch(self, bucket: _Bucket, now: float, *, nudge: bool = False) -> None:
@@ -268,10 +275,10 @@ class MemoryQuota:
         check_max_wait(max_wait)
         with self._lock:
             # The common case, kept short: nobody in line and room in the budget.
-            entry = self._buckets.get(bucket)
-            if entry is not None and not entry.waiters:
+            now = self._clock()
+            entry = self._get(bucket, now)
+            if not entry.waiters:
                 state = entry.state
-                now = self._clock()
                 if state.allowance(now) > 0:
                     return MemoryLease(self, entry, state.grant(now))
         return await self._wait_for(bucket, max_wait, priority)
@@ -280,9 +287,9 @@ class MemoryQuota:
         """``acquire`` past its fast path: a new bucket, a line, or no room."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            entry = self._get(bucket)
-            state = entry.state
             now = self._clock()
+            entry = self._get(bucket, now)
+            state = entry.state
             self._dispatch(entry, now)
             if state.allowance(now) > 0:
                 # _dispatch drained the line, so nobody is ahead of this caller.

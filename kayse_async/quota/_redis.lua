@@ -97,11 +97,11 @@ if s['lost'] ~= nil and s['lost'] ~= '' then
   for id in string.gmatch(s['lost'], '%d+') do table.insert(lost, tonumber(id)) end
 end
 for _, id in ipairs(expired) do table.insert(lost, id) end
--- Answers passed over since the last word: "<granted>,<remaining>,<reset at>" each.
+-- Answers passed over since the last word: "<remaining>,<reset at>" each.
 local passed = {}
 if s['passed'] ~= nil and s['passed'] ~= '' then
-  for t, r, at in string.gmatch(s['passed'], '([^,; ]+),([^,; ]+),([^,; ]+)') do
-    table.insert(passed, {tonumber(t), tonumber(r), tonumber(at)})
+  for r, at in string.gmatch(s['passed'], '([^, ]+),([^, ]+)') do
+    table.insert(passed, {tonumber(r), tonumber(at)})
   end
 end
 
@@ -198,10 +198,10 @@ local function save()
     'blocked', exact(blocked), 'others', exact(others), 'headerless', headerless and 1 or 0, 'clock_lo', exact(clock_lo),
     'clock_hi', exact(clock_hi), 'prio', exact(prio), 'lost', table.concat(lost, ' '))
   local p = {}
-  for _, e in ipairs(passed) do table.insert(p, exact(e[1]) .. ',' .. e[2] .. ',' .. exact(e[3])) end
+  for _, e in ipairs(passed) do table.insert(p, e[1] .. ',' .. exact(e[2])) end
   redis.call('HSET', key, 'passed', table.concat(p, ' '))
   if hdr == nil then redis.call('HDEL', key, 'hdr') else redis.call('HSET', key, 'hdr', hdr) end
-  if window ~= nil then redis.call('HSET', key, 'window', exact(window)) end
+  if window == nil then redis.call('HDEL', key, 'window') else redis.call('HSET', key, 'window', exact(window)) end
   -- An idle bucket forgets itself once nothing in it can matter any more.
   redis.call('PEXPIRE', key, math.ceil(2 * (span() + margin() + ttl)))
 end
@@ -308,6 +308,9 @@ if h_date >= 0 and reset_after ~= nil then
   end
   reset_after = reset_after - math.min(1000, math.max(0, now + clock_lo - h_date))
 end
+-- Another limit than the one known: another budget, whose first answer is the word (see _state.py).
+local changed = h_limit > 0 and hdr ~= nil and h_limit ~= limit
+if changed then window, stated, trusted = nil, false, false end
 if h_limit > 0 then limit = h_limit end
 if h_window > 0 then window, stated, trusted = h_window, true, true end
 if status == 429 then
@@ -333,14 +336,14 @@ local m = margin()
 local new_reset = now + reset_after + m
 local fuzz = 1000 + m
 if h_date >= 0 then fuzz = fuzz + math.min(1000, clock_hi - clock_lo) end
-if hdr == nil or probe or new_reset > reset_at + fuzz or (h_remaining <= low and new_reset >= reset_at - fuzz) then
+if hdr == nil or probe or changed or new_reset > reset_at + fuzz or (h_remaining <= low and new_reset >= reset_at - fuzz) then
   if probe and drained and limit >= 4 and h_remaining >= limit - 1 and reset_at <= sent_at
       and sent_at <= reset_at + m and now - sent_at <= m and reset_after >= span() - 1000 - m then
     trusted = true
   end
   low = h_remaining
   for _, e in ipairs(passed) do
-    if e[1] >= sent_at and e[3] >= new_reset - fuzz then low = math.min(low, e[2]) end
+    if e[2] >= new_reset - fuzz then low = math.min(low, e[1]) end
   end
   reset_at, drained, passed = new_reset, low <= 0, {}
   local keep = {}
@@ -351,7 +354,7 @@ if hdr == nil or probe or new_reset > reset_at + fuzz or (h_remaining <= low and
   end
   lost = keep
 else
-  table.insert(passed, {sent_at, h_remaining, new_reset})
+  table.insert(passed, {h_remaining, new_reset})
 end
 hdr = low - out - #lost
 if trusted and limit - h_remaining > ours(now) then others = reset_at + span() end

@@ -87,7 +87,7 @@ class BucketState:
     drained: bool = False
     probing: bool = False
     lost: list[int] = attrs.field(factory=list)
-    passed: list[tuple[float, int, float]] = attrs.field(factory=list)
+    passed: list[tuple[int, float]] = attrs.field(factory=list)
     losses: int = 0
     probe_at: float = -math.inf
     blocked_until: float = -math.inf
@@ -214,6 +214,11 @@ class BucketState:
         reset_after = None if info is None else info.reset_after
         if info is not None and info.server_date is not None and reset_after is not None:
             reset_after -= self._date_phase(info.server_date, record.sent_at, now)
+        # Another limit than the one known: another budget (the server changed it, or another
+        # server now answers at this origin). Its first answer is the word; its window is learned anew.
+        changed = info is not None and bool(info.limit) and self.hdr is not None and info.limit != self.limit
+        if changed:
+            self.window, self.stated, self.trusted = None, False, False
         if info is not None:
             if info.limit:
                 self.limit = info.limit
@@ -251,6 +256,7 @@ class BucketState:
         if (
             self.hdr is None
             or record.probe
+            or changed
             or reset_at > self.reset_at + fuzz
             or (remaining <= self.low and reset_at >= self.reset_at - fuzz)
         ):
@@ -260,8 +266,9 @@ class BucketState:
             # count only falls until the Reset). Answers to requests sent before
             # it reached the server before it, and are counted in it; those
             # still out, and those lost since, may not be. An answer passed over
-            # since the last word, to a request sent no earlier, in the same
-            # state, may be newer still: the lower count wins.
+            # since the last word, in the same state, may be newer still (sent
+            # at once, requests may reach the server in any order): the lower
+            # count wins.
             if (
                 record.probe
                 and self.drained
@@ -278,14 +285,13 @@ class BucketState:
                 # again only after its full refill: unless that is no longer than
                 # the (rounded) wait for one token, this is never seen of it.
                 self.trusted = True
-            later = [r for t, r, at in self.passed if t >= record.sent_at and at >= reset_at - fuzz]
-            self.low = min([remaining, *later])
+            self.low = min([remaining, *(r for r, at in self.passed if at >= reset_at - fuzz)])
             self.reset_at, self.drained, self.passed = reset_at, self.low <= 0, []
             if self.lost:
                 # Requests sent before this one reached the server before it: counted.
                 self.lost = [] if record.probe else [seq for seq in self.lost if seq > record.seq]
         else:
-            self.passed.append((record.sent_at, remaining, reset_at))
+            self.passed.append((remaining, reset_at))
         self.hdr = self.low - out - len(self.lost)
         # The server counted more than all of ours could account for: someone
         # else spends this key, so the log says nothing about the server's room.

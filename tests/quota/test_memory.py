@@ -397,3 +397,14 @@ async def test_a_newcomer_does_not_jump_the_line() -> None:
     assert not newcomer.done()
     waiter.result().release()
     (await newcomer).release()
+
+
+async def test_a_bucket_whose_clock_went_back_starts_afresh() -> None:
+    """A loop that fast-forwards from its own zero (another test's) does not inherit what an earlier one learned."""
+    clock = [1000.0]
+    q = MemoryQuota(20, 10.0, clock=lambda: clock[0])
+    await spend(q, 0, 600)
+    assert q.snapshot(BUCKET).remaining == 0
+    clock[0] = 5.0
+    (await q.acquire(BUCKET, max_wait=0)).release()
+    assert q.snapshot(BUCKET).remaining is None

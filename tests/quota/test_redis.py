@@ -235,7 +235,7 @@ async def _differential(q: RedisQuota, state: Any, model: BucketState, rng: rand
             model.release(record, clock(values))
         elif op == "answer" and out:
             lease_id, record = out.pop(rng.randrange(len(out)))
-            kind = rng.choice(["ok", "ok", "ok", "later", "policy", "epoch", "bare", "lost", "429"])
+            kind = rng.choice(["ok", "ok", "ok", "later", "policy", "epoch", "relimit", "bare", "lost", "429"])
             answer: RateLimitInfo | None
             if kind in ("ok", "later"):
                 reset = 500.0 if kind == "ok" else rng.choice([800.0, 900.0])
@@ -249,6 +249,9 @@ async def _differential(q: RedisQuota, state: Any, model: BucketState, rng: rand
                     limit=limit, remaining=rng.randint(0, limit), reset_after=450.0, server_date=date
                 )
                 status = 200
+            elif kind == "relimit":
+                limit += 1
+                answer, status = info(rng.randint(0, limit), 300.0, limit=limit), 200
             elif kind == "bare":
                 answer, status = RateLimitInfo(), 200
             elif kind == "lost":

@@ -195,3 +195,16 @@ def test_an_epoch_reset_is_read_against_the_dates_sub_second_phase() -> None:
         shortened.append(waited - true_wait)
     # Once the Dates have shown where the second turns, the Reset is read to within the probe's round trip.
     assert shortened[-1] < 0.05 < shortened[0]
+
+
+def test_an_answer_with_another_limit_is_another_budget() -> None:
+    """A limit unlike the one known (the server changed, or another now answers there): its word rules at once."""
+    state = BucketState(limit=500, period=3600.0)
+    one(state, 0.0, info(999_990, 3600.0, limit=1_000_000))
+    assert state.allowance(1.0) == 999_990
+    # The first answer of a server of 20 a window, though its Reset is earlier and its count higher than known.
+    a, b = state.grant(1.0), state.grant(1.0)
+    state.sent(a, 1.0)
+    state.sent(b, 1.0)
+    state.complete(a, info(19, 2.0), 200, 1.1)
+    assert (state.limit, state.window, state.remaining(1.1)) == (20, 2.0, 18)
