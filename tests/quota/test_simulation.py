@@ -68,7 +68,6 @@ def test_alone_on_the_key_safe_live_and_the_budget_used(sc: Scenario) -> None:
 @SIMULATION
 @given(sc=scenarios(alone=False))
 def test_beside_another_consumer_still_live(sc: Scenario) -> None:
-    """Another consumer spends the key too: no idle wait past the server's Reset, and retried 429s surface none."""
+    """Another consumer spends the key too (nothing is safe then): still no idle wait past the server's Reset."""
     out = simulate(sc)
     assert out.beyond_reset <= 1e-3, out
-    assert out.surfaced_429 == 0, out
