@@ -47,6 +47,7 @@ __all__ = [
     "QuotaExhaustedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseFormatError",
     "ServiceUnavailableError",
     "TLSError",
     "TransportError",
@@ -181,6 +182,16 @@ class ServiceUnavailableError(APIError):
     """503: the server is down for maintenance."""
 
     status = 503
+
+
+class ResponseFormatError(APIError):
+    """A 2xx answer that cannot be used at all: not JSON, not an object, no ``id`` on a create.
+
+    The server has acted on the request (its side effect happened): do not
+    simply send it again. ``status`` is the answer's status and ``body`` a
+    redacted excerpt of it. A field of an unexpected type never raises this:
+    it is kept as the server sent it.
+    """
 
 
 class QuotaExhaustedError(KayseError):
