@@ -235,10 +235,10 @@ async def test_the_own_session_is_closed_and_the_client_refuses_calls_after(quot
     mocked.get(f"{BASE}/v1/cases/9", payload={"id": 9})
     kayse = AsyncKayse(KEY, base_url=BASE, quota=quota)
     await kayse.cases.get(9)
-    session = kayse._transport._session
+    sessions = [session for session, _proxy, _auth in kayse._transport._pool.routes.values()]
     await kayse.aclose()
-    assert session is not None
-    assert session.closed
+    assert len(sessions) == 2
+    assert all(session.closed for session in sessions)
     assert kayse.closed
     with pytest.raises(errors.KayseError, match="closed"):
         await kayse.cases.get(9)
