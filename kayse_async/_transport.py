@@ -2,17 +2,12 @@
 
 A request goes down three named stages, one function each:
 
-1. :meth:`Transport._attempt`: one HTTP exchange on one unit of budget: the lease, the send,
-   the body read within the cap, and the lease settled whatever happens (given back if nothing
-   went out, spent once the request may have);
+1. :meth:`Transport._attempt`: one HTTP exchange on one unit of budget (the lease, the send,
+   the body read within the cap, the lease settled whatever happens);
 2. :meth:`Transport._follow`: the attempts of one request along same-origin redirects;
 3. :meth:`Transport.request`: the retries, as the :class:`RetryPolicy` (plain data) decides,
-   each one logged and handed to the ``on_retry`` hook as a :class:`RetryEvent`.
-
-What the policy retries, by default: 429 and 503, and connection failures before anything was
-sent, always (the server did not act on the request); 500, time-outs and dropped connections
-after sending only for requests marked ``idempotent`` (GET, PUT, DELETE, bulk_delete, bulk
-updates carrying ids), never a create, an SMS, an email or a call, which could then happen twice.
+   each one logged and handed to the ``on_retry`` hook as a :class:`RetryEvent`. A create, an
+   SMS, an email or a call is never sent again once it may have reached the server.
 """
 
 from __future__ import annotations
@@ -57,21 +52,17 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 POOL_SIZE = 100
 """Connections kept per client (aiohttp's pool)."""
 
-Sleep = Callable[[float], Awaitable[None]]
-
 
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """When a request is sent again, and after how long: plain data, read by the retry stage.
 
-    At most ``max_retries`` retries follow the first attempt. Before retry ``n`` the wait is
-    random between 0 and ``min(wait_max, wait_initial * 2 ** (n - 1))`` seconds ("full
-    jitter"), and never shorter than the ``Retry-After`` of an answer in ``always``, except those
-    in ``quota_waits``, whose wait the quota scheduler imposes on every request of the key.
-    ``always``: answers the server gives without acting, retried whatever the request;
-    ``if_idempotent``: answers after which only a request safe to repeat goes again. A connection
-    that never opened is retried always, a time-out or a connection lost after sending only for
-    an idempotent request, a certificate that failed never.
+    At most ``max_retries`` retries follow the first attempt; before retry ``n``, a random wait up
+    to ``min(wait_max, wait_initial * 2 ** (n - 1))`` s ("full jitter"), never shorter than the
+    ``Retry-After`` of an answer in ``always`` (but ``quota_waits``, whose wait the quota imposes).
+    ``always``: answers given without acting, retried for any request; ``if_idempotent``: retried
+    only for a request safe to repeat, as are a time-out and a connection lost after sending. A
+    connection that never opened is retried always, a certificate that failed never.
     """
 
     max_retries: int = _defaults.MAX_RETRIES
@@ -136,9 +127,6 @@ class _Endpoint:
         # Built once: aiohttp takes a CIMultiDict as it is, and copies it into each request.
         self.headers: CIMultiDict[str] = CIMultiDict({header: key, "Accept": "application/json"})
 
-    def __repr__(self) -> str:
-        return f"_Endpoint({self.base!r})"
-
 
 class _Pool:
     """The sessions of a client and of the clients derived from it (``with_options``).
@@ -154,9 +142,9 @@ class _Pool:
         self.injected = injected
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
-        self.routes: dict[str, tuple[aiohttp.ClientSession, URL | None, dict[str, str] | None]] = {}
-        if injected is not None:
-            self.routes = {host: (injected, None, None) for host in ("main", "calls")}
+        self.routes: dict[str, tuple[aiohttp.ClientSession, URL | None, dict[str, str] | None]] = (
+            {} if injected is None else {host: (injected, None, None) for host in ("main", "calls")}
+        )
 
 
 def _client_timeout(timeout: float) -> aiohttp.ClientTimeout:
@@ -181,8 +169,6 @@ class Transport:
         user_agent: str,
         session: aiohttp.ClientSession | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         self.base_url, self.calls_base_url = base_url, calls_base_url
         self._endpoints = {
@@ -200,8 +186,8 @@ class Transport:
         self._pool = _Pool(session)
         self._owner = True
         self._on_retry = on_retry
-        self._sleep: Sleep = sleep or asyncio.sleep
-        self._rng = rng or random.Random()
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._rng = random.Random()
         self._closed = False
         self.requests_sent = 0
         """Attempts that reached the wire (or may have), over the transport's life."""
@@ -284,21 +270,18 @@ class Transport:
                         await session.close()
 
     async def request(self, request: Request, *, max_wait: float | None = None) -> Response:
-        """Send ``request``, retrying what the policy allows, and return its deciphered response.
+        """The retry stage: send ``request`` as the policy allows, and return its deciphered response.
 
-        The retry stage. ``max_wait`` bounds the wait for budget of each attempt (default: the
-        client's); past it, ``errors.QuotaExhaustedError`` is raised at once. An error raised after
-        retries says how many attempts were made, and over how long.
+        ``max_wait`` bounds each attempt's wait for budget (default: the client's); past it,
+        ``errors.QuotaExhaustedError`` is raised at once. An error after retries says their count and time.
         """
-        endpoint = self._endpoints[request.host]
-        headers = self._headers(endpoint, request.headers)
         wait_bound = self.max_wait if max_wait is None else max_wait
         started = asyncio.get_running_loop().time()
         attempt = 1
         uncertain = False
         while True:
             try:
-                return await self._follow(request, endpoint, headers, wait_bound, attempt > 1)
+                return await self._follow(request, wait_bound, attempt > 1)
             except (APIError, TransportError) as exc:
                 if uncertain and request.gone_ok_on_retry and isinstance(exc, NotFoundError):
                     # The attempt whose answer was lost did the work.
@@ -320,14 +303,9 @@ class Transport:
                     await self._sleep(delay)
 
     def _retrying(self, event: RetryEvent) -> None:
+        retries = self.policy.max_retries
         logger.info(
-            "retrying %s %s in %.2f s (retry %d of %d) after %s",
-            event.method,
-            event.url,
-            event.delay,
-            event.attempt,
-            self.policy.max_retries,
-            event.reason,
+            "retrying %s %s in %.2f s (retry %d of %d) after %s", *attrs.astuple(event)[:4], retries, event.reason
         )
         if self._on_retry is not None:
             try:
@@ -335,20 +313,14 @@ class Transport:
             except Exception:
                 logger.exception("on_retry hook failed")
 
-    async def _follow(
-        self,
-        request: Request,
-        endpoint: _Endpoint,
-        headers: Mapping[str, str] | None,
-        wait_bound: float | None,
-        priority: bool,
-    ) -> Response:
+    async def _follow(self, request: Request, wait_bound: float | None, priority: bool) -> Response:
         """The redirect stage: one attempt, then one more per same-origin redirect (each on its own unit of budget)."""
+        endpoint = self._endpoints[request.host]
         url = endpoint.base + request.path
         target: str | URL = endpoint.root.with_path(endpoint.prefix + request.path)
         status = 0
         for _hop in range(MAX_REDIRECTS + 1):
-            status, resp_headers, body, info = await self._attempt(request, target, url, headers, wait_bound, priority)
+            status, resp_headers, body, info = await self._attempt(request, target, url, wait_bound, priority)
             if not 300 <= status < 400:
                 return decipher(
                     status, resp_headers, body, method=request.method, url=url, rate_limit=info, secrets=self._secrets
@@ -357,16 +329,11 @@ class Transport:
         raise APIError("too many redirects", status=status, method=request.method, url=url)
 
     async def _attempt(
-        self,
-        request: Request,
-        target: str | URL,
-        url: str,
-        headers: Mapping[str, str] | None,
-        wait_bound: float | None,
-        priority: bool,
+        self, request: Request, target: str | URL, url: str, wait_bound: float | None, priority: bool
     ) -> tuple[int, Mapping[str, str], bytes, RateLimitInfo]:
         """The attempt stage: one HTTP exchange on one unit of budget, settled whatever happens."""
         session, proxy, proxy_headers = self._route(request.host)
+        headers = self._headers(request)
         waited_from = time.monotonic()
         try:
             lease = await self.quota.acquire(
@@ -396,72 +363,51 @@ class Transport:
                     raise _TooLarge
                 body = await resp.read() if length is not None else await _read_capped(resp)
                 status, resp_headers = resp.status, resp.headers
-        except (aiohttp.ClientError, TimeoutError, _ConnectionLost, _TooLarge) as exc:
+        except BaseException as exc:
+            # No response: failed, cancelled, or interrupted (Ctrl-C lands in whatever code runs the loop).
             mark.settle(exc)
             self.requests_sent += mark.was_sent
-            raise self._failure(exc, request, url, sent=mark.was_sent) from None
-        except BaseException:
-            # Cancelled, or interrupted (Ctrl-C lands in whatever code runs the loop): settle, go up.
-            mark.settle(None)
-            self.requests_sent += mark.was_sent
+            if isinstance(exc, aiohttp.ClientError | TimeoutError | _ConnectionLost | _TooLarge):
+                raise self._failure(exc, request, url, sent=mark.was_sent) from None
             raise
         if debug:
             logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, (time.perf_counter() - started) * 1000)
         info = parse_rate_limit(resp_headers, local_now=time.time())
-        mark.complete(info, status)
+        mark.settle(None, info, status)
         self.requests_sent += 1
         return status, resp_headers, self._redact(body), info
 
-    def _headers(self, endpoint: _Endpoint, extra: Mapping[str, str] | None) -> Mapping[str, str] | None:
-        """A request's headers on top of the session's: ``extra`` never replaces a key header."""
-        if extra:
-            for name, value in extra.items():
-                if not isinstance(name, str) or not isinstance(value, str) or any(c in name + value for c in "\r\n\0"):
-                    raise ValidationError(f"extra_headers.{name}", "must be a string without line breaks")
-                if name.lower() in (MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()):
-                    raise ValidationError(f"extra_headers.{name}", "the client's own API key header cannot be set here")
+    def _headers(self, request: Request) -> Mapping[str, str] | None:
+        """A request's headers on top of the session's: its extra ones never replace a key header."""
+        extra = request.headers
+        for name, value in (extra or {}).items():
+            if name.lower() in (MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()):
+                raise ValidationError(f"extra_headers.{name}", "the client's own API key header cannot be set here")
+            if not isinstance(value, str) or any(c in name + value for c in "\r\n\0"):
+                raise ValidationError(f"extra_headers.{name}", "must be a string without line breaks")
         if self._pool.injected is None:
             return extra or None  # our sessions carry the key headers as defaults
         headers = CIMultiDict(extra or {})
-        headers.update(endpoint.headers)
+        headers.update(self._endpoints[request.host].headers)
         return headers
 
     def _failure(self, exc: BaseException, request: Request, url: str, *, sent: bool) -> KayseError:
         """The SDK's error for an attempt that got no response; ``sent`` says whether the server may have it."""
-        method = request.method
-        if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
-            return TLSError(
-                f"TLS verification failed for {method} {url}: {_describe(exc)}",
-                method=method,
-                url=url,
-                may_have_been_sent=False,
-            )
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return ConnectError(
-                f"could not connect for {method} {url}: {_describe(exc)}",
-                method=method,
-                url=url,
-                may_have_been_sent=False,
-            )
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return ConnectError(
-                f"could not connect within {self._timeout.sock_connect} s for {method} {url}",
-                method=method,
-                url=url,
-                may_have_been_sent=False,
-            )
+        method, where = request.method, f"{request.method} {url}"
         if isinstance(exc, _TooLarge):
             return APIError(f"response larger than {MAX_RESPONSE_BYTES} bytes refused", method=method, url=url)
-        if isinstance(exc, TimeoutError):
-            return RequestTimeoutError(
-                f"no complete response within {self._timeout.total} s for {method} {url}",
-                method=method,
-                url=url,
-                may_have_been_sent=sent,
-            )
-        return ConnectError(
-            f"connection lost during {method} {url}: {_describe(exc)}", method=method, url=url, may_have_been_sent=sent
-        )
+        cls: type[TransportError] = ConnectError
+        if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+            cls, text, sent = TLSError, f"TLS verification failed for {where}: {_describe(exc)}", False
+        elif isinstance(exc, aiohttp.ClientConnectorError):
+            text, sent = f"could not connect for {where}: {_describe(exc)}", False
+        elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+            text, sent = f"could not connect within {self._timeout.sock_connect} s for {where}", False
+        elif isinstance(exc, TimeoutError):
+            cls, text = RequestTimeoutError, f"no complete response within {self._timeout.total} s for {where}"
+        else:
+            text = f"connection lost during {where}: {_describe(exc)}"
+        return cls(text, method=method, url=url, may_have_been_sent=sent)
 
     def _redact(self, body: bytes) -> bytes:
         """Blank out any API key a server echoes back, before the body reaches errors or models."""
@@ -474,9 +420,7 @@ class Transport:
         self, status: int, headers: Mapping[str, str], url: str, endpoint: _Endpoint, request: Request
     ) -> str:
         """Where a redirect leads, or the APIError that refuses it."""
-        location = headers.get("Location")
-        method = request.method
-        problem = None
+        location, method = headers.get("Location"), request.method
         if not location:
             problem = f"redirect {status} without a Location"
         elif method not in ("GET", "HEAD") and status not in (307, 308):
@@ -487,14 +431,12 @@ class Transport:
             parts = urlsplit(target)
             if (parts.scheme, parts.hostname, parts.port) == endpoint.origin:
                 return target
-            problem = (
-                f"redirected to another host ({parts.hostname}); not followed, so that the API key is not sent there"
-            )
+            problem = f"redirected to another host ({parts.hostname}): not followed, so the API key is not sent there"
         raise APIError(problem, status=status, method=method, url=url)
 
 
 class _Mark:
-    """Settles one attempt's lease: given back if nothing went out, spent once it may have.
+    """Settles one attempt's lease: refunded if nothing went out, spent once the request may have.
 
     On our own sessions aiohttp tells us when the request's headers are written (the
     ``on_request_headers_sent`` trace signal), so a connection that never opened, or an attempt
@@ -502,35 +444,27 @@ class _Mark:
     request counts as sent unless its error proves that no connection was made.
     """
 
-    __slots__ = ("done", "lease", "traced", "was_sent")
+    __slots__ = ("lease", "traced", "was_sent")
 
     def __init__(self, lease: Lease, *, traced: bool) -> None:
         self.lease = lease
         self.traced = traced
         self.was_sent = False
-        self.done = False
 
     def sent(self) -> None:
         if not self.was_sent:
             self.was_sent = True
             self.lease.sent()
 
-    def settle(self, exc: BaseException | None) -> None:
-        """No response (``exc``; None if cancelled): spend the unit if the request may have gone out, else refund it."""
-        if self.done:
-            return
-        self.done = True
-        if not self.traced and not isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-            self.sent()
+    def settle(self, exc: BaseException | None, info: RateLimitInfo | None = None, status: int | None = None) -> None:
+        """Once, with the response's ``status`` or the ``exc`` that ended the attempt: spend or refund."""
+        no_connection = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+        if status is not None or not (self.traced or no_connection):
+            self.sent()  # a response proves it, whatever the hook saw
         if self.was_sent:
-            self.lease.complete(None, None)
+            self.lease.complete(info, status)
         else:
             self.lease.release()
-
-    def complete(self, info: RateLimitInfo, status: int) -> None:
-        self.sent()  # a response proves it, whatever the hook saw
-        self.done = True
-        self.lease.complete(info, status)
 
 
 async def _headers_sent(_session: aiohttp.ClientSession, context: SimpleNamespace, _params: object) -> None:
