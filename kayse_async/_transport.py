@@ -128,23 +128,37 @@ class _Endpoint:
         self.headers: CIMultiDict[str] = CIMultiDict({header: key, "Accept": "application/json"})
 
 
+@attrs.frozen
+class _Route:
+    """How one host's requests go: the session, the headers each request adds, the proxy.
+
+    ``headers`` is None when the session carries the key header as a default (our sessions, no
+    proxy). Through a proxy the key goes with each request instead: aiohttp adds a session's
+    default headers to the ``CONNECT`` it sends the proxy, and the key must not travel there.
+    """
+
+    session: aiohttp.ClientSession
+    headers: Mapping[str, str] | None
+    proxy: URL | None = None
+    proxy_headers: Mapping[str, str] | None = None
+
+
 class _Pool:
     """The sessions of a client and of the clients derived from it (``with_options``).
 
     Built on first use inside the running loop, and closed by the client that made them; an
-    injected session is used for both hosts and never closed. ``routes`` maps a host to its
-    session and the proxy (with its ``Proxy-Authorization``) that the environment names for it.
+    injected session is used for both hosts and never closed.
     """
 
     __slots__ = ("closed", "injected", "loop", "routes")
 
-    def __init__(self, injected: aiohttp.ClientSession | None) -> None:
+    def __init__(self, injected: aiohttp.ClientSession | None, endpoints: Mapping[str, _Endpoint]) -> None:
         self.injected = injected
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
-        self.routes: dict[str, tuple[aiohttp.ClientSession, URL | None, dict[str, str] | None]] = (
-            {} if injected is None else {host: (injected, None, None) for host in ("main", "calls")}
-        )
+        self.routes: dict[str, _Route] = {}
+        if injected is not None:
+            self.routes = {host: _Route(injected, endpoint.headers) for host, endpoint in endpoints.items()}
 
 
 def _client_timeout(timeout: float) -> aiohttp.ClientTimeout:
@@ -183,7 +197,7 @@ class Transport:
         self.quota = quota
         self.max_wait = max_wait
         self._user_agent = user_agent
-        self._pool = _Pool(session)
+        self._pool = _Pool(session, self._endpoints)
         self._owner = True
         self._on_retry = on_retry
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -219,8 +233,8 @@ class Transport:
         derived.requests_sent, derived.quota_wait_seconds = 0, 0.0
         return derived
 
-    def _route(self, host: str) -> tuple[aiohttp.ClientSession, URL | None, dict[str, str] | None]:
-        """The session for ``host``'s requests (built on first use) and its proxy."""
+    def _route(self, host: str) -> _Route:
+        """How ``host``'s requests go (the sessions are built on first use)."""
         pool = self._pool
         if self.closed:
             raise KayseError("this client is closed")
@@ -238,22 +252,23 @@ class Transport:
 
     def _build_sessions(self) -> None:
         # One session per host, sharing one connection pool: each carries its own key header as a
-        # default, so that no request pays for merging headers, and no key goes to the other host.
+        # default (unless proxied), so that no request pays for merging headers, and no key goes to the other host.
         connector = aiohttp.TCPConnector(limit=POOL_SIZE)
         tracing = aiohttp.TraceConfig()
         tracing.on_request_headers_sent.append(_headers_sent)
         for host, endpoint in self._endpoints.items():
+            proxy, proxy_headers = _env_proxy(endpoint.base)
             session = aiohttp.ClientSession(
                 connector=connector,
                 connector_owner=host == "main",
                 timeout=self._timeout,
-                headers={"User-Agent": self._user_agent, **endpoint.headers},
+                headers={"User-Agent": self._user_agent, **(endpoint.headers if proxy is None else {})},
                 raise_for_status=False,
                 # The API authenticates by header and sets no cookie: nothing to keep or send back.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trace_configs=[tracing],
             )
-            self._pool.routes[host] = (session, *_env_proxy(endpoint.base))
+            self._pool.routes[host] = _Route(session, None if proxy is None else endpoint.headers, proxy, proxy_headers)
 
     async def aclose(self) -> None:
         """Close the sessions if this transport built them; an injected or shared one is left open."""
@@ -265,9 +280,9 @@ class Transport:
             pool.closed = True
             if pool.injected is None:
                 # The calls host's session first: the main one owns the shared connector.
-                for session, _proxy, _auth in reversed(pool.routes.values()):
-                    if not session.closed:
-                        await session.close()
+                for route in reversed(pool.routes.values()):
+                    if not route.session.closed:
+                        await route.session.close()
 
     async def request(self, request: Request, *, max_wait: float | None = None) -> Response:
         """The retry stage: send ``request`` as the policy allows, and return its deciphered response.
@@ -332,8 +347,8 @@ class Transport:
         self, request: Request, target: str | URL, url: str, wait_bound: float | None, priority: bool
     ) -> tuple[int, Mapping[str, str], bytes, RateLimitInfo]:
         """The attempt stage: one HTTP exchange on one unit of budget, settled whatever happens."""
-        session, proxy, proxy_headers = self._route(request.host)
-        headers = self._headers(request)
+        route = self._route(request.host)
+        headers = self._headers(request, route.headers)
         waited_from = time.monotonic()
         try:
             lease = await self.quota.acquire(
@@ -345,7 +360,7 @@ class Transport:
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         try:
-            async with session.request(
+            async with route.session.request(
                 request.method,
                 target,
                 params=request.params,
@@ -353,8 +368,8 @@ class Transport:
                 headers=headers,
                 allow_redirects=False,
                 timeout=self._timeout,
-                proxy=proxy,
-                proxy_headers=proxy_headers,
+                proxy=route.proxy,
+                proxy_headers=route.proxy_headers,
                 middlewares=_NO_RESEND,
                 trace_request_ctx=mark if mark.traced else None,
             ) as resp:
@@ -377,7 +392,8 @@ class Transport:
         self.requests_sent += 1
         return status, resp_headers, self._redact(body), info
 
-    def _headers(self, request: Request) -> Mapping[str, str] | None:
+    @staticmethod
+    def _headers(request: Request, base: Mapping[str, str] | None) -> Mapping[str, str] | None:
         """A request's headers on top of the session's: its extra ones never replace a key header."""
         extra = request.headers
         for name, value in (extra or {}).items():
@@ -385,10 +401,10 @@ class Transport:
                 raise ValidationError(f"extra_headers.{name}", "the client's own API key header cannot be set here")
             if not isinstance(value, str) or any(c in name + value for c in "\r\n\0"):
                 raise ValidationError(f"extra_headers.{name}", "must be a string without line breaks")
-        if self._pool.injected is None:
-            return extra or None  # our sessions carry the key headers as defaults
-        headers = CIMultiDict(extra or {})
-        headers.update(self._endpoints[request.host].headers)
+        if base is None or not extra:
+            return extra or base
+        headers = CIMultiDict(extra)
+        headers.update(base)
         return headers
 
     def _failure(self, exc: BaseException, request: Request, url: str, *, sent: bool) -> KayseError:
@@ -508,7 +524,7 @@ def _env_proxy(base: str) -> tuple[URL | None, dict[str, str] | None]:
     Credentials in the proxy URL go to the proxy only, as ``Proxy-Authorization``.
     """
     parts = urlsplit(base)
-    raw = urllib.request.getproxies().get(parts.scheme)
+    raw = urllib.request.getproxies().get(parts.scheme)  # HTTPS_PROXY for https://, HTTP_PROXY for http://
     if not raw or urllib.request.proxy_bypass(parts.hostname or ""):
         return None, None
     proxy = URL(raw)

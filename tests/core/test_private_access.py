@@ -1,4 +1,4 @@
-"""No private attribute of another library: an AST scan of ``kayse_async/`` for underscore names reached on foreign objects.
+"""No private attribute of another library: an AST scan of ``kayse_async/`` for foreign underscore names.
 
 How ours is told from foreign, without running anything:
 
@@ -168,7 +168,7 @@ import asyncio
 import json
 from aiohttp import ClientSession
 
-def run(session: ClientSession, decoder: json.JSONDecoder) -> None:
+def run(session: ClientSession) -> None:
     asyncio._get_running_loop()
     vars(json.JSONDecoder())["scan_once"]
     session._retry_connection = False

@@ -238,7 +238,7 @@ async def test_the_own_session_is_closed_and_the_client_refuses_calls_after(quot
     mocked.get(f"{BASE}/v1/cases/9", payload={"id": 9})
     kayse = AsyncKayse(KEY, base_url=BASE, quota=quota)
     await kayse.cases.get(9)
-    sessions = [session for session, _proxy, _auth in kayse._transport._pool.routes.values()]
+    sessions = [route.session for route in kayse._transport._pool.routes.values()]
     await kayse.aclose()
     assert len(sessions) == 2
     assert all(session.closed for session in sessions)

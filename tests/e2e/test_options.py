@@ -48,7 +48,7 @@ async def test_a_derived_client_shares_the_session_and_the_budget() -> None:
         await derived.clients.create(external_source="m", external_source_id="e", first_name="A", last_name="B")
         assert kayse.quota.remaining == 47
         assert derived.quota == kayse.quota
-        assert derived._transport._route("main")[0] is kayse._transport._route("main")[0]
+        assert derived._transport._route("main").session is kayse._transport._route("main").session
         assert emulator.stats()["requests"] == 3
 
 
@@ -56,7 +56,7 @@ async def test_closing_a_derived_client_leaves_the_original_open(emulator: Emula
     """The original owns the session: closing a derived client stops it alone; closing the original stops both."""
     derived = kayse.with_options(max_retries=0)
     await derived.metadata.objects()
-    session = kayse._transport._route("main")[0]
+    session = kayse._transport._route("main").session
     async with derived:
         pass
     assert derived.closed
