@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import os
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Final
 import aiohttp
 
 from . import _defaults
+from ._resources._base import Resource
 from ._resources._calls import Calls
 from ._resources._campaigns import Campaigns
 from ._resources._case_lists import CaseLists
@@ -110,28 +112,22 @@ class AsyncKayse:
             raise ConfigurationError("quota must implement kayse_async.quota.Quota")
         if on_retry is not None and not callable(on_retry):
             raise ConfigurationError("on_retry must be a callable taking a RetryEvent")
-        self._attach(
-            Transport(
-                base_url=base_url,
-                calls_base_url=calls_base_url,
-                api_key=key,
-                calls_api_key=calls_key,
-                timeout=float(timeout),
-                max_retries=max_retries,
-                quota=quota if quota is not None else _default_quota(),
-                max_wait=max_wait,
-                user_agent=f"kayse-async/{_version()}",
-                session=session,
-                on_retry=on_retry,
-            )
+        self._transport = Transport(
+            base_url=base_url,
+            calls_base_url=calls_base_url,
+            api_key=key,
+            calls_api_key=calls_key,
+            timeout=float(timeout),
+            max_retries=max_retries,
+            quota=quota if quota is not None else _default_quota(),
+            max_wait=max_wait,
+            user_agent=f"kayse-async/{_version()}",
+            session=session,
+            on_retry=on_retry,
         )
-
-    def _attach(self, transport: Transport) -> None:
-        """Give this client its transport and the resources that send through it."""
-        self._transport = transport
-        self.base_url = transport.base_url
+        self.base_url = base_url
         """The base URL of the main routes (without a trailing slash or ``/v1``)."""
-        self.calls_base_url = transport.calls_base_url
+        self.calls_base_url = calls_base_url
         """The base URL of ``/v1/calls``."""
         self.clients = Clients(self._transport)
         """Clients: create, get, update, patch, delete, bulk_upsert, bulk_upsert_iter."""
@@ -174,8 +170,11 @@ class AsyncKayse:
         max_retries = transport.policy.max_retries if isinstance(max_retries, Unchanged) else max_retries
         max_wait = transport.max_wait if isinstance(max_wait, Unchanged) else max_wait
         _check_options(timeout, max_retries, max_wait)
-        derived = AsyncKayse.__new__(AsyncKayse)
-        derived._attach(transport.derive(timeout=float(timeout), max_retries=max_retries, max_wait=max_wait))
+        derived = copy.copy(self)
+        derived._transport = transport.derive(timeout=float(timeout), max_retries=max_retries, max_wait=max_wait)
+        for name, value in vars(self).items():
+            if isinstance(value, Resource):
+                setattr(derived, name, type(value)(derived._transport))
         return derived
 
     @property

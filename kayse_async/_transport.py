@@ -184,7 +184,6 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
     ) -> None:
-        self.base_url, self.calls_base_url = base_url, calls_base_url
         self._endpoints = {
             "main": _Endpoint(base_url, MAIN_KEY_HEADER, api_key),
             "calls": _Endpoint(calls_base_url, CALLS_KEY_HEADER, calls_api_key),

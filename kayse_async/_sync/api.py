@@ -12,12 +12,13 @@ from .base import KayseBase
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import AsyncIterable, Generator, Iterable
+    from collections.abc import AsyncIterable, Callable, Generator, Iterable
     from typing import Any, Unpack
 
     import aiohttp
 
     from .. import _bulk
+    from .._transport import RetryEvent
     from .._wire.params import CampaignCreate, CaseCreate, CaseListCreate, CaseUpdate, ClientCreate, ClientUpdate
     from ..models import (
         BulkItem,
@@ -605,6 +606,7 @@ class Kayse(KayseBase):
         quota: Quota | None = None,
         session: aiohttp.ClientSession | None = None,
         max_wait: float | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
     ) -> None:
         def factory() -> AsyncKayse:
             return AsyncKayse(
@@ -617,6 +619,7 @@ class Kayse(KayseBase):
                 quota=quota,
                 session=session,
                 max_wait=max_wait,
+                on_retry=on_retry,
             )
 
         super().__init__(factory, session=session)
