@@ -143,6 +143,7 @@ class _Route:
     proxy_headers: Mapping[str, str] | None = None
 
 
+@attrs.define
 class _Pool:
     """The sessions of a client and of the clients derived from it (``with_options``).
 
@@ -150,15 +151,10 @@ class _Pool:
     injected session is used for both hosts and never closed.
     """
 
-    __slots__ = ("closed", "injected", "loop", "routes")
-
-    def __init__(self, injected: aiohttp.ClientSession | None, endpoints: Mapping[str, _Endpoint]) -> None:
-        self.injected = injected
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.closed = False
-        self.routes: dict[str, _Route] = {}
-        if injected is not None:
-            self.routes = {host: _Route(injected, endpoint.headers) for host, endpoint in endpoints.items()}
+    injected: aiohttp.ClientSession | None
+    routes: dict[str, _Route]
+    loop: asyncio.AbstractEventLoop | None = None
+    closed: bool = False
 
 
 def _client_timeout(timeout: float) -> aiohttp.ClientTimeout:
@@ -196,7 +192,8 @@ class Transport:
         self.quota = quota
         self.max_wait = max_wait
         self._user_agent = user_agent
-        self._pool = _Pool(session, self._endpoints)
+        routes = {host: _Route(session, ep.headers) for host, ep in self._endpoints.items()} if session else {}
+        self._pool = _Pool(session, routes)
         self._owner = True
         self._on_retry = on_retry
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -306,7 +303,8 @@ class Transport:
                         elapsed = asyncio.get_running_loop().time() - started
                         exc.args = (f"{exc} (after {attempt} attempts over {elapsed:.1f} s)",)
                     raise
-                uncertain = uncertain or _may_have_applied(exc)
+                # An answer that may have been lost after the request was applied.
+                uncertain |= exc.may_have_been_sent if isinstance(exc, TransportError) else exc.status == 500
                 self._retrying(
                     RetryEvent(
                         method=request.method, url=exc.url, attempt=attempt, delay=delay, reason=str(exc), error=exc
@@ -317,10 +315,9 @@ class Transport:
                     await self._sleep(delay)
 
     def _retrying(self, event: RetryEvent) -> None:
+        template = "retrying %s %s in %.2f s (retry %d of %d) after %s"
         retries = self.policy.max_retries
-        logger.info(
-            "retrying %s %s in %.2f s (retry %d of %d) after %s", *attrs.astuple(event)[:4], retries, event.reason
-        )
+        logger.info(template, event.method, event.url, event.delay, event.attempt, retries, event.reason)
         if self._on_retry is not None:
             try:
                 self._on_retry(event)
@@ -453,10 +450,9 @@ class Transport:
 class _Mark:
     """Settles one attempt's lease: refunded if nothing went out, spent once the request may have.
 
-    On our own sessions aiohttp tells us when the request's headers are written (the
-    ``on_request_headers_sent`` trace signal), so a connection that never opened, or an attempt
-    cancelled before writing, costs no budget. A session handed in has no such hook: there a
-    request counts as sent unless its error proves that no connection was made.
+    Our sessions tell when the headers are written (the ``on_request_headers_sent`` trace signal):
+    a connection that never opened, or an attempt cancelled before writing, costs nothing. An
+    injected session has no such hook: a request counts as sent unless its error shows no connection.
     """
 
     __slots__ = ("lease", "traced", "was_sent")
@@ -495,13 +491,12 @@ class _ConnectionLost(Exception):
 async def _no_resend(req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
     """A client middleware: a connection that fails under a request becomes our own error.
 
-    aiohttp sends a GET, PUT or DELETE a second time, by itself, when the connection fails under
-    it (typically a kept-alive connection the server closed when idle). That resend would spend
-    budget the quota never granted, skip the retry rules, and hide that the first send may have
-    been applied (a DELETE's resend then meets a 404). aiohttp resends only on its own connection
-    errors, and its middlewares run inside that loop, so an error of ours passes it by; the retry
-    stage then decides, as for any lost connection. Applied to each request, an injected session's
-    too (whose own middlewares, which could also resend, are thereby left out of the SDK's requests).
+    aiohttp sends a GET, PUT or DELETE again by itself when the connection fails under it (a
+    kept-alive connection the server closed when idle): budget the quota never granted, outside
+    the retry rules, hiding that the first send may have been applied (a DELETE then meets a 404).
+    It resends only on its own connection errors, around its middlewares: ours passes it by, and
+    the retry stage decides. Given with each request, it also replaces an injected session's own
+    middlewares, which could resend too.
     """
     try:
         return await handler(req)
@@ -545,12 +540,6 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
             raise _TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _may_have_applied(exc: KayseError) -> bool:
-    if isinstance(exc, TransportError):
-        return exc.may_have_been_sent
-    return isinstance(exc, APIError) and exc.status == 500
 
 
 def _describe(exc: BaseException) -> str:

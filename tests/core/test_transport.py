@@ -337,6 +337,7 @@ async def test_on_retry_hears_every_retry_without_a_key(
     quota: RecordingQuota, mocked: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each retry reaches on_retry with method, URL, attempt, delay and reason; a failing hook is only logged."""
+    caplog.set_level("INFO", logger="kayse_async")
     events: list[RetryEvent] = []
 
     def hook(event: RetryEvent) -> None:
@@ -362,6 +363,8 @@ async def test_on_retry_hears_every_retry_without_a_key(
     assert isinstance(events[1].error, errors.InternalServerError)
     assert all(KEY not in repr(e) for e in events)
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["on_retry hook failed"] * 2
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "INFO" and r.name == "kayse_async"]
+    assert logged[0].startswith(f"retrying GET {url} in {events[0].delay:.2f} s (retry 1 of 3) after 503 GET")
 
 
 async def _no_sleep(_: float) -> None:
