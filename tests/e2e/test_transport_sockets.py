@@ -16,6 +16,17 @@ from kayse_async import AsyncKayse, RetryEvent, errors
 NEW_CLIENT = {"external_source": "m", "external_source_id": "e", "first_name": "A", "last_name": "B"}
 
 
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """Read one request whole (head and body); its head."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return head
+
+
 class CuttingServer:
     """Reads each request whole, counts it, then closes the connection without answering."""
 
@@ -25,12 +36,7 @@ class CuttingServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            await read_request(reader)
             self.requests += 1
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -141,12 +147,7 @@ class IdleClosingServer:
         answered = False
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+                head = await read_request(reader)
                 self.seen.append(head.split(b" ", 2)[0].decode())
                 if answered:
                     break  # idle too long: closed, unanswered
