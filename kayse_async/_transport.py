@@ -232,7 +232,7 @@ class Transport:
     def _route(self, host: str) -> _Route:
         """How ``host``'s requests go (the sessions are built on first use)."""
         pool = self._pool
-        if self.closed:
+        if self._closed or pool.closed:
             raise KayseError("this client is closed")
         loop = asyncio.get_running_loop()
         if pool.loop is None:
@@ -344,7 +344,7 @@ class Transport:
     ) -> tuple[int, Mapping[str, str], bytes, RateLimitInfo]:
         """The attempt stage: one HTTP exchange on one unit of budget, settled whatever happens."""
         route = self._route(request.host)
-        headers = self._headers(request, route.headers)
+        headers = route.headers if request.headers is None else self._headers(request, route.headers)
         waited_from = time.monotonic()
         try:
             lease = await self.quota.acquire(
