@@ -1,4 +1,4 @@
-"""Automation: `nox -s tests lint typecheck docs bench soak`."""
+"""Automation: `nox -s tests lint typecheck docs bench soak twins`."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site, warnings as errors."""
     session.install("-e", ".[dev]")
     session.run("mkdocs", "build", "--strict")
+
+
+@nox.session
+def twins(session: nox.Session) -> None:
+    """Regenerate kayse_async/_sync/api.py, the blocking twins, from the async classes (then ruff formats it)."""
+    session.install("-e", ".", "ruff")
+    session.run("python", "tests/sync/generate_twins.py")
 
 
 @nox.session

@@ -2,12 +2,14 @@
 
     python benchmarks/sync_overhead.py [--calls 2000] [--rounds 5]
 
-Measured, each as the median over ``--rounds`` interleaved rounds:
+Measured in ``--rounds`` interleaved rounds; each figure is the median of the
+rounds' per-call medians, with their range:
 
-1. a no-op-like call: ``kayse.quota`` (a round trip to the portal's loop and
-   back, no I/O) against ``async_client.quota`` read directly; and a no-op
-   coroutine through the portal against the same through an ``anyio`` blocking
-   portal (what the facade would cost built on one);
+1. the facade against a bare anyio blocking portal (``start_blocking_portal``)
+   in the same run: a no-op coroutine through ``Kayse``'s portal against
+   ``portal.call`` of the same no-op (the facade's own cost on top of anyio's),
+   and ``kayse.quota`` (a round trip to the loop, no I/O) against
+   ``async_client.quota`` read directly;
 2. a GET against a minimal local aiohttp server, and a GET against the
    emulator (both in their own processes): ``kayse.<call>()`` against
    ``await async_client.<call>()`` in a loop of the main thread;
@@ -16,8 +18,8 @@ Measured, each as the median over ``--rounds`` interleaved rounds:
    once with the server answering at once (on a small machine its CPU is then
    the limit) and once with 10 ms of latency per request, as a remote API has.
 
-The facade's overhead is the difference per call; the targets are <= 100 us
-per call and 32 threads at least as fast as one.
+The targets: a call through the facade costs at most 1.2x a bare anyio
+``portal.call``; 32 threads at least as fast as one.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ async def main():
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     print(f"listening on http://127.0.0.1:{port}", flush=True)
     await asyncio.Event().wait()
 
@@ -110,8 +112,8 @@ def per_call_async(runner: asyncio.Runner, function: Callable[[], Awaitable[obje
     return runner.run(loop())
 
 
-def median_of(rounds: int, *measures: Callable[[], list[float] | float]) -> list[float]:
-    """Run the measures interleaved, ``rounds`` times; the median of each over every call of every round.
+def median_of(rounds: int, *measures: Callable[[], list[float] | float]) -> list[list[float]]:
+    """Run the measures interleaved, ``rounds`` times; each measure's median of every round.
 
     Per-call medians, not means: on a busy machine a few calls wait for a CPU
     for milliseconds, and a mean would report the machine's load, not the code.
@@ -120,16 +122,27 @@ def median_of(rounds: int, *measures: Callable[[], list[float] | float]) -> list
     for _ in range(rounds):
         for index, measure in enumerate(measures):
             value = measure()
-            samples[index].extend(value if isinstance(value, list) else [value])
-    return [statistics.median(values) for values in samples]
+            samples[index].append(statistics.median(value) if isinstance(value, list) else value)
+    return samples
 
 
-def row(label: str, facade: float, direct: float) -> str:
-    overhead = (facade - direct) * 1e6
-    return f"{label:<44} {facade * 1e6:>10.1f} {direct * 1e6:>10.1f} {overhead:>10.1f} {facade / direct:>8.2f}x"
+def spread(values: list[float], scale: float = 1.0, unit: str = "") -> str:
+    """``median [min-max]`` of per-round values."""
+    low, mid, high = min(values) * scale, statistics.median(values) * scale, max(values) * scale
+    return f"{mid:.2f}{unit} [{low:.2f}-{high:.2f}]" if scale == 1.0 else f"{mid:.1f}{unit} [{low:.1f}-{high:.1f}]"
+
+
+def row(label: str, facade: list[float], direct: list[float]) -> str:
+    """Per-call medians (us) of the two sides and their ratio, each round's, as median [range]."""
+    ratios = [f / d for f, d in zip(facade, direct, strict=True)]
+    return f"{label:<46} {spread(facade, 1e6):>20} {spread(direct, 1e6):>20} {spread(ratios, unit='x'):>20}"
 
 
 async def _noop() -> None:
+    return None
+
+
+async def _noop_on(_client: object) -> None:
     return None
 
 
@@ -182,30 +195,28 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}")
     print(f"{calls} calls per no-op measurement, {io_calls} per GET; per-call medians over {rounds} interleaved rounds")
     print()
-    print(f"{'per call (us)':<44} {'Kayse':>10} {'direct':>10} {'overhead':>10} {'ratio':>9}")
+    print(f"{'per call (us), median [range] over rounds':<46} {'Kayse':>20} {'baseline':>20} {'ratio':>20}")
 
     with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-        # 1. No I/O.
+        # 1. No I/O: the facade against a bare anyio portal, and against the async client itself.
         direct_client = runner.run(_make_async(KEY, "http://127.0.0.1:9", quota()))
         with (
             Kayse(KEY, base_url="http://127.0.0.1:9", quota=quota()) as kayse,
             start_blocking_portal("asyncio") as portal,
         ):
             kayse.quota  # noqa: B018 - start the portal outside the timing
+            facade, bare = median_of(
+                rounds,
+                lambda: per_call_sync(lambda: kayse._portal.call(None, _noop_on), calls),
+                lambda: per_call_sync(lambda: portal.call(_noop), calls),
+            )
+            print(row("no-op coroutine: Kayse vs anyio portal.call", facade, bare))
             facade, direct = median_of(
                 rounds,
                 lambda: per_call_sync(lambda: kayse.quota, calls),
                 lambda: per_call_sync(lambda: direct_client.quota, calls),
             )
-            print(row("no-op: kayse.quota vs client.quota", facade, direct))
-            ours, anyio_portal, awaited = median_of(
-                rounds,
-                lambda: per_call_sync(lambda: kayse._portal.call(None, lambda _client: _noop()), calls),
-                lambda: per_call_sync(lambda: portal.call(_noop), calls),
-                lambda: per_call_async(runner, _noop, calls),
-            )
-            print(row("no-op coroutine: this portal vs await", ours, awaited))
-            print(row("no-op coroutine: anyio portal vs await", anyio_portal, awaited))
+            print(row("kayse.quota vs client.quota", facade, direct))
         runner.run(direct_client.aclose())
 
         # 2. A GET against a minimal aiohttp server, then against the emulator.
@@ -235,23 +246,27 @@ def main() -> None:
             print(f"{title:<44} {'value':>10} {'vs 1 thread':>12}")
             with server([*emulator, "--latency-ms", str(latency_ms)]) as url:
                 one, many, tasks = _throughput(runner, url, rounds, total)
-            print(f"{'Kayse, 1 thread':<44} {one:>10.0f} {1.0:>11.2f}x")
-            print(f"{f'Kayse, {THREADS} threads, one client':<44} {many:>10.0f} {many / one:>11.2f}x")
-            print(f"{f'AsyncKayse, {THREADS} tasks, one client':<44} {tasks:>10.0f} {tasks / one:>11.2f}x")
+            print(f"{'Kayse, 1 thread':<44} {statistics.median(one):>10.0f} {1.0:>11.2f}x")
+            for label, values in (
+                (f"Kayse, {THREADS} threads, one client", many),
+                (f"AsyncKayse, {THREADS} tasks", tasks),
+            ):
+                ratios = [v / o for v, o in zip(values, one, strict=True)]
+                print(f"{label:<44} {statistics.median(values):>10.0f} {spread(ratios, unit='x'):>20}")
 
 
-def _throughput(runner: asyncio.Runner, url: str, rounds: int, calls: int) -> tuple[float, float, float]:
+def _throughput(runner: asyncio.Runner, url: str, rounds: int, calls: int) -> list[list[float]]:
     with Kayse(KEY, base_url=url, calls_base_url=url, quota=quota()) as kayse:
         kayse.metadata.objects()
         client = runner.run(_make_async(KEY, url, quota()))
-        one, many, tasks = median_of(
+        measured = median_of(
             rounds,
             lambda: throughput_threads(kayse, lambda k: k.metadata.objects(), 1, calls),
             lambda: throughput_threads(kayse, lambda k: k.metadata.objects(), THREADS, calls),
             lambda: throughput_tasks(runner, client, lambda c: c.metadata.objects(), THREADS, calls),
         )
         runner.run(client.aclose())
-    return one, many, tasks
+    return measured
 
 
 async def _make_async(key: str, url: str, budget: MemoryQuota) -> AsyncKayse:
@@ -260,18 +275,18 @@ async def _make_async(key: str, url: str, budget: MemoryQuota) -> AsyncKayse:
 
 def _compare_get(
     runner: asyncio.Runner, url: str, rounds: int, calls: int, call: Callable[[Any], Any]
-) -> tuple[float, float]:
+) -> list[list[float]]:
     client = runner.run(_make_async(KEY, url, quota()))
     with Kayse(KEY, base_url=url, calls_base_url=url, quota=quota()) as kayse:
         call(kayse)  # warm: portal started, connection open
         runner.run(call(client))
-        facade, direct = median_of(
+        measured = median_of(
             rounds,
             lambda: per_call_sync(lambda: call(kayse), calls),
             lambda: per_call_async(runner, lambda: call(client), calls),
         )
     runner.run(client.aclose())
-    return facade, direct
+    return measured
 
 
 if __name__ == "__main__":

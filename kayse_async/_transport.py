@@ -38,12 +38,12 @@ from .errors import (
     RequestTimeoutError,
     TLSError,
     TransportError,
-    ValidationError,
 )
 from .quota._base import Lease, Quota
 
 logger = logging.getLogger("kayse_async")
 
+_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection, within the attempt's time-out."""
@@ -344,7 +344,7 @@ class Transport:
     ) -> tuple[int, Mapping[str, str], bytes, RateLimitInfo]:
         """The attempt stage: one HTTP exchange on one unit of budget, settled whatever happens."""
         route = self._route(request.host)
-        headers = route.headers if request.headers is None else self._headers(request, route.headers)
+        headers = self._headers(request) if request.headers else route.headers
         waited_from = time.monotonic()
         try:
             lease = await self.quota.acquire(
@@ -388,19 +388,14 @@ class Transport:
         self.requests_sent += 1
         return status, resp_headers, self._redact(body), info
 
-    @staticmethod
-    def _headers(request: Request, base: Mapping[str, str] | None) -> Mapping[str, str] | None:
-        """A request's headers on top of the session's: its extra ones never replace a key header."""
-        extra = request.headers
-        for name, value in (extra or {}).items():
-            if name.lower() in (MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()):
-                raise ValidationError(f"extra_headers.{name}", "the client's own API key header cannot be set here")
-            if not isinstance(value, str) or any(c in name + value for c in "\r\n\0"):
-                raise ValidationError(f"extra_headers.{name}", "must be a string without line breaks")
-        if base is None or not extra:
-            return extra or base
-        headers = CIMultiDict(extra)
-        headers.update(base)
+    def _headers(self, request: Request) -> CIMultiDict[str]:
+        """A request's extra headers under its host's key header: a key header among them is never sent.
+
+        The resources refuse such extras before sending; this is the transport's own guarantee.
+        """
+        extra = request.headers or {}
+        headers = CIMultiDict((name, value) for name, value in extra.items() if name.lower() not in _KEY_HEADERS)
+        headers.update(self._endpoints[request.host].headers)
         return headers
 
     def _failure(self, exc: BaseException, request: Request, url: str, *, sent: bool) -> KayseError:

@@ -16,7 +16,8 @@ Every error derives from :class:`KayseError`::
     │   ├── MethodNotAllowedError   405
     │   ├── RateLimitError          429
     │   ├── InternalServerError     500
-    │   └── ServiceUnavailableError 503
+    │   ├── ServiceUnavailableError 503
+    │   └── ResponseFormatError     a 2xx answer that cannot be used at all
     ├── QuotaExhaustedError         the budget is spent and waiting would pass the caller's limit
     └── BulkError                   some items of a bulk call failed
 
@@ -197,12 +198,11 @@ class ServiceUnavailableError(APIError):
 
 
 class ResponseFormatError(APIError):
-    """A 2xx answer that cannot be used at all: not JSON, not an object, no ``id`` on a create.
+    """A 2xx answer that cannot be used at all: not the JSON object (or array) expected, or no id on a create.
 
-    The server has acted on the request (its side effect happened): do not
-    simply send it again. ``status`` is the answer's status and ``body`` a
-    redacted excerpt of it. A field of an unexpected type never raises this:
-    it is kept as the server sent it.
+    The request took effect; ``status`` is the answer's, ``body`` what came
+    (keys redacted), and the message an excerpt of it. A field of an
+    unexpected type is never this error: it is kept as sent, and logged once.
     """
 
 

@@ -1,19 +1,24 @@
-"""What every resource shares: the transport, request helpers, the bulk endpoint description."""
+"""What every resource shares: the transport, request helpers, the check and schema, the bulk endpoint."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
 from .._transport import Transport
-from .._wire.converter import unstructure
-from .._wire.fields import READ_ONLY, Field, check_fields, check_id
-from .._wire.protocol import Request, Response, structure_response
+from .._wire.fields import Mode, Table, prepare, schema
+from .._wire.protocol import CALLS_KEY_HEADER, MAIN_KEY_HEADER, Request, Response, structure_response
 from ..errors import ValidationError
+from ..models import ObjectSchema
 
 T = TypeVar("T")
+Fields = Mapping[str, Any]
+
+_EXTRAS = ("extra_body", "extra_query", "extra_headers")
+
+_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 
 
 @attrs.frozen(kw_only=True)
@@ -47,57 +52,73 @@ class Resource:
         return self._transport.request(request, max_wait=max_wait)
 
 
-def item_fields(item: Any, *, path: str) -> dict[str, Any]:
-    """The fields of one input item: a model's set fields, or a mapping as given.
+class TableResource(Resource):
+    """A resource whose requests carry the fields of one table: it checks items and describes its fields."""
 
-    A model sends what it holds: for a new item (no id) its None fields are
-    left out, as a create omits what was not given; for an item with an id
-    every field goes, None as null, as a full replacement must.
-    """
-    if isinstance(item, Mapping):
-        return dict(item)
-    if attrs.has(type(item)):
-        data: dict[str, Any] = unstructure(item)
-        if data.get("id") is None:
-            data = {k: v for k, v in data.items() if v is not None}
-        return data
-    raise ValidationError(path.rstrip(".") or "item", f"expected a model or a mapping, got {type(item).__name__}")
+    _table: ClassVar[Table]
+
+    @classmethod
+    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+
+        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
+        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
+        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        """
+        return prepare(cls._table, item, mode=mode)
+
+    @classmethod
+    def schema(cls) -> ObjectSchema:
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
+        return schema(cls._table)
 
 
-def prepare_upsert(table: Mapping[str, Field], resource: str) -> Callable[[Any, str], dict[str, Any]]:
-    """A ``BulkEndpoint.prepare`` for a resource: create rules without id, PUT rules with one."""
-    read_only = READ_ONLY.get(resource, frozenset()) - {"id"}
+def without_extras(fields: Fields) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields a caller named, and the extras among them (``extra_body``, ``extra_query``, ``extra_headers``)."""
+    named = dict(fields)
+    return named, {name: named.pop(name) for name in _EXTRAS if name in named}
 
-    def prepare(item: Any, path: str) -> dict[str, Any]:
-        fields = item_fields(item, path=path)
-        item_id = fields.pop("id", None)
-        for name in read_only:
-            fields.pop(name, None)
-        if item_id is None:
-            return check_fields(table, fields, mode="create", path=path)
-        body = {"id": check_id(f"{path}id", item_id)}
-        # Bulk updates follow the PUT rules; optional fields not given are nulled by the server.
-        body.update(check_fields(table, fields, mode="update", path=path))
-        return body
 
-    return prepare
+def _strings(name: str, values: Any) -> dict[str, str] | None:
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise ValidationError(name, f"expected a mapping of strings, got {type(values).__name__}")
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValidationError(f"{name}.{key}", "names and values must be strings")
+    return dict(values)
+
+
+def outgoing(method: str, path: str, body: dict[str, Any], extras: Fields, *, idempotent: bool = False) -> Request:
+    """A request carrying ``body`` and the caller's ``extra_query`` and ``extra_headers``, checked."""
+    headers = _strings("extra_headers", extras.get("extra_headers"))
+    for name in headers or ():
+        if name.lower() in _KEY_HEADERS:
+            raise ValidationError(f"extra_headers.{name}", "the API key headers are set by the client")
+    query = _strings("extra_query", extras.get("extra_query"))
+    return Request(method=method, path=path, json=body, params=query, headers=headers, idempotent=idempotent)
 
 
 def structurer(cls: type[T], url: str) -> Callable[[Any], T]:
     """A ``BulkEndpoint.structure`` for a model class."""
 
     def structure(data: Any) -> T:
-        return structure_response(data, cls, method="POST", url=url)
+        return structure_response(data, cls, method="POST", url=url, need_id=True)
 
     return structure
 
 
-def bulk_endpoint(path: str, key: str, table: Mapping[str, Field], resource: str, model: type[T]) -> BulkEndpoint[T]:
+def bulk_endpoint(path: str, key: str, table: Table, model: type[T]) -> BulkEndpoint[T]:
     """The bulk upsert route ``path``, whose request and answer hold the items under ``key``."""
+
+    def prepare_item(item: Any, item_path: str) -> dict[str, Any]:
+        return prepare(table, item, mode="upsert", path=item_path)
+
     return BulkEndpoint(
         path=path,
         request_key=key,
         response_key=key,
-        prepare=prepare_upsert(table, resource),
+        prepare=prepare_item,
         structure=structurer(model, path),
     )

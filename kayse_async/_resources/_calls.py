@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._wire.fields import check_id
+from .._wire.fields import CALLS, check_fields
 from .._wire.protocol import Request, expect, structure_response
 from ..models import ScheduledCall
 from ._base import Resource
@@ -17,7 +17,7 @@ class Calls(Resource):
         Never retried once it may have reached the server: a client must not
         be called twice.
         """
-        body = {"campaign_id": check_id("campaign_id", campaign_id), "case_id": check_id("case_id", case_id)}
+        body = check_fields(CALLS, {"campaign_id": campaign_id, "case_id": case_id}, mode="create")
         request = Request(method="POST", path="/v1/calls", host="calls", json=body)
         data = (await self._send(request)).data
         expect(data, dict, "a JSON object", method="POST", url=request.path)

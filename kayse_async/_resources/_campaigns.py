@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .._wire.fields import CAMPAIGN_FIELDS, check_fields
+from .._wire.fields import CAMPAIGNS, prepare
 from .._wire.params import CampaignCreate
 from .._wire.protocol import Request, expect, structure_response
 from ..errors import ValidationError
 from ..models import Campaign
-from ._base import Resource
+from ._base import TableResource, outgoing, without_extras
 
 _PATH = "/v1/campaigns"
 
 
-class Campaigns(Resource):
+class Campaigns(TableResource):
     """AI voice-call campaigns: ``kayse.campaigns``."""
+
+    _table = CAMPAIGNS
 
     async def create(self, **fields: Unpack[CampaignCreate]) -> Campaign:
         """Create a campaign (``POST /v1/campaigns`` on the main host).
@@ -24,10 +26,9 @@ class Campaigns(Resource):
         ``sms_before_call_text`` are required. Never retried once it may have
         reached the server.
         """
-        if "id" in fields:
-            raise ValidationError("id", "is given by the server")
-        body = check_fields(CAMPAIGN_FIELDS, dict(fields), mode="create", resource="campaigns")
-        request = Request(method="POST", path=_PATH, json=body)
+        named, extras = without_extras(fields)
+        body = prepare(CAMPAIGNS, named, mode="create", extra_body=extras.get("extra_body"))
+        request = outgoing("POST", _PATH, body, extras)
         data = (await self._send(request)).data
         expect(data, dict, "a JSON object", method="POST", url=_PATH)
         return structure_response(data, Campaign, method="POST", url=_PATH)

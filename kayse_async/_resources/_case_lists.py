@@ -3,61 +3,83 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Unpack
 
 from .. import _bulk
 from .._defaults import CHUNK_SIZE, CONCURRENCY, PAGE_SIZE
-from .._wire.fields import CASE_LIST_FIELDS, check_fields, check_page_size
+from .._wire.fields import CASE_LISTS, MAX_PAGE_SIZE, check_page, prepare
 from .._wire.params import CaseListCreate
-from .._wire.protocol import Request, expect, structure_response
+from .._wire.protocol import Request, structure_response
 from ..errors import APIError, ValidationError
 from ..models import CaseList, CaseListUpsert
-from ._base import Resource, bulk_endpoint
+from ._base import TableResource, bulk_endpoint, outgoing, without_extras
 
 _PATH = "/v1/case_lists"
-_MAX_PAGES = 1_000_000
 
 
-class CaseLists(Resource):
+class CaseLists(TableResource):
     """Saved case filters that power campaigns: ``kayse.case_lists``."""
+
+    _table = CASE_LISTS
 
     def list(
         self,
         *,
         key: str | None = None,
         hide_empty: bool | None = None,
+        page: int = 1,
         page_size: int = PAGE_SIZE,
     ) -> AsyncIterator[CaseList]:
-        """Every case list, walking the pages in turn (``GET /v1/case_lists``).
+        """Every case list from page ``page`` on, one by one (``GET /v1/case_lists``).
 
         ``key`` searches the names; ``hide_empty`` keeps only lists that hold
         cases now. Pages are fetched as the iteration needs them, one request
-        each; breaking out of the loop stops there.
+        each, until the server's ``total`` is reached (a short page before it
+        does not end the walk); breaking out of the loop stops there.
         """
+        return _items(self._start(key, hide_empty, page, page_size))
+
+    def pages(
+        self,
+        *,
+        key: str | None = None,
+        hide_empty: bool | None = None,
+        page: int = 1,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[builtins.list[CaseList]]:
+        """The case lists page by page from page ``page`` on, each page a list (``GET /v1/case_lists``).
+
+        One request per page, made as the iteration needs it. The walk ends
+        when the pages seen cover the ``total`` the server reports, or, when it
+        reports none, at the first page shorter than ``page_size``.
+        """
+        return self._start(key, hide_empty, page, page_size)
+
+    def _start(
+        self, key: str | None, hide_empty: bool | None, page: int, page_size: int
+    ) -> AsyncGenerator[builtins.list[CaseList]]:
         if key is not None and not isinstance(key, str):
             raise ValidationError("key", f"expected a string, got {type(key).__name__}")
         if hide_empty is not None and not isinstance(hide_empty, bool):
             raise ValidationError("hide_empty", f"expected true or false, got {type(hide_empty).__name__}")
-        size = check_page_size(page_size)
-        return self._pages(key, hide_empty, size)
+        query = {"page_size": str(check_page("page_size", page_size, MAX_PAGE_SIZE))}
+        if key is not None:
+            query["key"] = key
+        if hide_empty is not None:
+            query["hide_empty"] = "true" if hide_empty else "false"
+        return self._walk(query, check_page("page", page), page_size)
 
-    async def _pages(self, key: str | None, hide_empty: bool | None, page_size: int) -> AsyncIterator[CaseList]:
-        seen = 0
-        for page in range(1, _MAX_PAGES):
-            params = {"page": str(page), "page_size": str(page_size)}
-            if key is not None:
-                params["key"] = key
-            if hide_empty is not None:
-                params["hide_empty"] = "true" if hide_empty else "false"
-            request = Request(method="GET", path=_PATH, params=params, idempotent=True)
+    async def _walk(self, query: dict[str, str], page: int, size: int) -> AsyncGenerator[builtins.list[CaseList]]:
+        while True:
+            request = Request(method="GET", path=_PATH, params={"page": str(page), **query}, idempotent=True)
             data = (await self._send(request)).data
             items, total = _page_items(data, request)
-            for item in items:
-                yield structure_response(item, CaseList, method="GET", url=_PATH)
-            seen += len(items)
-            if len(items) < page_size or (total is not None and seen >= total) or not items:
+            yield [structure_response(item, CaseList, method="GET", url=_PATH) for item in items]
+            if (len(items) < size) if total is None else page * size >= total:
                 return
+            page += 1
 
     async def create(self, **fields: Unpack[CaseListCreate]) -> CaseList:
         """Create a case list (``POST /v1/case_lists``).
@@ -65,13 +87,11 @@ class CaseLists(Resource):
         ``name`` is required; ``include_ids`` and ``exclude_ids`` need a
         ``filter``. Never retried once it may have reached the server.
         """
-        if "id" in fields:
-            raise ValidationError("id", "is given by the server; use bulk_upsert() to update a case list")
-        body = check_fields(CASE_LIST_FIELDS, dict(fields), mode="create", resource="case_lists")
-        request = Request(method="POST", path=_PATH, json=body)
-        data = (await self._send(request)).data
-        expect(data, dict, "a JSON object", method="POST", url=_PATH)
-        return structure_response(data, CaseList, method="POST", url=_PATH)
+        named, extras = without_extras(fields)
+        body = prepare(CASE_LISTS, named, mode="create", extra_body=extras.get("extra_body"))
+        request = outgoing("POST", _PATH, body, extras)
+        answer = await self._send(request)
+        return structure_response(answer.data, CaseList, method="POST", url=_PATH, status=answer.status, need_id=True)
 
     async def bulk_upsert(
         self,
@@ -91,7 +111,7 @@ class CaseLists(Resource):
         item fails, ``errors.BulkError`` is raised after every chunk that
         could be sent was sent; its ``result`` says which.
         """
-        endpoint = bulk_endpoint(f"{_PATH}/bulk", "lists", CASE_LIST_FIELDS, "case_lists", CaseListUpsert)
+        endpoint = bulk_endpoint(f"{_PATH}/bulk", "lists", CASE_LISTS, CaseListUpsert)
         result = await _bulk.upsert(
             self._transport,
             endpoint,
@@ -105,6 +125,13 @@ class CaseLists(Resource):
             max_wait=max_wait,
         )
         return result.succeeded
+
+
+async def _items(pages: AsyncGenerator[builtins.list[CaseList]]) -> AsyncIterator[CaseList]:
+    async with contextlib.aclosing(pages) as walk:
+        async for page in walk:
+            for item in page:
+                yield item
 
 
 def _page_items(data: Any, request: Request) -> tuple[list[Any], int | None]:

@@ -7,7 +7,7 @@ from typing import Unpack
 
 from .. import _bulk
 from .._defaults import CONCURRENCY
-from .._wire.fields import CASE_FIELDS, check_id, check_text
+from .._wire.fields import CASES, EMAIL, SMS, check_fields
 from .._wire.params import CaseCreate, CaseUpdate
 from .._wire.protocol import Request, expect
 from ..models import Case
@@ -21,7 +21,7 @@ class Cases(CrudResource[Case]):
     _name = "cases"
     _id_name = "case_id"
     _model = Case
-    _table = CASE_FIELDS
+    _table = CASES
 
     async def create(self, **fields: Unpack[CaseCreate]) -> Case:
         """Create a case (``POST /v1/cases``).
@@ -30,19 +30,23 @@ class Cases(CrudResource[Case]):
         and ``type`` are required; fields not given are not sent. Never retried
         once it may have reached the server.
         """
-        return await self._create(dict(fields))
+        return await self._create(fields)
 
     async def get(self, case_id: int) -> Case:
         """Get a case by id (``GET /v1/cases/{id}``)."""
         return await self._get(case_id)
 
     async def update(self, case_id: int, **fields: Unpack[CaseUpdate]) -> Case:
-        """Replace a case (``PUT /v1/cases/{id}``): optional fields not given are cleared."""
-        return await self._update(case_id, dict(fields))
+        """Replace a case (``PUT /v1/cases/{id}``): optional fields of the PUT table not given are cleared.
+
+        ``client_ids`` and ``opt_out_voice_calls`` (outside that table) are sent
+        only with a value: the links and the opt-out stay as stored otherwise.
+        """
+        return await self._update(case_id, fields)
 
     async def patch(self, case_id: int, **changes: Unpack[CaseUpdate]) -> Case:
         """Change the given fields of a case and keep every other (GET, merge, PUT)."""
-        return await self._patch(case_id, dict(changes))
+        return await self._patch(case_id, changes)
 
     async def delete(self, case_id: int) -> None:
         """Delete a case (``DELETE /v1/cases/{id}``)."""
@@ -79,11 +83,7 @@ class Cases(CrudResource[Case]):
         Never retried once it may have reached the server: a client must not
         get the same SMS twice.
         """
-        body = {
-            "case_id": check_id("case_id", case_id),
-            "client_id": check_id("client_id", client_id),
-            "message": check_text("message", message),
-        }
+        body = check_fields(SMS, {"case_id": case_id, "client_id": client_id, "message": message}, mode="create")
         return await self._message(Request(method="POST", path="/v1/cases/communication/sms", json=body))
 
     async def send_email(self, *, case_id: int, client_id: int, subject: str, message: str) -> str:
@@ -91,12 +91,8 @@ class Cases(CrudResource[Case]):
 
         Never retried once it may have reached the server.
         """
-        body = {
-            "case_id": check_id("case_id", case_id),
-            "client_id": check_id("client_id", client_id),
-            "subject": check_text("subject", subject),
-            "message": check_text("message", message),
-        }
+        fields = {"case_id": case_id, "client_id": client_id, "subject": subject, "message": message}
+        body = check_fields(EMAIL, fields, mode="create")
         return await self._message(Request(method="POST", path="/v1/cases/communication/email", json=body))
 
     async def _message(self, request: Request) -> str:

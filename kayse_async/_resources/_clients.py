@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .._wire.fields import CLIENT_FIELDS
+from .._wire.fields import CLIENTS
 from .._wire.params import ClientCreate, ClientUpdate
 from ..models import Client
 from ._crud import CrudResource
@@ -17,7 +17,7 @@ class Clients(CrudResource[Client]):
     _name = "clients"
     _id_name = "client_id"
     _model = Client
-    _table = CLIENT_FIELDS
+    _table = CLIENTS
 
     async def create(self, **fields: Unpack[ClientCreate]) -> Client:
         """Create a client (``POST /v1/clients``).
@@ -25,9 +25,11 @@ class Clients(CrudResource[Client]):
         Fields are the API's, as keyword arguments: ``external_source``,
         ``external_source_id``, ``first_name`` and ``last_name`` are required;
         fields not given are not sent. Dates are ``datetime.date`` or
-        ``"YYYY-MM-DD"``. Never retried once it may have reached the server.
+        ``"YYYY-MM-DD"``. An unknown name is refused (``errors.ValidationError``);
+        a field this SDK does not know yet goes in ``extra_body``. Never retried
+        once it may have reached the server.
         """
-        return await self._create(dict(fields))
+        return await self._create(fields)
 
     async def get(self, client_id: int) -> Client:
         """Get a client by id (``GET /v1/clients/{id}``)."""
@@ -36,11 +38,12 @@ class Clients(CrudResource[Client]):
     async def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
-        A full replacement: every optional field not given is sent as null and
-        cleared by the server. To change a few fields and keep the rest, use
-        :meth:`patch`.
+        A full replacement: every optional field of the PUT table not given is
+        sent as null and cleared by the server; ``gender`` and
+        ``voice_calls_opted_out`` (outside that table) are sent only with a
+        value. To change a few fields and keep the rest, use :meth:`patch`.
         """
-        return await self._update(client_id, dict(fields))
+        return await self._update(client_id, fields)
 
     async def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
         """Change the given fields of a client and keep every other (GET, merge, PUT).
@@ -48,7 +51,7 @@ class Clients(CrudResource[Client]):
         Fields the server sent that this SDK does not know are sent back
         unchanged. Costs two requests.
         """
-        return await self._patch(client_id, dict(changes))
+        return await self._patch(client_id, changes)
 
     async def delete(self, client_id: int) -> None:
         """Delete a client (``DELETE /v1/clients/{id}``)."""

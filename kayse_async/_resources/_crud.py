@@ -2,84 +2,67 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import _bulk
 from .._defaults import CHUNK_SIZE, CONCURRENCY
-from .._wire.converter import structure_hook, unstructure
-from .._wire.fields import Field, check_fields, check_id
-from .._wire.protocol import Request, excerpt, expect, shape_error
-from ..errors import APIError, ValidationError
+from .._wire.fields import check_id, item_fields, prepare
+from .._wire.protocol import Request, Response, structure_response
+from ..errors import ValidationError
 from ..models import BulkItem, BulkResult
-from ._base import BulkEndpoint, Resource, bulk_endpoint
+from ._base import BulkEndpoint, Fields, TableResource, bulk_endpoint, outgoing, without_extras
 
 T = TypeVar("T")
 
 
-class CrudResource(Resource, Generic[T]):
+class CrudResource(TableResource, Generic[T]):
     """A resource with the five single-item calls and the bulk upsert."""
 
     _path: ClassVar[str]
     _name: ClassVar[str]
     _id_name: ClassVar[str]
     _model: ClassVar[type[Any]]
-    _table: ClassVar[dict[str, Field]]
 
     def _bulk_endpoint(self) -> BulkEndpoint[T]:
-        return bulk_endpoint(f"{self._path}/bulk", self._name, self._table, self._name, self._model)
+        return bulk_endpoint(f"{self._path}/bulk", self._name, self._table, self._model)
 
-    def _one(self, data: Any, request: Request) -> T:
-        if type(data) is not dict:
-            expect(data, dict, "a JSON object", method=request.method, url=request.path)
-        item_id = data.get("id")
-        if type(item_id) is not int and (isinstance(item_id, bool) or not isinstance(item_id, int)):
-            # An object without its id cannot be told apart from one that was never stored.
-            raise APIError(
-                f"unexpected response: {self._name[:-1]} without an integer id: {excerpt(json.dumps(data))!r}",
-                status=200,
-                body=data,
-                method=request.method,
-                url=request.path,
-            )
-        model = self._model
-        try:
-            result: T = structure_hook(model)(data, model)
-        except Exception as exc:
-            raise shape_error(data, model, exc, method=request.method, url=request.path) from None
-        return result
+    def _one(self, response: Response, request: Request) -> T:
+        model: type[T] = self._model
+        return structure_response(
+            response.data, model, method=request.method, url=request.path, status=response.status, need_id=True
+        )
 
-    async def _create(self, fields: dict[str, Any]) -> T:
-        if "id" in fields:
-            raise ValidationError("id", "is given by the server; use update() or bulk_upsert() for an existing item")
-        body = check_fields(self._table, fields, mode="create")
-        request = Request(method="POST", path=self._path, json=body)
-        return self._one((await self._send(request)).data, request)
+    async def _create(self, fields: Fields) -> T:
+        named, extras = without_extras(fields)
+        body = prepare(self._table, named, mode="create", extra_body=extras.get("extra_body"))
+        request = outgoing("POST", self._path, body, extras)
+        return self._one(await self._send(request), request)
 
     async def _get(self, item_id: int) -> T:
         request = Request(method="GET", path=f"{self._path}/{check_id(self._id_name, item_id)}", idempotent=True)
-        return self._one((await self._send(request)).data, request)
+        return self._one(await self._send(request), request)
 
-    async def _update(self, item_id: int, fields: dict[str, Any]) -> T:
+    async def _update(self, item_id: int, fields: Fields) -> T:
         checked_id = check_id(self._id_name, item_id)
-        _drop_matching_id(fields, checked_id)
-        body = check_fields(self._table, fields, mode="update", resource=self._name)
-        request = Request(method="PUT", path=f"{self._path}/{checked_id}", json=body, idempotent=True)
-        return self._one((await self._send(request)).data, request)
+        named, extras = without_extras(_without_own_id(fields, checked_id))
+        body = prepare(self._table, named, mode="update", extra_body=extras.get("extra_body"))
+        request = outgoing("PUT", f"{self._path}/{checked_id}", body, extras, idempotent=True)
+        return self._one(await self._send(request), request)
 
-    async def _patch(self, item_id: int, changes: dict[str, Any]) -> T:
+    async def _patch(self, item_id: int, changes: Fields) -> T:
         checked_id = check_id(self._id_name, item_id)
-        _drop_matching_id(changes, checked_id)
+        named, extras = without_extras(_without_own_id(changes, checked_id))
+        path, extra_body = f"{self._path}/{checked_id}", extras.get("extra_body")
         # Check the changes alone first, so that a bad change costs no GET.
-        check_fields(self._table, changes, mode="update", resource=self._name)
-        current = await self._get(checked_id)
-        merged: dict[str, Any] = unstructure(current)
-        merged.pop("id", None)
-        merged.update(changes)
-        body = check_fields(self._table, merged, mode="update", resource=self._name)
-        request = Request(method="PUT", path=f"{self._path}/{checked_id}", json=body, idempotent=True)
-        return self._one((await self._send(request)).data, request)
+        outgoing("PUT", path, prepare(self._table, named, mode="update", extra_body=extra_body), extras)
+        fields, unknown = item_fields(self._table, await self._get(checked_id), "")
+        # Sent back: what the PUT clears when left out. Fields outside the PUT table stay as stored.
+        by_name = self._table.by_name
+        kept = {name: value for name, value in fields.items() if name in by_name and by_name[name].put}
+        body = prepare(self._table, {**kept, **named}, mode="update", extra_body={**unknown, **(extra_body or {})})
+        request = outgoing("PUT", path, body, extras, idempotent=True)
+        return self._one(await self._send(request), request)
 
     async def _delete(self, item_id: int) -> None:
         request = Request(
@@ -161,8 +144,11 @@ class CrudResource(Resource, Generic[T]):
         )
 
 
-def _drop_matching_id(fields: dict[str, Any], item_id: int) -> None:
-    """Drop an ``id`` field equal to the path's id; a different one is an error (ids cannot change)."""
-    value = fields.pop("id", None)
+def _without_own_id(fields: Fields, item_id: int) -> Fields:
+    """``fields`` without an ``id`` equal to the path's; a different one is an error (ids cannot change)."""
+    if "id" not in fields:
+        return fields
+    value = fields["id"]
     if value is not None and value != item_id:
         raise ValidationError("id", f"does not match the id in the path (got {value!r}); ids cannot be changed")
+    return {name: value for name, value in fields.items() if name != "id"}

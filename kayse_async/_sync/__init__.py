@@ -1,12 +1,10 @@
 """``Kayse``: the blocking twin of ``AsyncKayse``.
 
-Three parts, none with logic of its own beyond running the async client:
-
-- ``_sync_portal``: one event-loop thread per client, the hand-off of calls to
-  it, Ctrl-C, fork and finalization;
-- ``_sync_base``: ``close``, the context manager and ``quota``;
-- ``_sync_api``: the typed wrappers, generated from the async classes by
-  ``python -m kayse_async._sync.gen`` (a test fails while it is stale).
+- ``portal``: anyio's blocking portal in a thread of its own, with the guards
+  around it (a call from its own loop, Ctrl-C, fork, finalization);
+- ``base``: ``close``, the context manager, ``quota`` and the session factory;
+- ``api``: the typed twins, generated from the async classes by
+  ``tests/sync/generate_twins.py`` (``nox -s twins``; a test fails while it is stale).
 """
 
 from __future__ import annotations

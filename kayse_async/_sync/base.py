@@ -1,11 +1,15 @@
-"""What ``Kayse`` adds to the generated wrappers: its portal, ``close``, the context manager, ``quota``."""
+"""What ``Kayse`` adds to the generated twins: its portal, the session factory, ``close``, ``with`` and ``quota``."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+import aiohttp
 
 from .._client import AsyncKayse
 from ..errors import ConfigurationError
@@ -13,34 +17,69 @@ from ..models import QuotaSnapshot
 from .portal import Portal
 
 
-async def _close_client(client: AsyncKayse) -> None:
-    await client.aclose()
+@contextlib.asynccontextmanager
+async def _open(
+    make: Callable[..., AsyncKayse], session_factory: Callable[[], aiohttp.ClientSession] | None
+) -> AsyncIterator[AsyncKayse]:
+    """The async client, opened inside the portal's loop; a session from ``session_factory`` is closed after it."""
+    session = session_factory() if session_factory is not None else None
+    try:
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise ConfigurationError(
+                f"session_factory must return an aiohttp.ClientSession, got {type(session).__name__}"
+            )
+        async with make(session=session) as client:
+            yield client
+    finally:
+        if isinstance(session, aiohttp.ClientSession):
+            await session.close()
 
 
-def _quota_of(client: AsyncKayse) -> QuotaSnapshot:
+async def _quota_of(client: AsyncKayse) -> QuotaSnapshot:
     return client.quota
 
 
+class SyncResource:
+    """Base of the generated resource twins: each holds the client's portal."""
+
+    __slots__ = ("_portal",)
+
+    def __init__(self, portal: Portal[AsyncKayse]) -> None:
+        self._portal = portal
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
 class KayseBase:
-    """The lifecycle half of ``Kayse``; the generated half adds the constructor and the resources."""
+    """The lifecycle half of ``Kayse``; the generated half adds the constructor's signature and the resources."""
 
     base_url: str
     """The main API's base URL, after the environment and defaults were applied."""
     calls_base_url: str
     """The calls API's base URL, after the environment and defaults were applied."""
 
-    def __init__(self, factory: Callable[[], AsyncKayse], *, session: object = None) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        session: aiohttp.ClientSession | None = None,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if session is not None:
             raise ConfigurationError(
-                "session: a blocking Kayse runs its own event loop, and an aiohttp session belongs to the "
-                "loop that created it; pass no session (use AsyncKayse to bring your own)"
+                "session: an aiohttp session belongs to the event loop that created it, and a blocking Kayse "
+                "runs its own; pass session_factory=... instead (it is called inside that loop)"
             )
-        # Built once here, outside any loop, only to check the arguments now rather than at
-        # the first call; the client that serves calls is built inside the portal's loop.
-        probe = factory()
+        if session_factory is not None and not callable(session_factory):
+            raise ConfigurationError("session_factory must be a callable that returns an aiohttp.ClientSession")
+        make = partial(AsyncKayse, *args, **kwargs)
+        # Built once here, outside any loop, only to check the arguments now rather than at the
+        # first call; the client that serves calls is built inside the portal's loop.
+        probe = make()
         self.base_url = probe.base_url
         self.calls_base_url = probe.calls_base_url
-        self._portal: Portal[AsyncKayse] = Portal(factory, _close_client, thread_name="kayse-portal")
+        self._portal: Portal[AsyncKayse] = Portal(partial(_open, make, session_factory))
 
     def __repr__(self) -> str:
         state = " closed" if self._portal.closed else ""
@@ -49,7 +88,7 @@ class KayseBase:
     @property
     def quota(self) -> QuotaSnapshot:
         """What the SDK knows of the key's budget now (``limit``, ``remaining``, ``resets_at``); no request."""
-        return self._portal.call_sync(None, _quota_of)
+        return self._portal.call(None, _quota_of)
 
     @property
     def closed(self) -> bool:
@@ -58,12 +97,11 @@ class KayseBase:
 
     @property
     def portal_thread(self) -> threading.Thread | None:
-        """The client's helper thread (it makes and closes the client, and runs its loop for handed-off calls
-        when no calling thread does), once the first call started it; None before."""
+        """The thread running the client's event loop (anyio's blocking portal), once the first call started it."""
         return self._portal.thread
 
     def close(self) -> None:
-        """Close the client: its session on its own loop, then the loop and its thread. Idempotent.
+        """Close the client: cancel the calls still running, close its session on its loop, stop the loop. Idempotent.
 
         Calls still running in other threads fail with ``errors.KayseError``.
         Must not be called from code running on the client's loop (a callback).

@@ -1,63 +1,45 @@
-"""The portal under the blocking client: one event loop per ``Kayse``, run by whichever thread calls.
+"""The portal under ``Kayse``: an anyio blocking portal, in a thread of its own, running one async client.
 
-A call from a thread finds the loop idle in the common case (one thread calling
-at a time): that thread runs the loop itself for the length of its call, with
-no thread hand-off at all, as ``asyncio.run`` would but on a loop that lives on
-(its connection pool kept between calls). A call that finds the loop busy (run
-by another calling thread, or by the portal thread) hands itself to the loop
-with ``call_soon_threadsafe`` and waits on a plain lock that the task's
-done-callback releases. When the thread running the loop is done with its own
-call and handed-off calls remain, the portal thread (``kayse-portal``, started
-on the first call) takes the loop over until they are done, then lets it go
-idle again. A thread that already runs an event loop (a notebook, code under
-``asyncio.run``) cannot run a second one and always hands its calls off.
-Everything the async client does still happens on one loop, one thread at a
-time, so ``Kayse`` adds no logic of its own.
+Every call is handed to the portal's event loop (``BlockingPortal.start_task_soon``)
+and its result handed back; calls from many threads run there concurrently, as
+tasks. What this module adds to anyio's portal, and why:
 
-What this module guarantees, and why:
-
-- The portal thread starts on the first call, not in ``Kayse()``: clients that
-  are made and dropped cost no thread. It makes the client and closes it, and
-  runs the loop only for calls handed off with nobody else running it.
-- A thread that runs the loop for its call first polls the loop's I/O once, so
-  that what came while the loop was idle (a server closing a kept-alive
-  connection) is seen before the call picks a connection.
-- The ``AsyncKayse`` is built inside the portal's loop (by a factory), so
-  anything it binds to a loop binds to the right one.
-- A call from code running on the loop (a progress callback, a quota
-  callback), in whatever thread runs it, raises at once instead of waiting for
-  itself forever; so does a call from another client's loop that would close a
-  cycle of loops waiting for each other.
-- Each call runs in a copy of the caller's ``contextvars`` context, as a task
-  does in asyncio: context variables set by the caller are seen in the loop,
-  and nothing set there leaks back.
-- Ctrl-C during a call cancels the task underneath, waits briefly for the
-  cancellation to finish (the connection is dropped, the quota lease settled),
-  then lets ``KeyboardInterrupt`` through: whether the calling thread was
-  waiting for a hand-off or running the loop itself.
-- After ``os.fork()`` the child forgets the parent's loop without touching it:
-  the old loop, session and sockets are shared with the parent (the epoll
-  instance too), so closing or even garbage-collecting them in the child would
-  unregister or shut down the parent's connections. They are kept alive for the
-  child's whole life instead, and a fresh portal starts on the child's first call.
+- The thread (``kayse-portal``, a daemon) starts on the first call, not in
+  ``Kayse()``: clients made and dropped cost no thread. The async client is
+  opened inside the loop (``open_client``, an async context manager) and closed
+  there by ``close()``, after the calls still running were cancelled: their
+  callers get ``KayseError``.
+- A call from code running on the loop (a progress or quota callback) raises at
+  once instead of waiting for itself; so does a call from another client's loop
+  that would close a cycle of loops waiting for each other.
+- Ctrl-C in the calling thread cancels the task underneath and waits briefly
+  for it to unwind (the connection dropped, the quota lease settled) before
+  ``KeyboardInterrupt`` goes up.
+- After ``os.fork()`` the child leaves the parent's loop, session and sockets
+  alone: they are shared with the parent at the kernel level (the epoll instance
+  too), so closing them, or letting them be finalized at the child's exit, would
+  unregister or shut down the parent's connections. An idle daemon thread holds
+  them for the child's whole life (the frames of daemon threads are never
+  cleared at interpreter exit, unlike module globals); the child starts a fresh
+  portal on its first call.
 - A portal nobody closed is closed when it is garbage-collected or at
-  interpreter exit (``weakref.finalize``): the session is closed on its own loop
-  and the thread joined, so nothing is reported unclosed. The thread is a daemon
-  so that interpreter shutdown, which joins non-daemon threads before running
-  ``atexit`` hooks, reaches the hook that stops it.
+  interpreter exit (``weakref.finalize``), so nothing is reported unclosed.
 """
 
 from __future__ import annotations
 
-import _thread
-import asyncio
+import concurrent.futures
 import contextlib
-import contextvars
 import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextlib import AbstractAsyncContextManager
+from inspect import isawaitable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from ..errors import KayseError
 
@@ -65,536 +47,181 @@ P = ParamSpec("P")
 T = TypeVar("T")
 C = TypeVar("C")
 
+THREAD_NAME = "kayse-portal"
 INTERRUPT_GRACE = 5.0
 """Seconds a Ctrl-C waits for the cancelled call to unwind before ``KeyboardInterrupt`` goes up anyway."""
 
-_CLOSED_MESSAGE = "this Kayse client is closed"
-_OWN_THREAD_MESSAGE = (
+_CLOSED = "this Kayse client is closed"
+_OWN_THREAD = (
     "a blocking Kayse call was made from the client's own event-loop thread (for example from a "
     "progress or quota callback, or from an iterable that bulk_upsert is reading); it would wait for "
     "itself forever. Do the call after the outer call returns, or use AsyncKayse inside async code"
 )
-_CYCLE_MESSAGE = (
+_CYCLE = (
     "a blocking Kayse call from one client's event-loop thread to another client whose loop is "
     "itself waiting for the first one (callbacks calling each other's clients); it would wait forever"
 )
-_FORKED_ITERATOR_MESSAGE = "this iterator was started before os.fork() or before the client was closed; start a new one"
+_STALE_ITERATOR = "this iterator was started before os.fork() or before the client was closed; start a new one"
 
-
-class _Call:
-    """One blocking call: the caller waits on ``lock``; the loop thread releases it exactly once."""
-
-    __slots__ = ("error", "lock", "task", "value")
-
-    def __init__(self) -> None:
-        self.lock = _thread.allocate_lock()
-        self.lock.acquire()
-        self.task: asyncio.Task[Any] | None = None
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def outcome(self) -> Any:
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-        return self.value
+# Which portal each portal thread is waiting for right now (a callback on one client's loop calling
+# another client): enough to refuse a call that would close a cycle of loops waiting for each other.
+_loop_threads: set[int] = set()
+_waiting: dict[int, _Running[Any]] = {}
+_waiting_lock = threading.Lock()
 
 
 class _Running(Generic[C]):
-    """A started portal: its event loop, the async client made inside it, and who drives the loop now.
+    """A started portal: its thread, anyio's portal in it, and the client opened in its loop."""
 
-    At most one thread runs the loop at a time: its ``driver``. A caller that
-    finds the loop idle drives it itself for the length of its call; a caller
-    that finds it busy (or cannot run it: its thread already runs a loop) hands
-    its call to the driver and waits. When a calling driver's call is done and
-    handed-off calls remain, the portal thread takes over until they are done.
-    """
+    client: C
+    portal: BlockingPortal
 
-    __slots__ = (
-        "client",
-        "closing",
-        "cond",
-        "driver",
-        "error",
-        "loop",
-        "pending",
-        "pid",
-        "shutting_down",
-        "started",
-        "thread",
-        "thread_id",
-        "wake",
-    )
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
-        self.thread_id = -1
-        self.client: C | None = None
+    def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
         self.error: BaseException | None = None
-        self.closing = False
-        self.shutting_down = False
-        self.started = threading.Event()
-        # Guards driver, pending and closing; notified whenever the driver lets go.
-        self.cond = threading.Condition(threading.Lock())
-        self.driver: int | None = None
-        # Calls handed to the loop by waiting threads, not finished yet: failed with a clear error
-        # if the loop closes under them, so no caller waits forever.
-        self.pending: set[_Call] = set()
-        # Set when the portal thread has work: handed-off calls nobody drives, or the close.
-        self.wake = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, args=(open_client,), name=THREAD_NAME, daemon=True)
+        self.thread.start()
+        self.ident = self.thread.ident
 
-    # -- the portal thread ---------------------------------------------------
-
-    def main(self, factory: Callable[[], C], close: Callable[[C], Awaitable[None]]) -> None:
-        loop = asyncio.new_event_loop()
-        self.loop = loop
-        self.thread_id = threading.get_ident()
+    def _main(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
+        _loop_threads.add(threading.get_ident())
         try:
-            self.client = loop.run_until_complete(_build(factory))
-        except BaseException as exc:  # the factory failed: hand the error to the first caller
+            anyio.run(self._serve, open_client)
+        except BaseException as exc:  # the client could not be opened: its first callers get the error
             self.error = exc
-            self.closing = True
-            self.started.set()
-            loop.close()
-            return
-        self.started.set()
-        try:
-            self._serve()
         finally:
-            try:
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(self._shut_down(close))
-                _cancel_all(loop)
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                loop.close()
-                with self.cond:
-                    self.driver = None
-                    _driving.discard(self.thread_id)
-                    left = list(self.pending)
-                for call in left:
-                    self._finish(call, None, KayseError(_CLOSED_MESSAGE))
+            _loop_threads.discard(threading.get_ident())
+            self.ready.set()
 
-    def _serve(self) -> None:
-        """Drive the loop whenever handed-off calls wait with nobody driving; return on close, holding the loop."""
-        loop = self.loop
-        assert loop is not None
-        me = self.thread_id
-        while True:
-            self.wake.wait()
-            with self.cond:
-                self.wake.clear()
-                if self.closing:
-                    # A calling thread may drive still: the close cancelled its call; wait for it to let go.
-                    while self.driver is not None:
-                        self.cond.wait()
-                    self._take(me)
-                    self.shutting_down = True
-                    return
-                if self.driver is not None or not self.pending:
-                    continue  # a calling driver hands over when its own call is done
-                self._take(me)
-            loop.run_forever()  # stopped by _finish once nothing is pending
-            with self.cond:
-                self._let_go(me)
+    async def _serve(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
+        # The portal closes first (cancelling what still runs), then the client.
+        async with open_client() as client, BlockingPortal() as portal:
+            self.client, self.portal = client, portal
+            self.ready.set()
+            await portal.sleep_until_stopped()
 
-    async def _shut_down(self, close: Callable[[C], Awaitable[None]]) -> None:
-        # Calls still running when close() came fail with a clear error rather than
-        # with whatever the closing session would make of them.
-        current = asyncio.current_task()
-        others = [task for task in asyncio.all_tasks() if task is not current]
-        for task in others:
-            task.cancel()
-        if others:
-            await asyncio.gather(*others, return_exceptions=True)
-        assert self.client is not None
-        await close(self.client)
-        # Let the transports' connection_lost callbacks run before the loop goes.
-        await asyncio.sleep(0)
-
-    def _take(self, me: int) -> None:
-        """Become the loop's driver (``cond`` held, nobody driving)."""
-        self.driver = me
-        _driving.add(me)
-
-    def _let_go(self, me: int) -> None:
-        """Give up the loop (``cond`` held); the portal thread takes over if calls still wait."""
-        self.driver = None
-        _driving.discard(me)
-        if self.pending or self.closing:
-            self.wake.set()
-        self.cond.notify_all()
-
-    def _finish(self, call: _Call, value: Any, error: BaseException | None) -> None:
-        with self.cond:
-            if call not in self.pending:
-                return
-            self.pending.discard(call)
-            if not self.pending and self.driver == self.thread_id and self.loop is not None:
-                self.loop.stop()  # the portal thread drove for handed-off calls only: all done
-        call.value = value
-        call.error = error
-        call.lock.release()
-
-    # -- any caller thread ---------------------------------------------------
-
-    def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, awaitable: bool) -> Any:
-        """Run ``func(*args, **kwargs)`` on the loop (awaiting it if ``awaitable``) and wait for the result."""
-        me = threading.get_ident()
-        if me not in _driving:
-            return self._dispatch(me, func, args, kwargs, awaitable)
-        if self.driver == me:
-            raise KayseError(_OWN_THREAD_MESSAGE)
-        # A callback on another client's loop: that loop now waits for this one. Refuse a call
-        # that would close a cycle of loops waiting for each other.
-        with _blocked_lock:
-            target: _Running[Any] | None = self
-            while target is not None:
-                driver = target.driver
-                if driver == me:
-                    raise KayseError(_CYCLE_MESSAGE)
-                target = _blocked_on.get(driver) if driver is not None else None
-            _blocked_on[me] = self
-        try:
-            return self._dispatch(me, func, args, kwargs, awaitable)
-        finally:
-            with _blocked_lock:
-                del _blocked_on[me]
-
-    def _dispatch(
-        self, me: int, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool
-    ) -> Any:
-        with self.cond:
-            if self.closing:
-                raise KayseError(_CLOSED_MESSAGE)
-            # Drive the loop here when nobody does and this thread runs no loop of its own:
-            # no thread hand-off at all, the common case of one thread calling at a time.
-            if self.driver is None and asyncio._get_running_loop() is None:
-                self._take(me)
-                call = None
-            else:
-                call = _Call()
-                self.pending.add(call)
-        if call is None:
-            return self._drive(me, func, args, kwargs, awaitable)
-        return self._submit(call, func, args, kwargs, awaitable)
-
-    def _drive(
-        self, me: int, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool
-    ) -> Any:
-        """Run the call on the loop in this thread (the driver), then let the loop go."""
-        loop = self.loop
-        assert loop is not None
-        task: asyncio.Task[Any] | None = None
-        try:
-            # One pass over the I/O first: what came while nobody ran the loop (a server closing an
-            # idle kept-alive connection) is seen before the call picks a connection. Stopping the
-            # loop before running it polls the selector once and runs what that schedules.
-            loop.stop()
-            loop.run_forever()
-            task = loop.create_task(_invoke(func, args, kwargs, awaitable))
-            return loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            if self.closing:
-                raise KayseError(f"{_CLOSED_MESSAGE} (the call was cancelled)") from None
-            raise
-        except BaseException:
-            # Ctrl-C (or another error) raised in this thread while it ran the loop: cancel the call
-            # underneath (its connection dropped, its budget settled) before letting the error up.
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    loop.run_until_complete(asyncio.wait((task,), timeout=INTERRUPT_GRACE))
-            raise
-        finally:
-            with self.cond:
-                self._let_go(me)
-
-    def _submit(
-        self, call: _Call, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool
-    ) -> Any:
-        loop = self.loop
-        assert loop is not None
-        # The call runs in a copy of the caller's context, so that context variables (a request
-        # id in a logging filter, a tracing span) cross into the loop thread with it. Explicit,
-        # so that the task and the callback that makes it share that one copy.
-        context = contextvars.copy_context()
-
-        def start() -> None:
-            if self.closing:
-                self._finish(call, None, KayseError(_CLOSED_MESSAGE))
-                return
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                self._finish(call, None, exc)
-                return
-            if not awaitable:
-                self._finish(call, result, None)
-                return
-            task: asyncio.Task[Any] = loop.create_task(result, context=context)
-            call.task = task
-            task.add_done_callback(done)
-
-        def done(task: asyncio.Task[Any]) -> None:
-            if task.cancelled():
-                self._finish(call, None, KayseError(f"{_CLOSED_MESSAGE} (the call was cancelled)"))
-                return
-            error = task.exception()
-            self._finish(call, None if error is not None else task.result(), error)
-
-        try:
-            loop.call_soon_threadsafe(start, context=context)
-        except RuntimeError:  # the loop is closed
-            with self.cond:
-                self.pending.discard(call)
-            raise KayseError(_CLOSED_MESSAGE) from None
-        with self.cond:
-            if self.driver is None:
-                self.wake.set()  # nobody drives (this thread could not): the portal thread will
-        try:
-            call.lock.acquire()
-        except BaseException:
-            self._interrupt(call)
-            raise
-        return call.outcome()
-
-    def _interrupt(self, call: _Call) -> None:
-        """Cancel ``call``'s task after an exception (Ctrl-C) in the waiting thread, then wait a little for it."""
-        loop = self.loop
-        assert loop is not None
-
-        def cancel() -> None:
-            # Runs after start() (callbacks run in order), so the task exists if it was made.
-            if call.task is not None:
-                call.task.cancel()
-            else:
-                self._finish(call, None, None)
-
-        try:
-            loop.call_soon_threadsafe(cancel)
-        except RuntimeError:
-            return
-        # A second Ctrl-C here goes straight up: the user asked twice.
-        if call.lock.acquire(timeout=INTERRUPT_GRACE):
-            call.error = None
-
-    def request_stop(self) -> None:
-        """Ask for the client to be closed and the loop stopped (by the portal thread); does not wait."""
-        with self.cond:
-            self.closing = True
-            driver = self.driver
-            self.wake.set()
-        loop = self.loop
-        if driver is not None and loop is not None:
-            # Someone drives: cancel what runs, so that the driver lets go and the portal thread can close.
-            with contextlib.suppress(RuntimeError):  # already closed
-                loop.call_soon_threadsafe(self._cancel_calls)
-
-    def _cancel_calls(self) -> None:
-        # On the loop. Not once the shutdown runs: it cancels what is left itself, and must not cancel itself.
-        if not self.shutting_down and self.loop is not None:
-            for task in asyncio.all_tasks(self.loop):
-                task.cancel()
-
-    def driven_by(self, ident: int) -> bool:
-        """True when thread ``ident`` runs this portal's loop right now (a call from it would wait for itself)."""
-        return self.driver == ident
+    def stop(self) -> None:
+        """Cancel what runs, close the client on its loop and join the thread (not from the thread itself)."""
+        self.ready.wait()
+        if self.error is None:
+            with contextlib.suppress(RuntimeError):  # stopped already
+                self.portal.call(self.portal.stop, True)
+        self.thread.join()
 
 
-async def _build(factory: Callable[[], C]) -> C:
-    # Inside the running loop: anything the client binds to a loop binds to this one.
-    return factory()
+def _enter_wait(me: int, running: _Running[Any]) -> None:
+    """Record that loop thread ``me`` waits for ``running``, unless that closes a cycle of waiting loops."""
+    with _waiting_lock:
+        target: _Running[Any] | None = running
+        while target is not None:
+            if target.ident == me:
+                raise KayseError(_OWN_THREAD if target is running else _CYCLE)
+            target = _waiting.get(target.ident or 0)
+        _waiting[me] = running
 
 
-async def _invoke(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], awaitable: bool) -> Any:
-    result = func(*args, **kwargs)
-    if awaitable:
-        result = await result
-    return result
-
-
-def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = asyncio.all_tasks(loop)
-    if not tasks:
-        return
-    for task in tasks:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-
-
-# Threads running a portal's loop right now, and which portal each of them is blocked on (a
-# callback on one client's loop calling another client): enough to refuse a call that would
-# close a cycle of loops waiting for each other.
-_driving: set[int] = set()
-_blocked_on: dict[int, _Running[Any]] = {}
-_blocked_lock = threading.Lock()
-
-
-# Objects of a portal that the parent process owned: kept for the child's whole life.
-_INHERITED: list[object] = []
-
-
-def _keep_forever(obj: object) -> None:
-    """Never let the child finalize ``obj``: its sockets and epoll instance are the parent's too.
-
-    A reference held by a module list would be dropped at interpreter shutdown,
-    and finalizing an aiohttp connector closes its transports (unregistering
-    their sockets from the shared epoll, sending TLS close_notify on the
-    parent's connections). One extra reference count that is never given back
-    keeps the object, and all it holds, out of reach of shutdown.
-    """
-    _INHERITED.append(obj)
-    # Without the C API (not CPython) the list is the best that can be done.
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+async def _guarded(done: threading.Lock, function: Callable[[Any], Any], client: Any) -> Any:
+    try:
+        result = function(client)
+        return await result if isawaitable(result) else result
+    finally:
+        done.release()
 
 
 class _Core(Generic[C]):
-    """What a portal's finalizer needs: everything but the public handle."""
+    """What the finalizer of a ``Portal`` needs: everything but the handle that resources hold."""
 
-    __slots__ = ("__weakref__", "_close", "_closed", "_factory", "_lock", "_state", "_thread_name")
+    def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
+        self.open_client = open_client
+        self.running: _Running[C] | None = None
+        self.closed = False
+        # Guards running/closed, and counts the calls being handed over, which close() waits for:
+        # anyio's hand-over would wait forever on a loop that stopped under it.
+        self.cond = threading.Condition(threading.Lock())
+        self.handing = 0
 
-    def __init__(self, factory: Callable[[], C], close: Callable[[C], Awaitable[None]], thread_name: str) -> None:
-        self._factory = factory
-        self._close = close
-        self._thread_name = thread_name
-        self._lock = threading.Lock()
-        self._state: _Running[C] | None = None
-        self._closed = False
-
-    def running(self) -> _Running[C]:
-        state = self._state
-        if state is not None and state.pid == os.getpid():
-            return state
-        return self._start()
-
-    def _start(self) -> _Running[C]:
-        with self._lock:
-            if self._closed:
-                raise KayseError(_CLOSED_MESSAGE)
-            state = self._state
-            if state is not None and state.pid == os.getpid():
-                return state
-            if state is not None:  # forked without the at-fork hook having run
-                _keep_forever(state)
-                self._state = None
-            state = _Running[C]()
-            thread = threading.Thread(
-                target=state.main, args=(self._factory, self._close), name=self._thread_name, daemon=True
-            )
-            state.thread = thread
-            thread.start()
+    def run(self, function: Callable[[C], Any], pinned: _Running[C] | None = None) -> Any:
+        """``function(client)`` on the loop, awaited if it returns an awaitable; blocks for the result."""
+        with self.cond:
+            if self.closed or (pinned is not None and pinned is not self.running):
+                raise KayseError(_CLOSED if pinned is None else _STALE_ITERATOR)
+            if self.running is None:
+                self.running = _Running(self.open_client)
+            running = self.running
+            self.handing += 1
+        me = threading.get_ident()
+        try:
             try:
-                state.started.wait()
+                running.ready.wait()
+                if running.error is not None:
+                    with self.cond:
+                        if self.running is running:
+                            self.running = None  # the next call tries again
+                    running.thread.join()
+                    raise running.error
+                if me in _loop_threads:
+                    _enter_wait(me, running)
+                done = threading.Lock()
+                done.acquire()
+                future = running.portal.start_task_soon(_guarded, done, function, running.client)
+            finally:
+                with self.cond:
+                    self.handing -= 1
+                    self.cond.notify_all()
+            try:
+                return future.result()
+            except concurrent.futures.CancelledError:
+                raise KayseError(f"{_CLOSED} (the call was cancelled)") from None
             except BaseException:
-                # Interrupted while the thread starts: stop it once it has, from the side.
-                threading.Thread(target=_stop_when_started, args=(state,), daemon=True).start()
+                if not future.done():  # Ctrl-C: cancel the call and let it unwind; a second Ctrl-C goes up at once
+                    future.cancel()
+                    done.acquire(timeout=INTERRUPT_GRACE)
                 raise
-            if state.error is not None:
-                thread.join()
-                error, state.error = state.error, None
-                raise error
-            self._state = state
-            return state
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        state = self._state
-        return state.thread if state is not None and state.pid == os.getpid() else None
+        finally:
+            _waiting.pop(me, None)
 
     def close(self) -> None:
-        state = self._state
-        if state is not None and state.driven_by(threading.get_ident()):
+        running = self.running
+        if running is not None and running.ident == threading.get_ident():
             raise KayseError("close() was called from the client's own event-loop thread; call it from another thread")
-        with self._lock:
-            self._closed = True
-            state, self._state = self._state, None
-        if state is None or state.pid != os.getpid():
-            return
-        state.request_stop()
-        if state.thread is not None:
-            state.thread.join()
+        with self.cond:
+            self.closed = True
+            running, self.running = self.running, None
+            while self.handing:
+                self.cond.wait()
+        if running is not None:
+            running.stop()
 
     def finalize(self) -> None:
-        """The finalizer: like close(), but never raises and never joins its own thread."""
-        state = self._state
-        if state is not None and (state.driven_by(threading.get_ident()) or threading.get_ident() == state.thread_id):
-            # The last reference went away inside the loop: close from another thread.
-            threading.Thread(target=self.finalize, name=f"{self._thread_name}-closer").start()
+        """The finalizer: close(), from another thread if the last reference went away on the loop."""
+        running = self.running
+        if running is not None and running.ident == threading.get_ident():
+            threading.Thread(target=self.finalize, name=f"{THREAD_NAME}-closer").start()
             return
         with contextlib.suppress(Exception):
             self.close()
 
-    def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's portal without touching it."""
-        self._lock = threading.Lock()
-        state, self._state = self._state, None
-        if state is not None:
-            _keep_forever(state)
-
-
-def _stop_when_started(state: _Running[Any]) -> None:
-    state.started.wait()
-    state.request_stop()
-    if state.thread is not None:
-        state.thread.join()
-
-
-_cores: weakref.WeakSet[_Core[Any]] = weakref.WeakSet()
-_cores_lock = threading.Lock()
-
-
-def _before_fork() -> None:
-    _cores_lock.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _cores_lock.release()
-
-
-def _after_fork_in_child() -> None:
-    global _blocked_lock, _cores_lock
-    _cores_lock = threading.Lock()
-    # The parent's loop threads do not exist here, and their idents may be reused.
-    _blocked_lock = threading.Lock()
-    _driving.clear()
-    _blocked_on.clear()
-    for core in list(_cores):
-        core.forget_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+    def forget(self) -> _Running[C] | None:
+        """In a forked child: drop the parent's portal without touching it, and return it."""
+        self.cond = threading.Condition(threading.Lock())
+        self.handing = 0
+        running, self.running = self.running, None
+        return running
 
 
 class Portal(Generic[C]):
-    """Runs calls on one client of type ``C`` living in its own event-loop thread; blocking, thread-safe.
+    """Runs calls on one client of type ``C``, opened in an anyio blocking portal's loop; blocking, thread-safe.
 
-    ``factory`` makes the client inside the loop (and again in a forked child);
-    ``close`` closes it there. The resource wrappers hold the portal, so the
-    thread lives while any of them does.
+    ``open_client`` opens the client inside the loop (again in a forked child).
+    Resources and iterators hold the portal, so its thread lives while any of them does.
     """
 
     __slots__ = ("__weakref__", "_core")
 
-    def __init__(
-        self, factory: Callable[[], C], close: Callable[[C], Awaitable[None]], *, thread_name: str = "kayse-portal"
-    ) -> None:
-        core = _Core(factory, close, thread_name)
-        self._core = core
-        with _cores_lock:
-            _cores.add(core)
-        weakref.finalize(self, core.finalize)
+    def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
+        self._core = _Core(open_client)
+        _cores.add(self._core)
+        weakref.finalize(self, self._core.finalize)
 
     @property
     def closed(self) -> bool:
@@ -603,29 +230,19 @@ class Portal(Generic[C]):
 
     @property
     def thread(self) -> threading.Thread | None:
-        """The loop thread, if started (in this process)."""
-        return self._core.thread
+        """The portal's thread, once started (in this process)."""
+        running = self._core.running
+        return running.thread if running is not None else None
 
     def close(self) -> None:
-        """Close the client on its loop, stop the loop and join its thread; idempotent."""
+        """Cancel the calls still running, close the client on its loop, stop the loop and join its thread."""
         self._core.close()
 
     def call(
         self, attr: str | None, func: Callable[Concatenate[Any, P], Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Await ``func(client.<attr>, *args, **kwargs)`` on the loop and return its result."""
-        state = self._core.running()
-        target = state.client if attr is None else getattr(state.client, attr)
-        result: T = state.run(func, (target, *args), kwargs, awaitable=True)
-        return result
-
-    def call_sync(
-        self, attr: str | None, func: Callable[Concatenate[Any, P], T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """Run the plain function ``func(client.<attr>, *args, **kwargs)`` on the loop and return its result."""
-        state = self._core.running()
-        target = state.client if attr is None else getattr(state.client, attr)
-        result: T = state.run(func, (target, *args), kwargs, awaitable=False)
+        result: T = self._core.run(lambda client: func(_target(client, attr), *args, **kwargs))
         return result
 
     def iterate(
@@ -638,46 +255,56 @@ class Portal(Generic[C]):
     ) -> Generator[T, None, None]:
         """``func(client.<attr>, ...)`` returns an async iterator: walk it as a plain generator.
 
-        The call itself happens now, so that bad arguments raise here and not
-        at the first ``next()``. Closing the generator (breaking out of a
-        ``for`` loop drops it) closes the async iterator on the loop.
+        The call itself happens now, so that bad arguments raise here and not at
+        the first ``next()``. Closing the generator (breaking out of a ``for``
+        loop drops it) closes the async iterator on the loop.
         """
-        state = self._core.running()
-        target = state.client if attr is None else getattr(state.client, attr)
-        iterator: AsyncIterator[T] = state.run(func, (target, *args), kwargs, awaitable=False)
-        return _walk(self, state, iterator)
+        iterator: AsyncIterator[T] = self._core.run(lambda client: func(_target(client, attr), *args, **kwargs))
+        return _walk(self, self._core.running, iterator)
 
 
-def _walk(portal: Portal[Any], state: _Running[Any], iterator: AsyncIterator[T]) -> Generator[T, None, None]:
+def _target(client: Any, attr: str | None) -> Any:
+    return client if attr is None else getattr(client, attr)
+
+
+def _walk(portal: Portal[Any], running: _Running[Any] | None, iterator: AsyncIterator[T]) -> Generator[T, None, None]:
     # ``portal`` is an argument only to keep the loop alive as long as the generator.
+    core = portal._core
     finished = False
     try:
         while True:
-            if state.pid != os.getpid() or state.closing:
-                raise KayseError(_FORKED_ITERATOR_MESSAGE)
             try:
-                item: T = state.run(_anext, (iterator,), {}, awaitable=True)
+                item: T = core.run(lambda _: anext(iterator), running)
             except StopAsyncIteration:
                 finished = True
                 return
             yield item
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        if (
-            not finished
-            and aclose is not None
-            and state.pid == os.getpid()
-            and not state.closing
-            and not state.driven_by(threading.get_ident())
-        ):
+        if not finished and (aclose := getattr(iterator, "aclose", None)) is not None:
+            # Refused when the client was closed or forked since (nothing to close here), or when this
+            # runs on the loop's own thread (asyncio closes the async generator when it is collected).
             with contextlib.suppress(Exception):
-                state.run(_aclose, (aclose,), {}, awaitable=True)
+                core.run(lambda _: aclose(), running)
 
 
-async def _anext(iterator: AsyncIterator[T]) -> T:
-    # __anext__ may return any awaitable; a task needs a coroutine.
-    return await iterator.__anext__()
+_cores: weakref.WeakSet[_Core[Any]] = weakref.WeakSet()
+_INHERITED: list[object] = []
 
 
-async def _aclose(aclose: Callable[[], Awaitable[object]]) -> None:
-    await aclose()
+def _hold(objects: list[object]) -> None:
+    """Keep ``objects`` referenced from this thread's frame: never cleared, not even at interpreter exit."""
+    threading.Event().wait()
+
+
+def _after_fork_in_child() -> None:
+    global _waiting_lock
+    _waiting_lock = threading.Lock()
+    _loop_threads.clear()
+    _waiting.clear()
+    _INHERITED.extend(running for core in list(_cores) if (running := core.forget()) is not None)
+    if _INHERITED:  # no thread survives a fork: hold them in one of this process
+        threading.Thread(target=_hold, args=(_INHERITED,), name="kayse-inherited", daemon=True).start()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,8 +1,10 @@
-"""Typed keyword arguments of the create and update calls (PEP 692 ``Unpack``).
+"""Typed keyword arguments of the create, update and patch calls (PEP 692 ``Unpack``).
 
-They give editors and type checkers the API's field names and types. At run
-time the same fields are checked by ``_fields``; a field the server added after
-this SDK was written may still be passed (type checkers will flag it).
+They give editors and type checkers the API's field names and types, and the
+three :class:`Extras` every such call takes. At run time the fields are checked
+against the tables of ``fields``, which a test holds these to (names, required
+flags, types); a name outside them is refused, and a field the server added
+after this SDK was written goes in ``extra_body``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ Date = dt.date | str
 """A ``datetime.date``, or a ``"YYYY-MM-DD"`` string."""
 
 
-class _ClientOptional(TypedDict, total=False):
+class Extras(TypedDict, total=False):
+    """What the API does not describe yet: body fields (JSON), query parameters and headers, sent as given."""
+
+    extra_body: Mapping[str, Any] | None
+    extra_query: Mapping[str, str] | None
+    extra_headers: Mapping[str, str] | None
+
+
+class _ClientOptional(Extras, total=False):
     email: str | None
     mobile: str | None
     gender: str | None
@@ -51,7 +61,7 @@ class ClientCreate(_ClientOptional, total=False):
     last_name: Required[str]
 
 
-class _CaseOptional(TypedDict, total=False):
+class _CaseOptional(Extras, total=False):
     external_source_data: Mapping[str, Any] | None
     name: str | None
     court_name: str | None
@@ -85,7 +95,7 @@ class CaseCreate(_CaseOptional, total=False):
     type: Required[str]
 
 
-class CaseListCreate(TypedDict, total=False):
+class CaseListCreate(Extras, total=False):
     """The fields of a new case list; ``include_ids`` and ``exclude_ids`` need a ``filter``."""
 
     name: Required[str]
@@ -104,7 +114,7 @@ class CallbackDelayFields(TypedDict, total=False):
     days: int
 
 
-class CampaignCreate(TypedDict, total=False):
+class CampaignCreate(Extras, total=False):
     """The fields of a new campaign."""
 
     name: Required[str]

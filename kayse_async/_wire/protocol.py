@@ -12,13 +12,13 @@ import hashlib
 import ipaddress
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from ..errors import APIError, ConfigurationError, RateLimitError, ResponseFormatError, error_for_status
+from ..errors import ConfigurationError, RateLimitError, ResponseFormatError, error_for_status
 from .converter import structure
 from .ratelimit import RateLimitInfo, parse_rate_limit
 
@@ -46,12 +46,11 @@ class Request:
     path: str
     host: Host = "main"
     params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = None
     json: Any = None
     idempotent: bool = False
     gone_ok_on_retry: bool = False
     """A DELETE: a 404 on a retry that followed an attempt which may have been applied means done."""
-    headers: Mapping[str, str] | None = None
-    """Extra headers for this request (``extra_headers=``); they never replace the API key header."""
 
 
 @attrs.define(kw_only=True)
@@ -157,29 +156,12 @@ def _message_of(data: Any) -> str | None:
     return None
 
 
-_scan_once: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
-"""The scanner ``json.loads`` ends in (C where available), called without its Python wrappers."""
-
-
 def _loads(body: bytes) -> Any:
-    """JSON from a body: UTF-8 decoded first (the usual case, and cheaper), else as ``json`` detects it.
-
-    A text that is one JSON value from its first character to its last, as
-    API responses are, is read by the scanner alone; any other (leading or
-    trailing whitespace, a byte-order mark, extra data, not JSON at all) goes
-    through ``json.loads``, which reads it or raises its own error.
-    """
+    """JSON from a body: decoded as UTF-8 first (the usual case), else as ``json`` detects it (BOM, UTF-16, UTF-32)."""
     try:
         text = body.decode()
     except UnicodeDecodeError:
         return json.loads(body)
-    try:
-        data, end = _scan_once(text, 0)
-    except StopIteration:
-        pass
-    else:
-        if end == len(text):
-            return data
     try:
         return json.loads(text)
     except ValueError:
@@ -243,34 +225,35 @@ def decipher(
     raise cls(message, **common)
 
 
-def structure_response(data: Any, cls: type[T], *, method: str, url: str) -> T:
-    """Structure response data into a model, or raise APIError with an excerpt of what came."""
-    try:
-        return structure(data, cls)
-    except Exception as exc:
-        raise shape_error(data, cls, exc, method=method, url=url) from None
-
-
-def shape_error(data: Any, cls: type[Any], exc: Exception, *, method: str, url: str) -> APIError:
-    """The APIError for response data that would not structure into ``cls``, with an excerpt of it."""
+def format_error(detail: str, data: Any, *, method: str, url: str, status: int = 200) -> ResponseFormatError:
+    """The error for a 2xx answer that cannot be used, saying why, with an excerpt of what came."""
     shown = excerpt(json.dumps(data, default=str))
-    return APIError(
-        f"unexpected response shape for {cls.__name__} ({type(exc).__name__}: {exc}): {shown!r}",
-        status=200,
-        body=data,
-        method=method,
-        url=url,
+    return ResponseFormatError(
+        f"unexpected response: {detail}: {shown!r}", status=status, body=data, method=method, url=url
     )
 
 
-def expect(data: Any, kind: type[Any], what: str, *, method: str, url: str) -> Any:
-    """Check that ``data`` is of JSON type ``kind`` (dict or list), or raise APIError with an excerpt."""
+def structure_response(
+    data: Any, cls: type[T], *, method: str, url: str, status: int = 200, need_id: bool = False
+) -> T:
+    """Structure a 2xx answer into ``cls`` leniently (a field of an unexpected type is kept, see the converter).
+
+    Raises :class:`ResponseFormatError` only when the answer cannot be used at
+    all: not a JSON object (an array of them for ``list[...]``), or, with
+    ``need_id``, an object without an integer ``id``, which could not be told
+    apart from an item never stored.
+    """
+    if need_id and (type(data) is not dict or type(data.get("id")) is not int):
+        detail = f"expected a JSON object with an integer id for {getattr(cls, '__name__', cls)}"
+        raise format_error(detail, data, method=method, url=url, status=status)
+    try:
+        return structure(data, cls)
+    except Exception as exc:
+        raise format_error(str(exc), data, method=method, url=url, status=status) from None
+
+
+def expect(data: Any, kind: type[Any], what: str, *, method: str, url: str, status: int = 200) -> Any:
+    """Check that ``data`` is of JSON type ``kind`` (dict or list), or raise ResponseFormatError with an excerpt."""
     if not isinstance(data, kind):
-        raise APIError(
-            f"unexpected response: expected {what}, got {excerpt(json.dumps(data, default=str))!r}",
-            status=200,
-            body=data,
-            method=method,
-            url=url,
-        )
+        raise format_error(f"expected {what}", data, method=method, url=url, status=status)
     return data

@@ -1,25 +1,27 @@
-"""The ``kayse`` commands other than ``import``: get, delete, case-lists, campaigns, metadata, quota, sms, email."""
+"""The ``kayse`` commands other than ``import``: get, delete, lists, metadata, quota, sms, email, emulator."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import click
 
-from ..errors import NotFoundError
+from .._defaults import BULK_DELETE_CHUNK
+from ..errors import AuthenticationError, BulkError, ConfigurationError, KayseError, NotFoundError, TransportError
 from ..models import BulkProgress
-from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, as_json_ready, describe_error, plural
-from ._render import err_console, out_console, print_json, print_table, short
+from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, describe_error, translate
+from ._jobs import Mode, Report, command_line, progress_options, running
+from ._render import as_json_ready, err_console, local_time, out_console, plural, print_json, print_table, short
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _json_option(help_text: str = "Print JSON on stdout.") -> Callable[[_F], _F]:
-    return click.option("--json", "as_json", is_flag=True, help=help_text)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
 
 @click.command("get")
@@ -41,29 +43,91 @@ def parse_ids(values: Iterable[str]) -> list[int]:
     """Ids from arguments that are ids, comma-separated ids, or files of ids (``#`` starts a comment)."""
     ids: list[int] = []
     for value in values:
-        path = Path(value)
-        if not value.strip().lstrip("-").replace(",", "").isdigit() and path.is_file():
+        lines = [(value, "--ids")]
+        if not value.strip().lstrip("-").replace(",", "").isdigit() and Path(value).is_file():
             try:
-                text = path.read_text(encoding="utf-8-sig")
+                text = Path(value).read_text(encoding="utf-8-sig")
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageProblem(f"cannot read ids from {value}: {exc}") from None
-            for number, line in enumerate(text.splitlines(), start=1):
-                content = line.split("#", 1)[0]
-                ids.extend(_ids_in(content, f"{value}, line {number}"))
-            continue
-        ids.extend(_ids_in(value, "--ids"))
+            lines = [(line.split("#", 1)[0], f"{value}, line {n}") for n, line in enumerate(text.splitlines(), 1)]
+        for content, where in lines:
+            for token in filter(None, _ID_SEPARATORS.split(content.strip())):
+                if not token.isdigit() or int(token) <= 0:
+                    raise UsageProblem(f"{where}: {token[:40]!r} is not an id (a whole number above 0) nor a file")
+                ids.append(int(token))
     return ids
 
 
-def _ids_in(text: str, where: str) -> list[int]:
-    found: list[int] = []
-    for token in _ID_SEPARATORS.split(text.strip()):
-        if not token:
-            continue
-        if not token.isdigit() or int(token) <= 0:
-            raise UsageProblem(f"{where}: {token[:40]!r} is not a case id (a whole number above 0) nor a file")
-        found.append(int(token))
-    return found
+@attrs.define(kw_only=True)
+class Deletion(Report):
+    """What a delete command did."""
+
+    kind: str
+    ids: list[int]
+    deleted: list[int] = attrs.field(factory=list)
+    missing: list[int] = attrs.field(factory=list)
+    """Ids the server no longer had."""
+    failed: dict[int, str] = attrs.field(factory=dict)
+    """Ids whose delete failed, with the reason."""
+
+    @property
+    def not_done(self) -> int:
+        """Ids with no outcome: the job stopped before them."""
+        return len(self.ids) - len(self.deleted) - len(self.missing) - len(self.failed)
+
+    @property
+    def complete(self) -> bool:
+        """Every id deleted, or found gone."""
+        return not self.failed and not self.not_done
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` summary."""
+        failed = [{"id": i, "reason": reason} for i, reason in self.failed.items()]
+        return super().as_dict() | {"requested": len(self.ids), "deleted_ids": self.deleted} | {
+            "not_found_ids": self.missing, "failed": failed, "not_done": self.not_done
+        }  # fmt: skip
+
+    def print(self, console: Console) -> None:
+        """``Deleted 3 clients (1 id not found).``, the failures, and how to finish."""
+        counts = ((len(self.missing), "not found"), (len(self.failed), "failed"), (self.not_done, "not done"))
+        notes = ", ".join(f"{plural(n, 'id')} {what}" for n, what in counts if n)
+        verb = (
+            f"Interrupted by {self.signal}: deleted" if self.signal else "Stopped: deleted" if self.error else "Deleted"
+        )
+        console.print(f"{verb} {plural(len(self.deleted), self.kind)}{f' ({notes})' if notes else ''}.")
+        for item_id, reason in self.failed.items():
+            console.print(f"  {self.kind} {item_id}: {reason}", markup=False, highlight=False)
+        if not self.complete:
+            console.print(f"Deleting again is safe; to finish, run:\n  {self.resume}", markup=False, highlight=False)
+
+
+def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callable[..., None]], click.Command]:
+    """The options every ``kayse delete`` command takes, then ``extra``; the command gets a ready ``Deletion``."""
+
+    def decorate(body: Callable[..., None]) -> click.Command:
+        @click.argument("values", nargs=-1, metavar="[ID|FILE]...")
+        @click.option("--ids", "id_options", multiple=True, metavar="FILE|ID", help=f"A {kind} id, ids separated "
+                      "by commas, or a file of ids (one or more per line); repeatable.")  # fmt: skip
+        @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+        @progress_options
+        @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
+        @click.pass_context
+        def command(
+            ctx: click.Context, /, values: Sequence[str], id_options: Sequence[str], yes: bool, **options: Any
+        ) -> None:
+            ids = list(dict.fromkeys(parse_ids([*id_options, *values])))
+            if not ids:
+                raise UsageProblem(f"no {kind} ids: give them as arguments or with --ids FILE|ID")
+            job = Deletion(kind=kind, ids=ids, resume=command_line(ctx, *([] if yes else ["--yes"])))
+            body(ctx.obj, job, yes=yes, **options)
+            job.finish(options["as_json"])
+
+        command.__doc__ = body.__doc__
+        for option in extra:
+            command = option(command)
+        return delete_group.command(f"{kind}s")(command)
+
+    return decorate
 
 
 @click.group("delete")
@@ -71,82 +135,117 @@ def delete_group() -> None:
     """Delete records."""
 
 
-@delete_group.command("cases")
-@click.argument("values", nargs=-1, metavar="[ID|FILE]...")
-@click.option(
-    "--ids",
-    "id_options",
-    multiple=True,
-    metavar="FILE|ID",
-    help="A case id, ids separated by commas, or a file of ids (one or more per line); repeatable.",
-)
-@click.option("--with-clients", is_flag=True, help="Also delete clients linked only to the deleted cases.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@_json_option("Print the deleted ids as JSON on stdout.")
-@click.pass_obj
-def delete_cases_command(
-    config: Config, values: tuple[str, ...], id_options: tuple[str, ...], with_clients: bool, yes: bool, as_json: bool
+@_delete_command("case", click.option("--with-clients", is_flag=True, help="Also delete clients linked only to them."))
+def delete_cases(
+    config: Config,
+    job: Deletion,
+    *,
+    yes: bool,
+    progress: Mode,
+    progress_interval: float,
+    as_json: bool,
+    with_clients: bool,
 ) -> None:
     """Delete cases by id, 500 per request (the API's maximum)."""
-    ids = list(dict.fromkeys(parse_ids([*id_options, *values])))
-    if not ids:
-        raise UsageProblem("no case ids: give them as arguments or with --ids FILE|ID")
-    what = plural(len(ids), "case") + (" and the clients linked only to them" if with_clients else "")
     if not yes:
-        click.confirm(f"Delete {what}?", abort=True, err=True)
-    console = err_console()
+        also = " and the clients linked only to them" if with_clients else ""
+        click.confirm(f"Delete {plural(len(job.ids), 'case')}{also}?", abort=True, err=True)
+    # One call for every chunk, stopped at once by a signal (deleting again is safe).
+    with running(config, "cases", len(job.ids), per_request=BULK_DELETE_CHUNK, progress=progress,
+                 interval=progress_interval, quiet=as_json, grace=None) as meter:  # fmt: skip
 
-    def on_progress(progress: BulkProgress) -> None:
-        if not as_json:
-            console.print(f"  {progress.items_done:,} of {len(ids):,} ids done, {plural(progress.requests, 'request')}")
+        def on_progress(done: BulkProgress) -> None:
+            meter.done, meter.requests = done.items_done, done.requests
+            meter.update()
 
+        try:
+            job.deleted = meter.kayse.cases.bulk_delete(job.ids, with_clients=with_clients, progress=on_progress)
+            gone = set(job.deleted)
+            job.missing = [i for i in job.ids if i not in gone]
+        except BulkError as exc:
+            for item in exc.result.items:
+                if item.ok:
+                    (job.deleted if item.value is not None else job.missing).append(job.ids[item.index])
+                else:
+                    job.failed[job.ids[item.index]] = describe_error(item.error or exc)
+    job.signal = meter.stop.name
+
+
+@_delete_command("client")
+def delete_clients(
+    config: Config, job: Deletion, *, yes: bool, progress: Mode, progress_interval: float, as_json: bool
+) -> None:
+    """Delete clients by id, one request each (the API has no bulk delete for clients), through the quota."""
+    if not yes:
+        click.confirm(f"Delete {plural(len(job.ids), 'client')}?", abort=True, err=True)
+    with running(config, "clients", len(job.ids), per_request=1, progress=progress, interval=progress_interval,
+                 quiet=as_json) as meter:  # fmt: skip
+        for client_id in job.ids:
+            if meter.stop.requested:
+                break
+            try:
+                meter.kayse.clients.delete(client_id)
+                job.deleted.append(client_id)
+            except NotFoundError:
+                job.missing.append(client_id)
+            except (AuthenticationError, ConfigurationError):
+                raise
+            except KayseError as exc:
+                if isinstance(exc, TransportError) and not exc.may_have_been_sent:
+                    job.error = translate(exc).format_message()  # no server: every id after it would fail too
+                    break
+                job.failed[client_id] = describe_error(exc)
+            meter.done = meter.requests = meter.done + 1
+            meter.update()
+    job.signal = meter.stop.name
+
+
+def _listing(
+    config: Config, as_json: bool, fetch: Callable[[Any], list[Any]], title: str, columns: list[str], row: Any
+) -> None:
     with config.client(quiet=as_json) as kayse:
-        deleted = kayse.cases.bulk_delete(ids, with_clients=with_clients, progress=on_progress)
+        items = fetch(kayse)
     if as_json:
-        print_json({"requested": len(ids), "deleted_ids": deleted})
-        return
-    missing = len(ids) - len(deleted)
-    note = f" ({plural(missing, 'id')} not found)" if missing else ""
-    out_console().print(f"Deleted {plural(len(deleted), 'case')}{note}.")
+        print_json(as_json_ready(items))
+    elif not print_table(title, columns, map(row, items)):
+        err_console().print(f"no {title.lower()}")
 
 
 @click.command("case-lists")
 @click.option("--key", help="Search the names.")
 @click.option("--hide-empty", is_flag=True, help="Only lists that hold cases now.")
-@_json_option()
+@_json_option
 @click.pass_obj
 def case_lists_command(config: Config, key: str | None, hide_empty: bool, as_json: bool) -> None:
     """List the case lists (every page)."""
-    with config.client(quiet=as_json) as kayse:
-        lists = list(kayse.case_lists.list(key=key, hide_empty=True if hide_empty else None, page_size=100))
-    if as_json:
-        print_json(as_json_ready(lists))
-        return
-    rows = ((cl.id, short(cl.name, 40), short(cl.description, 40), len(cl.case_ids or [])) for cl in lists)
-    count = print_table("Case lists", ["id", "name", "description", "cases"], rows)
-    if not count:
-        err_console().print("no case lists")
+    _listing(
+        config,
+        as_json,
+        lambda kayse: list(kayse.case_lists.list(key=key, hide_empty=hide_empty or None, page_size=100)),
+        "Case lists",
+        ["id", "name", "description", "cases"],
+        lambda cl: (cl.id, short(cl.name, 40), short(cl.description, 40), len(cl.case_ids or [])),
+    )
 
 
 @click.command("campaigns")
 @click.option("--key", help="Search the names.")
-@_json_option()
+@_json_option
 @click.pass_obj
 def campaigns_command(config: Config, key: str | None, as_json: bool) -> None:
     """List the AI call campaigns."""
-    with config.client(quiet=as_json) as kayse:
-        campaigns = kayse.campaigns.list(key=key)
-    if as_json:
-        print_json(as_json_ready(campaigns))
-        return
-    rows = ((c.id, short(c.name, 40), c.agent_id, c.case_list_id, ", ".join(c.days or [])) for c in campaigns)
-    count = print_table("Campaigns", ["id", "name", "agent", "case list", "days"], rows)
-    if not count:
-        err_console().print("no campaigns")
+    _listing(
+        config,
+        as_json,
+        lambda kayse: kayse.campaigns.list(key=key),
+        "Campaigns",
+        ["id", "name", "agent", "case list", "days"],
+        lambda c: (c.id, short(c.name, 40), c.agent_id, c.case_list_id, ", ".join(c.days or [])),
+    )
 
 
 @click.command("metadata")
-@_json_option()
+@_json_option
 @click.pass_obj
 def metadata_command(config: Config, as_json: bool) -> None:
     """Show the public objects and their fields, as the API describes them."""
@@ -161,65 +260,63 @@ def metadata_command(config: Config, as_json: bool) -> None:
 
 
 @click.command("quota")
-@_json_option()
+@_json_option
 @click.pass_obj
 def quota_command(config: Config, as_json: bool) -> None:
     """Show the API key's rate-limit budget (spends one request to ask the server)."""
     with config.client(quiet=as_json) as kayse:
         # Nothing is known of the budget before a response: one cheap GET brings the headers.
         kayse.metadata.objects()
-        snapshot = kayse.quota
-    resets = snapshot.resets_at.isoformat() if snapshot.resets_at is not None else None
+        snap = kayse.quota
     if as_json:
-        print_json({"limit": snapshot.limit, "remaining": snapshot.remaining, "resets_at": resets})
+        iso = snap.resets_at.isoformat() if snap.resets_at else None
+        print_json({"limit": snap.limit, "remaining": snap.remaining, "resets_at": iso})
         return
-    out_console().print(
-        f"{snapshot.remaining:,} of {snapshot.limit:,} requests left"
-        + (f", window resets at {resets}" if resets else "")
-        + " (this check spent 1)"
-    )
+    resets = f", window resets at {local_time(snap.resets_at, relative=True)}" if snap.resets_at else ""
+    out_console().print(f"{snap.remaining:,} of {snap.limit:,} requests left{resets} (this check spent 1)")
 
 
-def _confirm_send(what: str, yes: bool) -> None:
-    if yes:
-        return
-    if not click.confirm(what, default=False, err=True):
+def _send(config: Config, what: str, yes: bool, texts: dict[str, str], send: Callable[[Any], str]) -> None:
+    """Check the texts, ask (unless ``yes``), then send once: a message is never retried once it may have gone."""
+    for name, value in texts.items():
+        if not value.strip():
+            raise UsageProblem(f"{name} must not be empty")
+    if not yes and not click.confirm(f"Send this {what}?\n  " + "\n  ".join(texts.values()) + "\nSend?", err=True):
         err_console().print("Nothing sent.")
         click.get_current_context().exit(EXIT_FAILED)
+    with config.client(quiet=True) as kayse:
+        out_console().print(send(kayse) or "sent")
+
+
+_case_id = click.option("--case-id", type=click.IntRange(min=1), required=True)
+_client_id = click.option("--client-id", type=click.IntRange(min=1), required=True)
+_yes = click.option("--yes", "-y", is_flag=True, help="Send without asking for confirmation.")
 
 
 @click.command("sms")
-@click.option("--case-id", type=click.IntRange(min=1), required=True)
-@click.option("--client-id", type=click.IntRange(min=1), required=True)
+@_case_id
+@_client_id
 @click.option("--message", required=True, help="The text of the SMS.")
-@click.option("--yes", "-y", is_flag=True, help="Send without asking for confirmation.")
+@_yes
 @click.pass_obj
 def sms_command(config: Config, case_id: int, client_id: int, message: str, yes: bool) -> None:
     """Send an SMS to a client about a case (asks first; never retried once it may have been sent)."""
-    if not message.strip():
-        raise UsageProblem("--message must not be empty")
-    _confirm_send(f"Send this SMS to client {client_id} (case {case_id})?\n  {message}\nSend?", yes)
-    with config.client(quiet=True) as kayse:
-        answer = kayse.cases.send_sms(case_id=case_id, client_id=client_id, message=message)
-    out_console().print(answer or "sent")
+    _send(config, f"SMS to client {client_id} (case {case_id})", yes, {"--message": message},
+          lambda kayse: kayse.cases.send_sms(case_id=case_id, client_id=client_id, message=message))  # fmt: skip
 
 
 @click.command("email")
-@click.option("--case-id", type=click.IntRange(min=1), required=True)
-@click.option("--client-id", type=click.IntRange(min=1), required=True)
+@_case_id
+@_client_id
 @click.option("--subject", required=True)
 @click.option("--message", required=True, help="The body of the email.")
-@click.option("--yes", "-y", is_flag=True, help="Send without asking for confirmation.")
+@_yes
 @click.pass_obj
 def email_command(config: Config, case_id: int, client_id: int, subject: str, message: str, yes: bool) -> None:
     """Send an email to a client about a case (asks first; never retried once it may have been sent)."""
-    for name, value in (("--subject", subject), ("--message", message)):
-        if not value.strip():
-            raise UsageProblem(f"{name} must not be empty")
-    _confirm_send(f"Send this email to client {client_id} (case {case_id})?\n  {subject}\n  {message}\nSend?", yes)
-    with config.client(quiet=True) as kayse:
-        answer = kayse.cases.send_email(case_id=case_id, client_id=client_id, subject=subject, message=message)
-    out_console().print(answer or "sent")
+    texts, to = {"--subject": subject, "--message": message}, {"case_id": case_id, "client_id": client_id}
+    _send(config, f"email to client {client_id} (case {case_id})", yes, texts,
+          lambda kayse: kayse.cases.send_email(**to, subject=subject, message=message))  # fmt: skip
 
 
 @click.command(
@@ -228,12 +325,17 @@ def email_command(config: Config, case_id: int, client_id: int, subject: str, me
     add_help_option=False,
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def emulator_command(args: tuple[str, ...]) -> None:
-    """Run the local Kayse emulator until Ctrl-C (the options of python -m kayse_async.testing; --help lists them)."""
+@click.pass_obj
+def emulator_command(config: Config, args: tuple[str, ...]) -> None:
+    """Run the local Kayse emulator until Ctrl-C (the options of python -m kayse_async.testing; --help lists them).
+
+    Its key is the global --api-key (or KAYSE_API_KEY), unless one is given after the command.
+    """
     from ..testing._cli import build_parser, emulator_from_args, run_served
 
     parser = build_parser("kayse emulator")
-    options = parser.parse_args(list(args))
+    # The global key first: a key given after the command comes later, and wins.
+    options = parser.parse_args([*(["--api-key", config.api_key] if config.api_key else []), *args])
     try:
         emulator = emulator_from_args(options)
     except ValueError as exc:

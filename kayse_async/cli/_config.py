@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -11,14 +10,7 @@ import attrs
 import click
 
 from .. import _defaults
-from ..errors import (
-    AuthenticationError,
-    BulkError,
-    ConfigurationError,
-    KayseError,
-    TransportError,
-    ValidationError,
-)
+from ..errors import AuthenticationError, ConfigurationError, KayseError, TransportError, ValidationError
 
 if TYPE_CHECKING:
     from .._sync import Kayse
@@ -28,7 +20,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 """The command ran, but something was refused or failed (rejected records, a 404, a lost connection)."""
 EXIT_USAGE = 2
-"""The command could not start: bad usage, a bad file, no or a wrong API key, a bad base URL."""
+"""The command could not start or go on: bad usage, a bad file, no or a wrong key, no server at the base URL."""
 
 SANDBOX_API_KEY = "sandbox"
 """The key of the in-process emulator that ``--sandbox`` starts; it is not a secret."""
@@ -64,37 +56,27 @@ class Config:
     sandbox: bool = False
     period: float = attrs.field(default=3600.0, init=False)
     """The server's rate-limit window in seconds (for ETAs): an hour, or the sandbox's minute."""
-    url: str | None = attrs.field(default=None, init=False)
 
     @contextlib.contextmanager
     def client(self, *, quiet: bool = False) -> Generator[Kayse]:
         """A blocking client for the command, starting the sandbox emulator first if asked."""
         from .._sync import Kayse
+        from ..quota import MemoryQuota
 
+        if not self.sandbox and not self.api_key:
+            raise UsageProblem(NO_KEY_MESSAGE)
         with contextlib.ExitStack() as stack:
+            options: dict[str, Any] = {"base_url": self.base_url or _defaults.BASE_URL}
             if self.sandbox:
                 url = stack.enter_context(_sandbox(quiet=quiet))
-                key: str = SANDBOX_API_KEY
+                # The sandbox's server is new at every run: its budget is its own, not the process's.
+                options = {"base_url": url, "calls_base_url": url, "quota": MemoryQuota(SANDBOX_LIMIT, SANDBOX_PERIOD)}
                 self.period = SANDBOX_PERIOD
-            else:
-                if not self.api_key:
-                    raise UsageProblem(NO_KEY_MESSAGE)
-                key = self.api_key
-                url = self.base_url or _defaults.BASE_URL
-            self.url = url
             try:
-                if self.sandbox:
-                    from ..quota import MemoryQuota
-
-                    # The sandbox's server is new at every run: its budget is its own, not the process's.
-                    quota = MemoryQuota(SANDBOX_LIMIT, SANDBOX_PERIOD)
-                    kayse = Kayse(key, base_url=url, calls_base_url=url, quota=quota)
-                else:
-                    kayse = Kayse(key, base_url=url)
+                kayse = Kayse(SANDBOX_API_KEY if self.sandbox else self.api_key, **options)
             except ConfigurationError as exc:
                 raise UsageProblem(str(exc)) from None
-            stack.enter_context(kayse)
-            yield kayse
+            yield stack.enter_context(kayse)
 
 
 @contextlib.contextmanager
@@ -125,50 +107,5 @@ def translate(exc: KayseError) -> click.ClickException:
     if isinstance(exc, AuthenticationError):
         return UsageProblem(f"the API key was refused (401): check --api-key or {_defaults.ENV_API_KEY}")
     if isinstance(exc, TransportError) and not exc.may_have_been_sent:
-        return CommandFailed(f"{describe_error(exc)}; check --base-url and your connection")
-    if isinstance(exc, BulkError):
-        return CommandFailed(describe_error(exc))
+        return UsageProblem(f"{describe_error(exc)}; check --base-url and your connection")
     return CommandFailed(describe_error(exc))
-
-
-def eta_seconds(
-    *,
-    items_left: int,
-    chunk_size: int,
-    remaining: int,
-    limit: int,
-    reset_in: float | None,
-    period: float,
-    items_per_second: float | None,
-) -> float | None:
-    """How long the rest of an import should take, from the quota.
-
-    While the budget left covers the requests still needed, the pace so far
-    decides (None before there is one). Beyond it, the wait for the window to
-    reset, then a window per ``limit`` requests, dominates: each window's
-    requests are sent at its start.
-    """
-    if items_left <= 0:
-        return 0.0
-    requests_left = math.ceil(items_left / max(1, chunk_size))
-    if requests_left <= remaining:
-        if items_per_second is None or items_per_second <= 0:
-            return None
-        return items_left / items_per_second
-    if limit <= 0:
-        return None
-    waits = math.ceil((requests_left - remaining) / limit)
-    first = reset_in if reset_in is not None else period
-    return max(0.0, first) + (waits - 1) * period
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``"1 record"``, ``"2 records"``."""
-    return f"{count:,} {word if count == 1 else (many or word + 's')}"
-
-
-def as_json_ready(value: Any) -> Any:
-    """A model (or a list of them) as JSON-ready data, every field included."""
-    from .._wire.converter import unstructure
-
-    return unstructure(value)

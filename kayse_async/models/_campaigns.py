@@ -6,12 +6,18 @@ from typing import Any
 
 import attrs
 
+from ._base import Model
+
 
 @attrs.frozen(kw_only=True)
-class Agent:
-    """The AI voice agent a campaign uses."""
+class Agent(Model):
+    """The AI voice agent a campaign uses.
 
-    id: int | None = None
+    ``id`` is ``int | str``: the reference shows it as 123 here and as
+    ``"abc_123123"`` in the campaign's ``agent_id``.
+    """
+
+    id: int | str | None = None
     name: str | None = None
     voice_id: str | None = None
     avatar_url: str | None = None
@@ -19,7 +25,7 @@ class Agent:
 
 
 @attrs.frozen(kw_only=True)
-class CampaignStats:
+class CampaignStats(Model):
     """Call statistics of a campaign, as the server reports them."""
 
     total_calls: int | None = None
@@ -42,7 +48,7 @@ class CampaignStats:
 
 
 @attrs.frozen(kw_only=True)
-class CallbackDelay:
+class CallbackDelay(Model):
     """How long a campaign waits before calling again after a failed call."""
 
     minutes: int = 0
@@ -52,17 +58,21 @@ class CallbackDelay:
 
 
 @attrs.frozen(kw_only=True)
-class Campaign:
+class Campaign(Model):
     """An AI voice-call campaign over a case list.
 
     ``start_time`` and ``end_time`` are kept as the strings the server sends
-    (RFC 3339 timestamps); see docs/reference-notes.md.
+    (RFC 3339 timestamps); see docs/reference-notes.md. ``agent_id`` and
+    ``case_list_id`` are ``int | str``: the reference types each both ways
+    (``case_list_id`` String in its table, 123 in its example). Where it
+    types other fields both ways (``days``, the ``send_sms_*`` flags) the
+    example's type is kept, and a value of the table's type lands in ``extra``.
     """
 
     id: int | None = None
     name: str | None = None
-    agent_id: str | None = None
-    case_list_id: int | None = None
+    agent_id: int | str | None = None
+    case_list_id: int | str | None = None
     case_list_name: str | None = None
     start_time: str | None = None
     end_time: str | None = None
@@ -83,10 +93,14 @@ class Campaign:
 
 
 @attrs.frozen(kw_only=True)
-class ScheduledCall:
-    """An AI call scheduled by ``POST /v1/calls``."""
+class ScheduledCall(Model):
+    """An AI call scheduled by ``POST /v1/calls``.
+
+    ``case_id`` is ``int | str``: the reference's table types it String, its
+    example an integer.
+    """
 
     campaign_id: int | None = None
     client_id: int | None = None
-    case_id: int | None = None
+    case_id: int | str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict)

@@ -6,9 +6,11 @@ from typing import Any, Literal
 
 import attrs
 
+from ._base import Model
+
 
 @attrs.frozen(kw_only=True)
-class CaseList:
+class CaseList(Model):
     """A saved case filter, as ``/v1/case_lists`` returns it.
 
     ``case_ids`` are the cases the list holds now: the filter's result plus
@@ -27,7 +29,7 @@ class CaseList:
 
 
 @attrs.frozen(kw_only=True)
-class CaseListUpsert:
+class CaseListUpsert(Model):
     """What ``/v1/case_lists/bulk`` did with one input list: its id and the action taken."""
 
     id: int

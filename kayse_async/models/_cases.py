@@ -7,9 +7,11 @@ from typing import Any
 
 import attrs
 
+from ._base import Model
+
 
 @attrs.frozen(kw_only=True)
-class Case:
+class Case(Model):
     """A legal case, as ``/v1/cases`` returns it.
 
     ``extra`` keeps the fields the server sent that this version of the SDK

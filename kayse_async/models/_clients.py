@@ -7,9 +7,11 @@ from typing import Any
 
 import attrs
 
+from ._base import Model
+
 
 @attrs.frozen(kw_only=True)
-class Client:
+class Client(Model):
     """A client of the firm: a person, as ``/v1/clients`` returns it.
 
     ``extra`` keeps the fields the server sent that this version of the SDK

@@ -6,9 +6,11 @@ from typing import Any
 
 import attrs
 
+from ._base import Model
+
 
 @attrs.frozen(kw_only=True)
-class FieldSchema:
+class FieldSchema(Model):
     """One field of a public object: its name, type, whether a create needs it."""
 
     name: str
@@ -19,7 +21,7 @@ class FieldSchema:
 
 
 @attrs.frozen(kw_only=True)
-class ObjectSchema:
+class ObjectSchema(Model):
     """A public object (``cases``, ``clients``, ``case_lists``) and its fields."""
 
     name: str

@@ -6,9 +6,11 @@ import datetime as dt
 
 import attrs
 
+from ._base import Model
+
 
 @attrs.frozen(kw_only=True)
-class QuotaSnapshot:
+class QuotaSnapshot(Model):
     """What the SDK knows of a key's budget now, without a request.
 
     ``remaining`` is the number of requests that may still be sent in the

@@ -246,23 +246,23 @@ class Service:
         """Serve one request to any path other than the introspection routes."""
         path = request.path
         if path != "/v1" and not path.startswith("/v1/"):
-            return _json(404, {"message": "not found", "field": None})
+            return self._stamp(_json(404, {"message": "not found", "field": None}), self._peek(request))
         self.stats.requests += 1
         if self.settings.latency_ms > 0:
             await asyncio.sleep(self.settings.latency_ms / 1000)
         found = match(path)
         if found is None:
-            return self._finish(_json(404, {"message": "no such endpoint", "field": None}))
+            return self._finish(_json(404, {"message": "no such endpoint", "field": None}), self._peek(request))
         where, params = found
         self.stats.by_route[f"{request.method} {where.template}"] += 1
         route = where.routes.get(request.method)
         if route is None:
             response = _json(405, {"message": f"method {request.method} not allowed", "field": None})
             response.headers["Allow"] = where.allow
-            return self._finish(response)
+            return self._finish(response, self._peek(request))
         key = self._authenticate(request, route)
         if isinstance(key, web.Response):
-            return self._finish(key)
+            return self._finish(key, self._peek(request))
         decision = self.limiter.hit(key) if self.limiter is not None else None
         if decision is not None and not decision.allowed:
             self.stats.rate_limited += 1
@@ -322,8 +322,19 @@ class Service:
             return _cut(request)
         return self._finish(response, decision)
 
-    def _finish(self, response: web.Response, decision: Decision | None = None) -> web.Response:
+    def _peek(self, request: web.Request) -> Decision | None:
+        """The budget of the key a request presented, unspent: answers that do not count still report it."""
+        if self.limiter is None:
+            return None
+        given = request.headers.get(AUTH_HEADERS["main"]) or request.headers.get(AUTH_HEADERS["calls"]) or ""
+        return self.limiter.hit(given, spend=False)
+
+    def _finish(self, response: web.Response, decision: Decision | None) -> web.Response:
         self.stats.by_status[str(response.status)] += 1
+        return self._stamp(response, decision)
+
+    def _stamp(self, response: web.Response, decision: Decision | None) -> web.Response:
+        """Add the ``X-RateLimit-*`` headers of ``decision`` (none when rate limiting is off)."""
         if decision is not None:
             if self.settings.reset == "epoch":
                 reset = math.ceil(self.now() + decision.reset_after)
@@ -339,69 +350,61 @@ class Service:
     def _extra(self) -> frozenset[str]:
         return frozenset(self.settings.extra_fields)
 
-    def _op_create_client(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+    def _write(self, kind: str, item_id: int | None, body: Any) -> Any:
+        """Create (``item_id`` None) or fully replace one client or case."""
+        data = v.require_object(body)
+        if item_id is not None:
+            data = self._without_own_id(data, item_id)
+            self.store.require(getattr(self.store, kind), item_id, kind[:-1])  # a 404 before any 400
+        check, put = _WRITERS[kind]
         extra = self._extra()
-        return self.store.put_client(
-            None, v.check_client(v.require_object(body), require=True, extra_fields=extra), extra_fields=extra
+        return put(self.store, item_id, check(data, require=item_id is None, extra_fields=extra), extra_fields=extra)
+
+    def _write_many(self, kind: str, body: Any) -> Any:
+        """A bulk upsert of clients or cases: every item checked, then all applied or none."""
+        check, put = _WRITERS[kind]
+        extra = self._extra()
+        items = v.check_items(
+            body, kind, functools.partial(check, extra_fields=extra), max_batch=self.settings.max_batch
         )
+        return {
+            kind: [
+                put(self.store, item_id, values, prefix=f"{kind}[{index}].", extra_fields=extra)
+                for index, (item_id, values) in enumerate(items)
+            ]
+        }
+
+    def _op_create_client(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
+        return self._write("clients", None, body)
 
     def _op_get_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         return self.store.require(self.store.clients, params["id"], "client")
 
     def _op_update_client(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = self._without_own_id(v.require_object(body), params["id"])
-        self.store.require(self.store.clients, params["id"], "client")  # a 404 before any 400
-        extra = self._extra()
-        return self.store.put_client(
-            params["id"], v.check_client(data, require=False, extra_fields=extra), extra_fields=extra
-        )
+        return self._write("clients", params["id"], body)
 
     def _op_delete_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         self.store.delete_client(params["id"])
         return {"message": "client deleted successfully"}
 
     def _op_bulk_upsert_clients(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        extra = self._extra()
-        check = functools.partial(v.check_client, extra_fields=extra)
-        items = v.check_items(body, "clients", check, max_batch=self.settings.max_batch)
-        return {
-            "clients": [
-                self.store.put_client(item_id, values, prefix=f"clients[{index}].", extra_fields=extra)
-                for index, (item_id, values) in enumerate(items)
-            ]
-        }
+        return self._write_many("clients", body)
 
     def _op_create_case(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        extra = self._extra()
-        return self.store.put_case(
-            None, v.check_case(v.require_object(body), require=True, extra_fields=extra), extra_fields=extra
-        )
+        return self._write("cases", None, body)
 
     def _op_get_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         return self.store.require(self.store.cases, params["id"], "case")
 
     def _op_update_case(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = self._without_own_id(v.require_object(body), params["id"])
-        self.store.require(self.store.cases, params["id"], "case")  # a 404 before any 400
-        extra = self._extra()
-        return self.store.put_case(
-            params["id"], v.check_case(data, require=False, extra_fields=extra), extra_fields=extra
-        )
+        return self._write("cases", params["id"], body)
 
     def _op_delete_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
         self.store.delete_case(params["id"])
         return {"message": "case deleted successfully"}
 
     def _op_bulk_upsert_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        extra = self._extra()
-        check = functools.partial(v.check_case, extra_fields=extra)
-        items = v.check_items(body, "cases", check, max_batch=self.settings.max_batch)
-        return {
-            "cases": [
-                self.store.put_case(item_id, values, prefix=f"cases[{index}].", extra_fields=extra)
-                for index, (item_id, values) in enumerate(items)
-            ]
-        }
+        return self._write_many("cases", body)
 
     def _op_bulk_delete_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
         ids, with_clients = v.check_bulk_delete(body)
@@ -456,6 +459,10 @@ class Service:
         if data["id"] != item_id or isinstance(data["id"], bool):
             raise v.bad("id", "id must match the id in the path")
         return {key: value for key, value in data.items() if key != "id"}
+
+
+_WRITERS: Final = {"clients": (v.check_client, Store.put_client), "cases": (v.check_case, Store.put_case)}
+"""How each of the two linked resources is checked and written."""
 
 
 def _json(status: int, payload: Any) -> web.Response:

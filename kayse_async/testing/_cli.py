@@ -9,6 +9,7 @@ import gc
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._emulator import Emulator
 from ._faults import FAULT_KINDS
@@ -44,23 +45,10 @@ def build_parser(prog: str | None = "python -m kayse_async.testing") -> argparse
 
 
 def emulator_from_args(args: argparse.Namespace) -> Emulator:
-    """An :class:`Emulator` configured from parsed arguments (ValueError if one is bad)."""
-    return Emulator(
-        args.api_key,
-        host=args.host,
-        port=args.port,
-        calls_api_key=args.calls_api_key,
-        limit=args.limit,
-        period=args.period,
-        window=args.window,
-        reset=args.reset,
-        fault_rate=args.fault_rate,
-        fault_kinds=[kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()],
-        latency_ms=args.latency_ms,
-        seed=args.seed,
-        max_batch=args.max_batch,
-        clock_skew=args.clock_skew,
-    )
+    """An :class:`Emulator` configured from parsed arguments, named as its parameters (ValueError if one is bad)."""
+    options: dict[str, Any] = dict(vars(args))
+    options["fault_kinds"] = [kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()]
+    return Emulator(**options)
 
 
 async def serve(emulator: Emulator) -> None:

@@ -27,7 +27,80 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-class Emulator:
+class _Controls:
+    """What both runners offer: the keys, the settings, the data, the stats, and changes while running."""
+
+    service: Service
+
+    def _call(self, function: Callable[[], _T]) -> _T:
+        return function()
+
+    @property
+    def api_key(self) -> str:
+        """The key the main routes accept in ``X-API-KEY``."""
+        return self.service.settings.api_key
+
+    @property
+    def calls_api_key(self) -> str:
+        """The key ``/v1/calls`` accepts in ``X-Public-Api-Key``."""
+        return self.service.settings.calls_api_key
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings."""
+        return self.service.settings
+
+    @property
+    def store(self) -> Store:
+        """The data: ``clients``, ``cases``, ``case_lists``, ``campaigns`` by id, and ``outbox``."""
+        return self.service.store
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /_emulator/stats`` returns."""
+        return self._call(self.service.stats.as_dict)
+
+    def reset_stats(self, *, store: bool = False, limits: bool = False) -> None:
+        """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
+        self._call(lambda: self.service.reset(store=store, limits=limits))
+
+    def configure(self, **changes: Any) -> None:
+        """Change any settings by name (see :class:`Settings`); ValueError if one is bad."""
+        self._call(lambda: self.service.configure(**changes))
+
+    def set_faults(
+        self,
+        rate: float,
+        kinds: Iterable[str] | None = None,
+        *,
+        latency_ms: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Inject faults into ``rate`` (0 to 1) of the requests, of the given kinds."""
+        changes: dict[str, Any] = {"fault_rate": rate}
+        if kinds is not None:
+            changes["fault_kinds"] = tuple(kinds)
+        if latency_ms is not None:
+            changes["latency_ms"] = latency_ms
+        if seed is not None:
+            changes["seed"] = seed
+        self.configure(**changes)
+
+    def set_rate_limit(
+        self,
+        limit: int,
+        period: float | None = None,
+        window: Window | None = None,
+        reset: ResetForm | None = None,
+    ) -> None:
+        """Change the rate limit (``limit`` 0: off); every budget starts afresh."""
+        changes: dict[str, Any] = {"limit": limit}
+        for name, value in (("period", period), ("window", window), ("reset", reset)):
+            if value is not None:
+                changes[name] = value
+        self.configure(**changes)
+
+
+class Emulator(_Controls):
     """A local Kayse API server on a real socket, run in the current event loop.
 
     ::
@@ -100,70 +173,6 @@ class Emulator:
             raise RuntimeError("the emulator is not started: its port is not known yet")
         return _url(self.host, self._port)
 
-    @property
-    def api_key(self) -> str:
-        """The key the main routes accept in ``X-API-KEY``."""
-        return self.service.settings.api_key
-
-    @property
-    def calls_api_key(self) -> str:
-        """The key ``/v1/calls`` accepts in ``X-Public-Api-Key``."""
-        return self.service.settings.calls_api_key
-
-    @property
-    def settings(self) -> Settings:
-        """The current settings."""
-        return self.service.settings
-
-    @property
-    def store(self) -> Store:
-        """The data: ``clients``, ``cases``, ``case_lists``, ``campaigns`` by id, and ``outbox``."""
-        return self.service.store
-
-    def stats(self) -> dict[str, Any]:
-        """What ``GET /_emulator/stats`` returns."""
-        return self.service.stats.as_dict()
-
-    def reset_stats(self, *, store: bool = False, limits: bool = False) -> None:
-        """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
-        self.service.reset(store=store, limits=limits)
-
-    def configure(self, **changes: Any) -> None:
-        """Change any settings by name (see :class:`Settings`); ValueError if one is bad."""
-        self.service.configure(**changes)
-
-    def set_faults(
-        self,
-        rate: float,
-        kinds: Iterable[str] | None = None,
-        *,
-        latency_ms: float | None = None,
-        seed: int | None = None,
-    ) -> None:
-        """Inject faults into ``rate`` (0 to 1) of the requests, of the given kinds."""
-        changes: dict[str, Any] = {"fault_rate": rate}
-        if kinds is not None:
-            changes["fault_kinds"] = tuple(kinds)
-        if latency_ms is not None:
-            changes["latency_ms"] = latency_ms
-        if seed is not None:
-            changes["seed"] = seed
-        self.configure(**changes)
-
-    def set_rate_limit(
-        self,
-        limit: int,
-        period: float | None = None,
-        window: Window | None = None,
-        reset: ResetForm | None = None,
-    ) -> None:
-        """Change the rate limit (``limit`` 0: off); every budget starts afresh."""
-        changes: dict[str, Any] = {"limit": limit}
-        for name, value in (("period", period), ("window", window), ("reset", reset)):
-            if value is not None:
-                changes[name] = value
-        self.configure(**changes)
-
     async def start(self) -> None:
         """Start serving; returns once the socket accepts connections."""
         if self._runner is not None:
@@ -199,7 +208,7 @@ class Emulator:
         await self.stop()
 
 
-class ThreadedEmulator:
+class ThreadedEmulator(_Controls):
     """The emulator for synchronous code: served by its own event loop in a daemon thread.
 
     ::
@@ -216,6 +225,7 @@ class ThreadedEmulator:
     def __init__(self, api_key: str = "test-key", **options: Any) -> None:
         self.emulator = Emulator(api_key, **options)
         """The :class:`Emulator` the thread runs."""
+        self.service = self.emulator.service
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -301,59 +311,6 @@ class ThreadedEmulator:
         """The host served."""
         return self.emulator.host
 
-    @property
-    def api_key(self) -> str:
-        """The key the main routes accept."""
-        return self.emulator.api_key
-
-    @property
-    def calls_api_key(self) -> str:
-        """The key ``/v1/calls`` accepts."""
-        return self.emulator.calls_api_key
-
-    @property
-    def settings(self) -> Settings:
-        """The current settings."""
-        return self.emulator.settings
-
-    @property
-    def store(self) -> Store:
-        """The data (read it while no request is being served)."""
-        return self.emulator.store
-
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of all data, taken in the server's thread."""
         return self._call(self.emulator.store.snapshot)
-
-    def stats(self) -> dict[str, Any]:
-        """What ``GET /_emulator/stats`` returns."""
-        return self._call(self.emulator.stats)
-
-    def reset_stats(self, *, store: bool = False, limits: bool = False) -> None:
-        """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
-        self._call(lambda: self.emulator.reset_stats(store=store, limits=limits))
-
-    def configure(self, **changes: Any) -> None:
-        """Change any settings by name."""
-        self._call(lambda: self.emulator.configure(**changes))
-
-    def set_faults(
-        self,
-        rate: float,
-        kinds: Iterable[str] | None = None,
-        *,
-        latency_ms: float | None = None,
-        seed: int | None = None,
-    ) -> None:
-        """Inject faults into ``rate`` of the requests (see :meth:`Emulator.set_faults`)."""
-        self._call(lambda: self.emulator.set_faults(rate, kinds, latency_ms=latency_ms, seed=seed))
-
-    def set_rate_limit(
-        self,
-        limit: int,
-        period: float | None = None,
-        window: Window | None = None,
-        reset: ResetForm | None = None,
-    ) -> None:
-        """Change the rate limit (see :meth:`Emulator.set_rate_limit`)."""
-        self._call(lambda: self.emulator.set_rate_limit(limit, period, window, reset))

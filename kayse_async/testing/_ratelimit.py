@@ -89,41 +89,42 @@ class RateLimiter:
         self._logs.clear()
         self._buckets.clear()
 
-    def hit(self, key: str) -> Decision:
-        """Account for one request of ``key``: spend one unit if any is left."""
+    def hit(self, key: str, *, spend: bool = True) -> Decision:
+        """Account for one request of ``key``: spend one unit if any is left (``spend=False``: only look)."""
         now = self._clock()
         if self.window == "fixed":
-            return self._hit_fixed(key, now)
+            return self._hit_fixed(key, now, spend)
         if self.window == "sliding":
-            return self._hit_sliding(key, now)
-        return self._hit_token(key, now)
+            return self._hit_sliding(key, now, spend)
+        return self._hit_token(key, now, spend)
 
-    def _hit_fixed(self, key: str, now: float) -> Decision:
+    def _hit_fixed(self, key: str, now: float, spend: bool) -> Decision:
         start, count = self._fixed.get(key, (now, 0))
         if now >= start + self.period:
             start, count = now, 0
         allowed = count < self.limit
-        if allowed:
+        if allowed and spend:
             count += 1
-        self._fixed[key] = (start, count)
+            self._fixed[key] = (start, count)
         return Decision(allowed, self.limit, self.limit - count, start + self.period - now)
 
-    def _hit_sliding(self, key: str, now: float) -> Decision:
-        log = self._logs.setdefault(key, collections.deque())
+    def _hit_sliding(self, key: str, now: float, spend: bool) -> Decision:
+        log = self._logs.get(key, collections.deque())
         while log and log[0] <= now - self.period:
             log.popleft()
         allowed = len(log) < self.limit
-        if allowed:
+        if allowed and spend:
             log.append(now)
-        return Decision(allowed, self.limit, self.limit - len(log), log[0] + self.period - now)
+            self._logs[key] = log
+        return Decision(allowed, self.limit, self.limit - len(log), (log[0] if log else now) + self.period - now)
 
-    def _hit_token(self, key: str, now: float) -> Decision:
+    def _hit_token(self, key: str, now: float, spend: bool) -> Decision:
         rate = self.limit / self.period
         tokens, last = self._buckets.get(key, (float(self.limit), now))
         tokens = min(float(self.limit), tokens + (now - last) * rate)
         allowed = tokens >= 1.0 - _EPSILON
-        if allowed:
+        if allowed and spend:
             tokens = max(0.0, tokens - 1.0)
-        self._buckets[key] = (tokens, now)
+            self._buckets[key] = (tokens, now)
         whole = math.floor(tokens + _EPSILON)
         return Decision(allowed, self.limit, whole, max(0.0, (whole + 1 - tokens) / rate))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
-from ._validation import CAMPAIGN_FIELDS, CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, Page, Reject, bad
+from ._validation import CAMPAIGN_FIELDS, CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, Field, Page, Reject, bad
 
 Record = dict[str, Any]
 
@@ -60,10 +60,6 @@ CLIENT_KEYS: Final = _order(CLIENT_FIELDS)
 CASE_KEYS: Final = _order(CASE_FIELDS)
 CASE_LIST_KEYS: Final = (*_order(CASE_LIST_FIELDS), "case_ids")
 CAMPAIGN_KEYS: Final = _order(CAMPAIGN_FIELDS)
-
-# Flags that record an opt-out: omitting them on an update keeps them (an update that forgot
-# the field must never call someone who opted out).
-_STICKY_CLIENT: Final = frozenset({"voice_calls_opted_out"})
 
 
 class Store:
@@ -177,9 +173,9 @@ class Store:
     ) -> Record:
         """Create (``client_id`` None) or fully replace a client; return the stored record.
 
-        An update keeps the stored value of each required field it omits and
-        sets every other omitted field to null (links: none), except the
-        opt-out flag, which only an explicit value changes.
+        An update keeps the stored value of each required field it omits, and
+        of ``gender`` and the opt-out flag (outside the PUT table: only a value
+        changes them); every other omitted field becomes null (links: none).
         """
         old = self._existing(self.clients, client_id, "client", prefix)
         links_field = "case_ids"
@@ -188,7 +184,7 @@ class Store:
             single = values["case_id"]
             values = {key: value for key, value in values.items() if key != "case_id"}
             values["case_ids"] = None if single is None else [single]
-        merged = self._replace(old, values, CLIENT_FIELDS, _STICKY_CLIENT)
+        merged = self._replace(old, values, CLIENT_FIELDS)
         merged.update({name: values.get(name) for name in extra_fields})
         key = (merged["external_source"], merged["external_source_id"])
         self._unique(self._client_keys, key, client_id, prefix + "external_source_id", "external_source_id")
@@ -242,16 +238,17 @@ class Store:
     ) -> Record:
         """Create (``case_id`` None) or fully replace a case; return the stored record.
 
-        ``opt_out_voice_calls`` true marks every client linked to the case
-        (after the links are replaced) as opted out of voice calls.
+        An update that omits ``client_ids`` or ``opt_out_voice_calls`` (outside
+        the PUT table) keeps them. ``opt_out_voice_calls`` true marks every
+        client linked to the case (after the links are replaced) as opted out.
         """
         old = self._existing(self.cases, case_id, "case", prefix)
-        merged = self._replace(old, values, CASE_FIELDS, frozenset())
+        merged = self._replace(old, values, CASE_FIELDS)
         merged.update({name: values.get(name) for name in extra_fields})
         key = (merged["external_source"], merged["external_source_id"])
         self._unique(self._case_keys, key, case_id, prefix + "external_source_id", "external_source_id")
         self._unique(self._case_numbers, merged["case_number"], case_id, prefix + "case_number", "case_number")
-        client_ids: list[int] = merged.pop("client_ids") or []
+        client_ids: list[int] = list(merged.pop("client_ids") or [])
         self._require_all(self.clients, client_ids, prefix + "client_ids", "client")
         self._lookup("statuses", merged["status"])
         self._lookup("types", merged["type"])
@@ -341,7 +338,7 @@ class Store:
         A non-null ``is_obo`` is written to every member case.
         """
         old = self._existing(self.case_lists, list_id, "case list", prefix)
-        merged = self._replace(old, values, CASE_LIST_FIELDS, frozenset())
+        merged = self._replace(old, values, CASE_LIST_FIELDS)
         include: list[int] = merged["include_ids"] or []
         exclude: list[int] = merged["exclude_ids"] or []
         merged["include_ids"], merged["exclude_ids"] = include, exclude
@@ -379,7 +376,7 @@ class Store:
         """Create a campaign over an existing case list."""
         if values["case_list_id"] not in self.case_lists:
             raise bad("case_list_id", f"case list {values['case_list_id']} not found")
-        merged = self._replace(None, values, CAMPAIGN_FIELDS, frozenset())
+        merged = self._replace(None, values, CAMPAIGN_FIELDS)
         campaign_id = self._new_id("campaigns")
         record = {"id": campaign_id, **merged}
         self._u.set(self.campaigns, campaign_id, record)
@@ -477,14 +474,20 @@ class Store:
         return self.require(table, item_id, what, f"{prefix}id" if prefix else None)
 
     @staticmethod
-    def _replace(old: Record | None, values: dict[str, Any], fields: Any, sticky: frozenset[str]) -> dict[str, Any]:
-        """The field values after a create or a full replacement by ``values``."""
+    def _replace(old: Record | None, values: dict[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
+        """The field values after a create or a full replacement by ``values``.
+
+        A replacement keeps each required field it omits, and each field outside
+        the PUT table (the opt-out flags, a case's links) that it omits or sends
+        as null: only a value changes those, so an update that forgot the field
+        never calls someone who opted out. Every other field omitted becomes null.
+        """
         merged: dict[str, Any] = {}
         for field in fields:
             name = field.name
-            if name in values and (values[name] is not None or name not in sticky):
+            if name in values and (values[name] is not None or field.put):
                 merged[name] = values[name]
-            elif old is not None and (field.required or name in sticky):
+            elif old is not None and (field.required or not field.put):
                 merged[name] = old[name]
             else:
                 merged[name] = None

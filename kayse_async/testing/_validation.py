@@ -1,12 +1,12 @@
-"""The emulator's validation tables and the checks built on them.
+"""The emulator's request rules: its own checks, applied to the SDK's field tables.
 
-One table per request body lists every field, its kind, whether a create
-needs it and its description. The request checks, ``GET /v1/metadata/objects``
-and the OpenAPI document are all derived from these tables, so the three
-cannot disagree.
-
-The emulator is an independent oracle of the reference: nothing here
-imports the SDK.
+Which fields each body holds, their kinds, required flags and descriptions come
+from ``kayse_async._wire.fields``, the one table of the project, which a test
+holds to the reference's own tables (tests/emulator/test_reference_tables.py).
+How a value is judged is written here again, independently of the SDK's
+checks, so that the emulator still catches the SDK sending what the API
+refuses. The request checks, ``GET /v1/metadata/objects`` and the OpenAPI
+document are all derived from these tables, so the three cannot disagree.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ from typing import Any, Final, cast
 
 import attrs
 
+from .._wire import fields as sdk
+from .._wire.converter import unstructure
+
 MAX_INT: Final = 2**63 - 1
 """The largest integer the emulator accepts: the API's integers are 64-bit."""
 
 MAX_BULK_DELETE: Final = 500
 MAX_PAGE_SIZE: Final = 100
 DEFAULT_PAGE_SIZE: Final = 25
-WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAYS: Final = sdk.WEEKDAYS
 
 _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -154,45 +157,40 @@ def _check_weekdays(value: object, path: str) -> list[str]:
 
 @attrs.frozen
 class Kind:
-    """A field's type: how it is checked, and how metadata and OpenAPI name it."""
+    """A field's type: how it is checked, and its JSON Schema for the OpenAPI document."""
 
-    name: str
-    """The type as ``GET /v1/metadata/objects`` reports it."""
     check: Callable[[object, str], Any]
     schema: Callable[[], dict[str, Any]]
     """The JSON Schema of a non-null value."""
-    items: str | None = None
-    """For arrays: the type of the items, as metadata reports it."""
 
 
 def _int_schema(minimum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": MAX_INT}
 
 
-STRING: Final = Kind("string", _check_string, lambda: {"type": "string"})
-ID: Final = Kind("uint", _check_id, lambda: _int_schema(1))
-COUNT: Final = Kind("uint", _check_count, lambda: _int_schema(0))
-BOOL: Final = Kind("bool", _check_bool, lambda: {"type": "boolean"})
-DATE: Final = Kind("date", _check_date, lambda: {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"})
-OBJECT: Final = Kind("object", _check_object, lambda: {"type": "object"})
-ID_LIST: Final = Kind("array", _check_id_list, lambda: {"type": "array", "items": _int_schema(1)}, items="uint")
-STRING_LIST: Final = Kind("array", _check_string_list, lambda: {"type": "array", "items": {"type": "string"}}, "string")
-WEEKDAY_LIST: Final = Kind(
-    "array", _check_weekdays, lambda: {"type": "array", "items": {"enum": list(WEEKDAYS)}}, items="string"
-)
+STRING: Final = Kind(_check_string, lambda: {"type": "string"})
+ID: Final = Kind(_check_id, lambda: _int_schema(1))
+COUNT: Final = Kind(_check_count, lambda: _int_schema(0))
+BOOL: Final = Kind(_check_bool, lambda: {"type": "boolean"})
+DATE: Final = Kind(_check_date, lambda: {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"})
+OBJECT: Final = Kind(_check_object, lambda: {"type": "object"})
+ID_LIST: Final = Kind(_check_id_list, lambda: {"type": "array", "items": _int_schema(1)})
+STRING_LIST: Final = Kind(_check_string_list, lambda: {"type": "array", "items": {"type": "string"}})
+WEEKDAY_LIST: Final = Kind(_check_weekdays, lambda: {"type": "array", "items": {"enum": list(WEEKDAYS)}})
 
 
 @attrs.frozen
 class Field:
-    """One field of a request body."""
+    """One field of a request body; ``put``: a full replacement that omits it clears it."""
 
     name: str
     kind: Kind
     required: bool = False
     description: str = ""
+    put: bool = True
 
 
-def _object_kind(name: str, fields: tuple[Field, ...], *, defaults: Mapping[str, Any] | None = None) -> Kind:
+def _object_kind(fields: tuple[Field, ...], *, defaults: Mapping[str, Any] | None = None) -> Kind:
     """A nested object with its own table; every nested field is optional and may be null."""
 
     def check(value: object, path: str) -> dict[str, Any]:
@@ -203,7 +201,7 @@ def _object_kind(name: str, fields: tuple[Field, ...], *, defaults: Mapping[str,
     def schema() -> dict[str, Any]:
         return object_schema(fields, require=False)
 
-    return Kind(name, check, schema)
+    return Kind(check, schema)
 
 
 def _list_of(kind: Kind) -> Kind:
@@ -211,7 +209,7 @@ def _list_of(kind: Kind) -> Kind:
         items = _list(value, path, "objects")
         return [kind.check(item, f"{path}[{index}]") for index, item in enumerate(items)]
 
-    return Kind("array", check, lambda: {"type": "array", "items": kind.schema()}, items=kind.name)
+    return Kind(check, lambda: {"type": "array", "items": kind.schema()})
 
 
 def check_fields(
@@ -287,51 +285,7 @@ def object_schema(
 
 
 # ---------------------------------------------------------------------------------------------
-# The tables. Descriptions follow the reference; see docs/emulator.md for the choices made.
-
-CLIENT_FIELDS: Final = (
-    Field("email", STRING, description="Client's email address"),
-    Field("mobile", STRING, description="Client's mobile phone number"),
-    Field("external_source", STRING, True, 'Source system identifier (e.g., "manual", "import")'),
-    Field("external_source_id", STRING, True, "Unique identifier from external source"),
-    Field("first_name", STRING, True, "Client's first name"),
-    Field("last_name", STRING, True, "Client's last name"),
-    Field("gender", STRING, description="Client's gender"),
-    Field("date_of_birth", DATE, description="Client's date of birth (YYYY-MM-DD format)"),
-    Field("city", STRING, description="City of residence"),
-    Field("state", STRING, description="State of residence"),
-    Field("postal_code", STRING, description="Postal/ZIP code"),
-    Field("address_line1", STRING, description="Primary address line"),
-    Field("address_line2", STRING, description="Secondary address line"),
-    Field(
-        "voice_calls_opted_out",
-        BOOL,
-        description="When true, opts the client out of voice calls and applies the flag across linked cases/clients",
-    ),
-    Field("date_of_death", DATE, description="Date of death (YYYY-MM-DD format)"),
-    Field("meta", OBJECT, description="Additional metadata as key-value pairs"),
-    Field("case_ids", ID_LIST, description="Associated case IDs (replaces links on create/update)"),
-)
-CLIENT_ALIAS: Final = Field("case_id", ID, description="Single associated case ID (alias of case_ids)")
-
-CASE_FIELDS: Final = (
-    Field("case_number", STRING, True, "Unique case identifier"),
-    Field("external_source", STRING, True, "Source system identifier (a static list defined in-app)"),
-    Field("external_source_id", STRING, True, "Unique identifier from external source"),
-    Field("external_source_data", OBJECT, description="Additional data from external source as key-value pairs"),
-    Field("name", STRING, description="Case name/title"),
-    Field("court_name", STRING, description="Name of the court"),
-    Field("jurisdiction", STRING, description="Legal jurisdiction"),
-    Field("description", STRING, description="Case description"),
-    Field("status", STRING, True, 'Case status (e.g., "active", "closed", "pending")'),
-    Field("type", STRING, True, 'Case type (e.g., "civil", "criminal", "family")'),
-    Field("is_obo", BOOL, description='Whether case is "on behalf of" another party'),
-    Field("created_date", DATE, description="Case creation date (YYYY-MM-DD format)"),
-    Field("court_date", DATE, description="Next court date (YYYY-MM-DD format)"),
-    Field("end_date", DATE, description="Case end date (YYYY-MM-DD format)"),
-    Field("client_ids", ID_LIST, description="Associated client IDs (replaces links on create/update)"),
-    Field("opt_out_voice_calls", BOOL, description="When true, marks all linked clients voice-calls opted out"),
-)
+# The tables: the SDK's, with the emulator's own checks; see docs/emulator.md for the choices made.
 
 FILTER_FIELDS: Final = (
     Field("status_ids", ID_LIST, description="Status ids (see the emulator's lookups); any of them matches"),
@@ -341,85 +295,54 @@ FILTER_FIELDS: Final = (
     Field("is_obo", BOOL, description="Only cases whose is_obo flag is this value"),
     Field("jurisdiction", STRING, description="Only cases of this jurisdiction (exact match)"),
 )
-FILTER: Final = _object_kind("object", FILTER_FIELDS)
+FILTER: Final = _object_kind(FILTER_FIELDS)
 
-CASE_LIST_FIELDS: Final = (
-    Field("name", STRING, True, "Case list name"),
-    Field("description", STRING, description="Optional description shown in the UI"),
-    Field("filter", FILTER, description="Case filter object (status_ids, case_type_ids, statuses, types, ...)"),
-    Field("include_ids", ID_LIST, description="Explicit case IDs to include. Requires filter to be present"),
-    Field("exclude_ids", ID_LIST, description="Explicit case IDs to exclude. Requires filter to be present"),
-    Field("is_obo", BOOL, description='When set, propagates the "on behalf of" flag to member cases'),
-)
-
-CALLBACK_DELAY_FIELDS: Final = (
-    Field("minutes", COUNT, description="Minutes"),
-    Field("hours", COUNT, description="Hours"),
-    Field("days", COUNT, description="Days"),
-)
 CALLBACK_DELAYS: Final = _list_of(
-    _object_kind("object", CALLBACK_DELAY_FIELDS, defaults={"minutes": 0, "hours": 0, "days": 0})
+    _object_kind(
+        tuple(Field(unit, COUNT, description=unit.title()) for unit in ("minutes", "hours", "days")),
+        defaults={"minutes": 0, "hours": 0, "days": 0},
+    )
 )
 
-CAMPAIGN_FIELDS: Final = (
-    Field("name", STRING, True, "Campaign name"),
-    Field("agent_id", STRING, True, "ID of AI agent that's being used by the campaign"),
-    Field("case_list_id", ID, True, "ID of the case list this campaign operates on"),
-    Field("start_time", STRING, description="Time to start the campaign execution (kept as given)"),
-    Field("end_time", STRING, description="Time to end the campaign execution (kept as given)"),
-    Field("callback_delays", CALLBACK_DELAYS, description="Delays used to retry calls on failure"),
-    Field("days", WEEKDAY_LIST, description="Weekdays on which campaign should be executed"),
-    Field("send_sms_before_call_delay_minutes", COUNT, description="Number of minutes to send sms before call"),
-    Field("send_sms_before_call", BOOL, True, "Whether to send sms before call"),
-    Field("sms_before_call_text", STRING, True, "Sms before call message text"),
-    Field("send_sms_after_successful_call", BOOL, description="Whether to send sms after successful call"),
-    Field("sms_after_successful_call_text", STRING, description="Sms after successful call message text"),
-    Field("send_sms_after_failed_call", BOOL, description="Whether to send sms after failed call"),
-    Field("sms_after_failed_call_text", STRING, description="Sms after failed call message text"),
-    Field("is_obo", BOOL, description="Identifies whether campaign is based on obo clients"),
-    Field("calls_scheduled_externally", BOOL, description="Identifies whether calls are scheduled from outside Kayse"),
-)
+KINDS: Final = {
+    sdk.Kind.STR: STRING,
+    sdk.Kind.ID: ID,
+    sdk.Kind.COUNT: COUNT,
+    sdk.Kind.BOOL: BOOL,
+    sdk.Kind.DATE: DATE,
+    sdk.Kind.OBJECT: OBJECT,
+    sdk.Kind.ID_LIST: ID_LIST,
+    sdk.Kind.WEEKDAYS: WEEKDAY_LIST,
+    sdk.Kind.CALLBACK_DELAYS: CALLBACK_DELAYS,
+}
+"""The emulator's check of each kind of the SDK's tables."""
 
-SMS_FIELDS: Final = (
-    Field("case_id", ID, True, "Unique case identifier"),
-    Field("client_id", ID, True, "Unique client identifier (must be linked to the case)"),
-    Field("message", STRING, True, "Message to be sent, may contain Kayse template variables"),
-)
-EMAIL_FIELDS: Final = (
-    Field("case_id", ID, True, "Unique case identifier"),
-    Field("client_id", ID, True, "Unique client identifier (must be linked to the case)"),
-    Field("subject", STRING, True, "Subject of the email to be sent"),
-    Field("message", STRING, True, "Message to be sent, may contain Kayse template variables"),
-)
-CALL_FIELDS: Final = (
-    Field("campaign_id", ID, True, "Unique campaign identifier"),
-    Field("case_id", ID, True, "Unique case identifier"),
-)
+
+def _adopt(table: sdk.Table, **kinds: Kind) -> tuple[Field, ...]:
+    """The fields of one of the SDK's tables, checked by the emulator's code (``kinds``: closer checks by name)."""
+    return tuple(
+        Field(field.name, kinds.get(field.name, KINDS[field.kind]), field.required, field.description, field.put)
+        for field in table.fields
+    )
+
+
+CLIENT_FIELDS: Final = _adopt(sdk.CLIENTS)
+CLIENT_ALIAS: Final = Field("case_id", ID, description="Single associated case ID (alias of case_ids)")
+CASE_FIELDS: Final = _adopt(sdk.CASES)
+CASE_LIST_FIELDS: Final = _adopt(sdk.CASE_LISTS, filter=FILTER)
+CAMPAIGN_FIELDS: Final = _adopt(sdk.CAMPAIGNS)
+SMS_FIELDS: Final = _adopt(sdk.SMS)
+EMAIL_FIELDS: Final = _adopt(sdk.EMAIL)
+CALL_FIELDS: Final = _adopt(sdk.CALLS)
 BULK_DELETE_FIELDS: Final = (
     Field("ids", ID_LIST, True, f"Case IDs to delete (1 to {MAX_BULK_DELETE} per request)"),
     Field("with_clients", BOOL, description="When true, also deletes clients linked only to the deleted cases"),
 )
 
-METADATA_OBJECTS: Final = (("cases", CASE_FIELDS), ("clients", CLIENT_FIELDS), ("case_lists", CASE_LIST_FIELDS))
-
 
 def metadata_objects() -> list[dict[str, Any]]:
-    """The body of ``GET /v1/metadata/objects``, generated from the tables."""
-    objects: list[dict[str, Any]] = []
-    for name, fields in METADATA_OBJECTS:
-        described: list[dict[str, Any]] = []
-        for field in fields:
-            entry: dict[str, Any] = {
-                "name": field.name,
-                "type": field.kind.name,
-                "required": field.required,
-                "description": field.description,
-            }
-            if field.kind.items is not None:
-                entry["items"] = field.kind.items
-            described.append(entry)
-        objects.append({"name": name, "fields": described})
-    return objects
+    """The body of ``GET /v1/metadata/objects``: the tables of cases, clients and case lists."""
+    return [unstructure(sdk.schema(table)) for table in (sdk.CASES, sdk.CLIENTS, sdk.CASE_LISTS)]
 
 
 # ---------------------------------------------------------------------------------------------

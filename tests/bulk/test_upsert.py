@@ -303,21 +303,3 @@ async def test_quota_wait_comes_from_the_transport_when_it_keeps_a_total(
 
         await kayse.clients.bulk_upsert(client_items(30), chunk_size=10, concurrency=1, progress=progress)
     assert seen == pytest.approx([0.0, 2.5, 5.0], abs=0.5)  # plus the real (tiny) waits
-
-
-def test_succeeded_items_are_built_like_any_other() -> None:
-    """The engine's slot-by-slot BulkItem is the same object __init__ makes: equal, shown and frozen alike."""
-    import attrs
-
-    from kayse_async._bulk import _succeeded
-
-    value = Client(id=7, external_source="x", external_source_id="y", first_name="A", last_name="B")
-    fast = _succeeded(3, value)
-    usual = BulkItem(index=3, status="succeeded", value=value)
-    assert type(fast) is BulkItem
-    assert fast == usual
-    assert repr(fast) == repr(usual)
-    assert fast.ok
-    assert attrs.asdict(fast, recurse=False) == {"index": 3, "status": "succeeded", "value": value, "error": None}
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        fast.index = 4  # type: ignore[misc]

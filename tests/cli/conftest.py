@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -51,10 +52,9 @@ def against(emulator: ThreadedEmulator, *args: str) -> list[str]:
     return ["--base-url", emulator.url, "--api-key", API_KEY, *args]
 
 
-def kayse_process(args: Sequence[str], **options: object) -> subprocess.Popen[str]:
-    """Start ``kayse ARGS`` as a real process (the installed entry point's code, by module)."""
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_NAMES}
-    env["COLUMNS"] = "120"
+def kayse_process(args: Sequence[str], *, env: dict[str, str] | None = None, **options: Any) -> subprocess.Popen[str]:
+    """Start ``kayse ARGS`` as a real process (the installed entry point's code, by module); ``env`` is added."""
+    env = {**{k: v for k, v in os.environ.items() if k not in _ENV_NAMES}, "COLUMNS": "120", **(env or {})}
     script = Path(sys.executable).with_name("kayse")
     # The installed entry point when there is one (what users run), else the same code by module.
     command = [str(script)] if script.exists() else [sys.executable, "-c", _MAIN]
@@ -65,7 +65,7 @@ def kayse_process(args: Sequence[str], **options: object) -> subprocess.Popen[st
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from kayse_async import Kayse
 from kayse_async.cli._commands import parse_ids
-from kayse_async.cli._config import UsageProblem, eta_seconds
+from kayse_async.cli._config import UsageProblem
+from kayse_async.cli._jobs import eta_seconds
 from kayse_async.testing import ThreadedEmulator
 
 from .conftest import API_KEY, against, invoke, write

@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from kayse_async.testing import ThreadedEmulator
 
 from .conftest import API_KEY, REPO, kayse_process, write
@@ -17,7 +19,7 @@ TIMEOUT = 60
 
 
 def test_the_readme_first_command_imports_the_sample_in_the_sandbox() -> None:
-    """`kayse --sandbox import clients docs/examples/clients.csv`: exit 0, progress on stderr, summary on stdout."""
+    """`kayse --sandbox import clients docs/examples/clients.csv`: exit 0, progress lines on stderr, summary out."""
     process = kayse_process(["--sandbox", "import", "clients", "docs/examples/clients.csv"])
     out, err = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 0, err
@@ -25,7 +27,8 @@ def test_the_readme_first_command_imports_the_sample_in_the_sandbox() -> None:
     assert "rejected  0" in out
     assert "requests  10 (quota left: 490 of 500)" in out
     assert "sandbox: a local emulator at http://127.0.0.1:" in err
-    assert "5000/5000 · 10 req · quota 490/500" in err
+    assert "clients 5,000/5,000 (100%) · " in err
+    assert "· 10 req · quota 490/500 (resets " in err
     assert "Traceback" not in err
 
 
@@ -111,43 +114,18 @@ def test_the_sample_files_are_reproducible(tmp_path: Path) -> None:
     assert len((examples / "clients.csv").read_text(encoding="utf-8").splitlines()) - 1 >= 5_000
 
 
-def test_ctrl_c_stops_with_a_summary_and_the_rerun_completes(tmp_path: Path, emulator: ThreadedEmulator) -> None:
-    """SIGINT mid-import: exit 130 with a partial summary; the rerun with the journal stores the rest once."""
-    total = 600
-    path = write(
-        tmp_path / "some.csv",
-        "external_source,external_source_id,first_name,last_name\n"
-        + "".join(f"crm,i{n:04d},First,Last{n}\n" for n in range(total)),
-    )
-    journal = tmp_path / "import.journal"
-    args = ["--base-url", emulator.url, "--api-key", API_KEY, "import", "clients", str(path)]
-    args += ["--journal", str(journal), "--chunk-size", "20", "--concurrency", "1", "--json"]
-    emulator.configure(latency_ms=150.0)
-    process = kayse_process(args)
-    deadline = time.monotonic() + TIMEOUT
-    while _done_batches(journal) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 130, err
-    partial = json.loads(out)
-    assert partial["interrupted"] is True
-    assert 0 < partial["created"] < total
-    assert "Traceback" not in err
-
-    emulator.configure(latency_ms=0.0)
-    rerun = kayse_process(args)
-    out, err = rerun.communicate(timeout=TIMEOUT)
-    summary = json.loads(out)
-    assert summary["rejected"] == []
-    assert summary["created"] + summary["uncertain_count"] == total
-    ids = sorted(client["external_source_id"] for client in emulator.snapshot()["clients"])
-    assert ids == [f"i{n:04d}" for n in range(total)]
-
-
-def test_kayse_emulator_serves_until_interrupted() -> None:
-    """`kayse emulator --port 0`: prints its address, answers the API, stops cleanly on SIGINT."""
-    process = kayse_process(["emulator", "--port", "0", "--api-key", "k"])
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["emulator", "--port", "0", "--api-key", "k"], {}),
+        (["--api-key", "k", "emulator", "--port", "0"], {}),
+        (["emulator", "--port", "0"], {"KAYSE_API_KEY": "k"}),
+    ],
+    ids=["its-own-option", "the-global-option", "the-environment"],
+)
+def test_kayse_emulator_serves_until_interrupted(args: list[str], env: dict[str, str]) -> None:
+    """`kayse emulator --port 0`, its key from any of the three places: its address, the API, a clean SIGINT."""
+    process = kayse_process(args, env=env)
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.startswith("listening on http://127.0.0.1:"), line

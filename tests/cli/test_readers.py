@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kayse_async.cli._readers import InputError, Record, count_records, detect_format, read_records
+from kayse_async.cli._readers import InputError, Record, detect_format, read_records, scan
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -50,7 +50,6 @@ def test_csv_bad_cells_reject_their_line_only_with_the_line_number(tmp_path: Pat
     assert records[2].fields == {"case_number": "C", "client_ids": [3], "is_obo": True, "name": "ok"}
     assert records[3].error is not None
     assert "expected 4 cells" in records[3].error
-    assert count_records(path, "csv", "cases") == 4
 
 
 def test_csv_unknown_column_is_an_error_for_the_whole_file(tmp_path: Path) -> None:
@@ -87,7 +86,7 @@ def test_json_array_items_carry_the_line_where_they_start(tmp_path: Path) -> Non
         Record(3, {"name": "b"}),
         Record(5, error="expected a JSON object, got a number"),
     ]
-    assert count_records(path, "json", "case-lists") == 3
+    assert scan(path, "json", "case-lists") == 3
 
 
 @pytest.mark.parametrize(
@@ -102,7 +101,7 @@ def test_a_malformed_json_array_is_a_file_error(tmp_path: Path, text: str, messa
     """A JSON file that is not one array cannot be read record by record: it is refused whole."""
     path = _write(tmp_path, "x.json", text)
     with pytest.raises(InputError, match=message):
-        count_records(path, "json", "case-lists")
+        scan(path, "json", "case-lists")
 
 
 def test_format_comes_from_the_extension_or_the_option(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def _outcome(read: Any, text: str) -> tuple[str, str]:
 
 @given(value=_JSON, before=_PADDING, after=_PADDING, tail=st.sampled_from(["", "1", "}", "x"]))
 def test_a_body_reads_as_json_loads_reads_its_text(value: Any, before: str, after: str, tail: str) -> None:
-    """The scanner-first path gives what json.loads gives: the value, or a ValueError (never another error)."""
+    """The UTF-8-first reading gives what json.loads gives: the value, or a ValueError (never another error)."""
     text = before + json.dumps(value) + after + tail
     ours = _outcome(lambda t: _loads(t.encode()), text)
     assert ours == _outcome(json.loads, text)

@@ -57,7 +57,7 @@ async def test_client_create_get_update_patch_delete(kayse: AsyncKayse) -> None:
 
 async def test_patch_keeps_fields_the_sdk_does_not_know(kayse: AsyncKayse, emulator: Emulator) -> None:
     emulator.configure(extra_fields=("loyalty_tier",))  # a server newer than this SDK
-    created = await kayse.clients.create(**new_client(2, loyalty_tier="gold"))
+    created = await kayse.clients.create(**new_client(2), extra_body={"loyalty_tier": "gold"})
     assert created.extra.get("loyalty_tier") == "gold"
     patched = await kayse.clients.patch(created.id or 0, city="Paris")
     assert patched.city == "Paris"

@@ -169,6 +169,17 @@ async def test_opt_out_is_not_lost_by_omission(api: Api) -> None:
     assert (await api.ok("PUT", "/v1/clients/1", {"voice_calls_opted_out": False}))["voice_calls_opted_out"] is False
 
 
+async def test_a_put_keeps_what_lies_outside_the_put_table(api: Api) -> None:
+    """A PUT keeps a case's links and opt-out and a client's gender when it omits them; values change them."""
+    await api.client(1, gender="female")
+    await api.case(1, client_ids=[1], opt_out_voice_calls=True)
+    case = await api.ok("PUT", "/v1/cases/1", {"name": "renamed", "opt_out_voice_calls": None})
+    assert (case["name"], case["client_ids"], case["opt_out_voice_calls"]) == ("renamed", [1], True)
+    assert (await api.ok("PUT", "/v1/clients/1", {"city": "x"}))["gender"] == "female"
+    assert (await api.ok("PUT", "/v1/cases/1", {"client_ids": []}))["client_ids"] == []
+    assert (await api.ok("PUT", "/v1/clients/1", {"gender": "f"}))["gender"] == "f"
+
+
 @pytest.mark.parametrize(
     ("resource", "body", "field"),
     [

@@ -62,13 +62,35 @@ async def test_429s_spend_nothing_and_the_window_refills(limited: Api, clock: Fa
 
 
 async def test_unauthenticated_and_introspection_requests_are_not_counted(limited: Api) -> None:
-    """401s carry no rate-limit headers and spend nothing; /_emulator routes are never limited."""
+    """401s spend nothing (their headers show an untouched budget); /_emulator routes are never limited."""
     reply = await limited.call("GET", "/v1/metadata/objects", key="nope")
     assert reply.status == 401
-    assert "X-RateLimit-Limit" not in reply.headers
+    assert budget(reply.headers) == (3, 3, 60)
     for _ in range(5):
         assert (await limited.call("GET", "/_emulator/stats", key=None)).status == 200
     assert budget((await limited.call("GET", "/v1/metadata/objects")).headers)[1] == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "key", "status"),
+    [
+        ("GET", "/v1/metadata/objects", None, 401),
+        ("GET", "/v1/metadata/objects", "wrong", 401),
+        ("GET", "/v1/no/such/route", "main", 404),
+        ("GET", "/elsewhere", "main", 404),
+        ("DELETE", "/v1/campaigns", "main", 405),
+    ],
+)
+async def test_answers_that_spend_nothing_still_carry_the_headers(
+    limited: Api, clock: FakeClock, method: str, path: str, key: str | None, status: int
+) -> None:
+    """401, 404 and 405 answers carry X-RateLimit-* too: the budget of the key sent, unspent."""
+    await limited.call("GET", "/v1/metadata/objects")
+    clock.advance(15)
+    reply = await limited.call(method, path, key=key)
+    assert reply.status == status
+    assert budget(reply.headers) == ((3, 2, 45) if key == "main" else (3, 3, 60))
+    assert budget((await limited.call("GET", "/v1/metadata/objects")).headers) == (3, 1, 45)
 
 
 async def test_main_and_calls_keys_have_separate_budgets(limited: Api) -> None:

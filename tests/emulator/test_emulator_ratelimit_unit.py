@@ -112,3 +112,18 @@ def test_bad_settings_are_refused(limit: int, period: float, window: str) -> Non
     """A limit below 1, a period not positive or an unknown window is a ValueError."""
     with pytest.raises(ValueError, match=r"limit|period|window"):
         RateLimiter(limit, period, window, clock=FakeClock())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("window", ["fixed", "sliding", "token"])
+def test_looking_spends_nothing(window: str) -> None:
+    """hit(spend=False) reports the budget as a spending hit would see it, and leaves it as it was."""
+    clock = FakeClock()
+    limiter = RateLimiter(3, 30.0, window, clock=clock)  # type: ignore[arg-type]
+    untouched = limiter.hit("new", spend=False)
+    assert (untouched.allowed, untouched.remaining) == (True, 3)
+    spend(limiter, "k", 2)
+    clock.advance(1)
+    looks = [limiter.hit("k", spend=False) for _ in range(5)]
+    assert {(look.allowed, look.remaining) for look in looks} == {(True, 1)}
+    assert spend(limiter, "k", 2) == [True, False]
+    assert not limiter.hit("k", spend=False).allowed

@@ -1,4 +1,7 @@
-"""Malformed server responses: a clear KayseError within the time-out, never a crash, never a silent wrong value."""
+"""Malformed server responses: a clear KayseError within the time-out, never a crash, never a silent wrong value.
+
+A field of an unexpected type is no error (the request took effect): it is kept as sent.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kayse_async import AsyncKayse, errors
+from kayse_async import AsyncKayse, errors, models
 from kayse_async._wire.protocol import decipher, structure_response
 from kayse_async.models import Case, Client
 from kayse_async.quota import MemoryQuota
@@ -115,12 +118,10 @@ MALFORMED: list[tuple[str, Reply, type[errors.KayseError], str]] = [
     ("html-200", _raw(200, b"<!doctype html><title>Login</title>", "text/html"), errors.APIError, "not valid JSON"),
     ("truncated-json", _raw(200, b'{"id": 1, "first_name": "A'), errors.APIError, "not valid JSON"),
     ("invalid-utf8", _raw(200, b'{"first_name": "\xff\xfe"}'), errors.APIError, "not valid JSON"),
-    ("array-not-object", _raw(200, b"[1, 2, 3]"), errors.APIError, "unexpected response"),
-    ("null", _raw(200, b"null"), errors.APIError, "unexpected response"),
-    ("number", _raw(200, b"42"), errors.APIError, "unexpected response"),
-    ("id-not-a-number", _raw(200, b'{"id": "abc"}'), errors.APIError, "unexpected response"),
-    ("date-not-a-date", _raw(200, b'{"id": 1, "date_of_birth": "soon"}'), errors.APIError, "unexpected response"),
-    ("meta-not-object", _raw(200, b'{"id": 1, "meta": [1]}'), errors.APIError, "unexpected response"),
+    ("array-not-object", _raw(200, b"[1, 2, 3]"), errors.ResponseFormatError, "unexpected response"),
+    ("null", _raw(200, b"null"), errors.ResponseFormatError, "unexpected response"),
+    ("number", _raw(200, b"42"), errors.ResponseFormatError, "unexpected response"),
+    ("id-not-a-number", _raw(200, b'{"id": "abc"}'), errors.ResponseFormatError, "integer id"),
     ("nested-too-deep", _raw(200, b"[" * 100_000 + b"]" * 100_000), errors.APIError, "JSON"),
     ("error-nested-too-deep", _raw(500, b"[" * 100_000 + b"]" * 100_000), errors.InternalServerError, ""),
     ("empty-error", _raw(503, b""), errors.ServiceUnavailableError, "empty"),
@@ -209,27 +210,98 @@ async def test_a_malformed_bulk_delete_answer_is_a_bulk_error(
     assert {item.status for item in caught.value.result.items} == {"uncertain"}
 
 
-WRONG_TYPES = [
-    ({"id": 1, "case_ids": "12"}, "a string where a list of ids belongs would read as [1, 2]"),
-    ({"id": 1, "voice_calls_opted_out": "false"}, "the string 'false' would read as True"),
+UNUSABLE = [
     ({"id": 1.7}, "a fractional id would be cut to 1"),
     ({"id": True}, "true would read as id 1"),
-    ({"id": 1, "first_name": {"a": 1}}, "an object where a name belongs would be turned into its repr"),
+    ({"id": "7"}, "a string id would be taken for the item asked"),
     ({"first_name": "A"}, "a client without an id would be returned as if stored"),
 ]
 
 
-@pytest.mark.parametrize(("data", "why"), WRONG_TYPES, ids=[w[1][:30] for w in WRONG_TYPES])
-async def test_a_response_of_the_wrong_types_is_an_error_not_a_wrong_value(
+@pytest.mark.parametrize(("data", "why"), UNUSABLE, ids=[w[1][:30] for w in UNUSABLE])
+async def test_an_answer_without_an_integer_id_is_a_response_format_error(
     kayse_for: Callable[[Reply], Awaitable[AsyncKayse]], data: dict[str, Any], why: str
 ) -> None:
-    """A field of the wrong JSON type (or no id) in the answer to a GET is an APIError, never silently converted."""
+    """A client answered without an integer id cannot be used: ResponseFormatError (an APIError) with the status."""
     kayse = await kayse_for(_raw(200, json.dumps(data).encode()))
-    try:
-        client = await kayse.clients.get(1)
-    except errors.APIError:
-        return
-    pytest.fail(f"{why}: got {client!r}")
+    with pytest.raises(errors.ResponseFormatError, match="integer id") as caught:
+        await kayse.clients.get(1)
+    assert caught.value.status == 200
+    assert caught.value.body == data
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        lambda kayse: kayse.clients.create(**CLIENT),
+        lambda kayse: kayse.cases.create(
+            case_number="c", external_source="m", external_source_id="e", status="s", type="t"
+        ),
+        lambda kayse: kayse.case_lists.create(name="n"),
+    ],
+    ids=["client", "case", "case-list"],
+)
+async def test_a_create_answered_without_an_id_is_a_response_format_error_sent_once(
+    kayse_for: Callable[[Reply], Awaitable[AsyncKayse]], create: Callable[[AsyncKayse], Awaitable[Any]]
+) -> None:
+    """A 201 to a create whose object has no id cannot be used: ResponseFormatError with status 201, one request."""
+    calls: list[int] = []
+
+    async def reply(_request: web.Request) -> web.StreamResponse:
+        calls.append(1)
+        return web.json_response({"name": "n", "first_name": "A"}, status=201)
+
+    kayse = await kayse_for(reply)
+    with pytest.raises(errors.ResponseFormatError, match="integer id") as caught:
+        await create(kayse)
+    assert caught.value.status == 201
+    assert caught.value.body == {"name": "n", "first_name": "A"}
+    assert calls == [1]
+
+
+WRONG_TYPES = [
+    ({"id": 1, "case_ids": "12"}, "case_ids", "a string where a list of ids belongs would read as [1, 2]"),
+    ({"id": 1, "case_ids": [1, "2"]}, "case_ids", "a string id in the list would read as 2"),
+    ({"id": 1, "voice_calls_opted_out": "false"}, "voice_calls_opted_out", "the string 'false' would read as True"),
+    ({"id": 1, "first_name": {"a": 1}}, "first_name", "an object where a name belongs would be turned into its repr"),
+    ({"id": 1, "date_of_birth": "soon"}, "date_of_birth", "a date that is not one would be an error"),
+    ({"id": 1, "meta": [1]}, "meta", "an array where an object belongs would be an error"),
+]
+
+
+@pytest.mark.parametrize(("data", "field", "why"), WRONG_TYPES, ids=[w[2][:30] for w in WRONG_TYPES])
+async def test_a_field_of_the_wrong_type_is_kept_as_sent_never_converted(
+    kayse_for: Callable[[Reply], Awaitable[AsyncKayse]], data: dict[str, Any], field: str, why: str
+) -> None:
+    """A field of the wrong JSON type in an answer: the model is returned, the value kept as sent in extra."""
+    kayse = await kayse_for(_raw(200, json.dumps(data).encode()))
+    client = await kayse.clients.get(1)
+    assert getattr(client, field) is None, why
+    assert client.extra == {field: data[field]}, why
+    assert client.to_dict()[field] == data[field], why
+
+
+async def test_an_answer_of_unexpected_types_after_a_side_effect_is_returned_not_raised() -> None:
+    """A call (case_id "3"), a campaign (case_list_id "123", days "Monday", agent id "abc"): one request each."""
+    campaign = {"id": 4, "name": "n", "case_list_id": "123", "days": "Monday", "agent": {"id": "abc"}}
+    answers = {"/v1/calls": {"campaign_id": 4, "client_id": 5, "case_id": "3"}, "/v1/campaigns": campaign}
+    paths: list[str] = []
+
+    async def reply(request: web.Request) -> web.StreamResponse:
+        paths.append(request.path)
+        return web.json_response(answers[request.path], status=201)
+
+    async with serve(reply) as url:
+        quota = MemoryQuota(limit=10**6, period=1.0)
+        async with AsyncKayse("k", base_url=url, calls_base_url=url, quota=quota, max_retries=0) as kayse:
+            call = await kayse.calls.schedule(campaign_id=4, case_id=3)
+            made = await kayse.campaigns.create(
+                name="n", agent_id="a", case_list_id=123, send_sms_before_call=False, sms_before_call_text="t"
+            )
+    assert paths == ["/v1/calls", "/v1/campaigns"]
+    assert (call.campaign_id, call.client_id, call.case_id) == (4, 5, "3")
+    assert (made.case_list_id, made.days, made.agent) == ("123", None, models.Agent(id="abc"))
+    assert made.extra == {"days": "Monday"}
 
 
 _statuses = st.sampled_from([200, 201, 204, 400, 401, 404, 405, 429, 500, 502, 503, 504, 599])

@@ -54,7 +54,7 @@ def test_the_async_client_is_built_inside_the_portals_loop(
     emulator: ThreadedEmulator, quota: MemoryQuota, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kayse() checks its arguments in the caller; the AsyncKayse that serves calls is made in the running loop."""
-    from kayse_async._sync import api as _sync_api
+    from kayse_async._sync import base
 
     built: list[tuple[str, bool]] = []
 
@@ -68,7 +68,7 @@ def test_the_async_client_is_built_inside_the_portals_loop(
             built.append((threading.current_thread().name, running))
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(_sync_api, "AsyncKayse", Recording)
+    monkeypatch.setattr(base, "AsyncKayse", Recording)
     with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota) as kayse:
         assert built == [(threading.current_thread().name, False)]
         kayse.metadata.objects()
@@ -331,12 +331,6 @@ def test_same_answers_as_the_async_client(emulator: ThreadedEmulator, quota: Mem
     # A loop_factory keeps the runner away from the policy's loop, which the test plugins own.
     with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
         assert runner.run(read()) == kayse.clients.get(made.id)
-
-
-def test_a_session_is_refused_with_a_clear_error() -> None:
-    """An aiohttp session cannot cross loops: Kayse(session=...) names the argument at once."""
-    with pytest.raises(errors.ConfigurationError, match="session"):
-        Kayse("k", session=object())  # type: ignore[arg-type]
 
 
 def test_bad_arguments_raise_in_the_constructor(monkeypatch: pytest.MonkeyPatch) -> None:

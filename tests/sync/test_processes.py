@@ -36,8 +36,15 @@ def test_forked_child_gets_its_own_client_and_leaves_the_parents_sockets_alone()
     assert child_first == child_second != parent_first
 
 
+def test_a_forked_child_keeps_the_parents_portal_to_its_end() -> None:
+    """What the parent's portal holds is never finalized in a forked child, not even when the child exits."""
+    done = run_script("fork_keeps.py")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "finalized in the parent\n"
+
+
 def test_ctrl_c_cancels_the_request_and_raises_keyboard_interrupt() -> None:
-    """SIGINT during a call the server never answers: the connection is dropped, KeyboardInterrupt comes up."""
+    """SIGINT in a call never answered: the request is cancelled, its lease settled, then KeyboardInterrupt."""
     with recording_server() as server:
         server.hang = True
         child = subprocess.Popen(
@@ -55,7 +62,7 @@ def test_ctrl_c_cancels_the_request_and_raises_keyboard_interrupt() -> None:
             child.send_signal(signal.SIGINT)
             # The client hung up on the request (its timeout is an hour: only the cancellation can do that).
             assert server.connection_closed.wait(20), "the request underneath was not cancelled"
-            assert child.stdout.readline() == "interrupted\n"
+            assert child.stdout.readline() == "interrupted, open leases: 0\n"
             server.hang = False
             child.stdin.write("go\n")
             child.stdin.flush()

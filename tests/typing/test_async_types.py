@@ -39,6 +39,11 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     assert_type(await kayse.cases.send_sms(case_id=1, client_id=2, message="m"), str)
     assert_type(await kayse.cases.send_email(case_id=1, client_id=2, subject="s", message="m"), str)
     assert_type(kayse.case_lists.list(), AsyncIterator[models.CaseList])
+    assert_type(kayse.case_lists.pages(page=2, page_size=50), AsyncIterator[list[models.CaseList]])
+    assert_type(kayse.clients.check({"first_name": "A"}, mode="update"), dict[str, Any])
+    assert_type(kayse.campaigns.schema(), models.ObjectSchema)
+    await kayse.clients.update(1, city="X", extra_body={"new": 1}, extra_query={"q": "1"}, extra_headers={"X-A": "b"})
+    kayse.clients.check({}, mode="replace")  # type: ignore[arg-type]
     assert_type(await kayse.case_lists.create(name="n"), models.CaseList)
     assert_type(await kayse.case_lists.bulk_upsert([]), list[models.CaseListUpsert])
     campaign = await kayse.campaigns.create(

@@ -12,6 +12,8 @@ from collections.abc import Generator
 from datetime import date
 from typing import Any, assert_type
 
+import aiohttp
+
 from kayse_async import Kayse, errors, models
 
 
@@ -49,7 +51,10 @@ def check_sync_api(kayse: Kayse) -> None:
         assert_type(case_list, models.CaseList)
     with contextlib.closing(kayse.case_lists.list()) as pages:
         assert_type(next(pages), models.CaseList)
-    assert_type(kayse.case_lists.create(name="n"), models.CaseList)
+    assert_type(kayse.case_lists.pages(page=2), Generator[list[models.CaseList], None, None])
+    assert_type(kayse.cases.check({"status": "open"}), dict[str, Any])
+    assert_type(kayse.case_lists.schema(), models.ObjectSchema)
+    assert_type(kayse.case_lists.create(name="n", extra_body={"new": 1}), models.CaseList)
     assert_type(kayse.case_lists.bulk_upsert([]), list[models.CaseListUpsert])
     campaign = kayse.campaigns.create(
         name="n", agent_id="a", case_list_id=1, send_sms_before_call=False, sms_before_call_text="t"
@@ -69,5 +74,8 @@ def check_sync_api(kayse: Kayse) -> None:
 def check_context_manager() -> None:
     with Kayse("k", timeout=5.0, max_retries=0, max_wait=1.0) as kayse:
         assert_type(kayse, Kayse)
+    Kayse("k", session_factory=lambda: aiohttp.ClientSession(trust_env=True)).close()
+    Kayse("k", session_factory=aiohttp.ClientSession).close()
+    Kayse("k", session_factory=lambda: "not a session")  # type: ignore[arg-type, return-value]
     Kayse("k", timeout="5")  # type: ignore[arg-type]
     Kayse("k", base="http://127.0.0.1")  # type: ignore[call-arg]

@@ -1,4 +1,4 @@
-"""Who runs the client's loop: the calling thread when the loop is idle, the portal thread for hand-offs."""
+"""Where calls run: on the portal's loop, in its thread, concurrently whatever thread they come from."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ class _Watching:
         self.sent = 0
         self.gates: dict[int, asyncio.Event] = {}
         self.calls = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def acquire(self, bucket: str, **options: Any) -> Any:
         self.calls += 1
+        self.loop = asyncio.get_running_loop()
         gate = self.gates.get(self.calls)
         if gate is not None:
             await gate.wait()
@@ -60,8 +62,8 @@ def _client(url: str, quota: Any) -> Kayse:
     return Kayse("test-key", base_url=url, calls_base_url=url, quota=quota)
 
 
-def test_one_thread_at_a_time_runs_its_calls_itself(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
-    """With the loop idle, a call runs in the calling thread: no hand-off to the portal thread and back."""
+def test_every_call_runs_on_the_portal_thread(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+    """Calls from the main thread and from another thread all run on the client's loop, in the portal thread."""
     watching = _Watching(quota)
     with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=watching) as kayse:
         kayse.metadata.objects()
@@ -69,30 +71,29 @@ def test_one_thread_at_a_time_runs_its_calls_itself(emulator: ThreadedEmulator, 
         worker.start()
         worker.join(20)
         kayse.metadata.objects()
-    me = threading.current_thread().name
-    assert watching.acquired_in == [me, "worker", me]
-    assert watching.completed_in == [me, "worker", me]
+    assert watching.acquired_in == ["kayse-portal"] * 3
+    assert watching.completed_in == ["kayse-portal"] * 3
 
 
-async def test_a_thread_running_its_own_loop_hands_its_calls_to_the_portal_thread(
+async def test_a_thread_running_its_own_loop_has_its_calls_run_by_the_portal_thread(
     emulator: ThreadedEmulator, quota: MemoryQuota
 ) -> None:
-    """Inside a running event loop the calling thread cannot run a second one: the portal thread does."""
+    """Inside a running event loop the call runs on the portal's loop, not on the caller's."""
     watching = _Watching(quota)
     with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=watching) as kayse:
         kayse.metadata.objects()
     assert watching.acquired_in == ["kayse-portal"]
+    assert watching.loop is not asyncio.get_running_loop()
 
 
-def test_the_portal_thread_takes_over_calls_left_when_the_running_thread_is_done(
+def test_a_call_held_back_does_not_hold_back_another_threads_call(
     emulator: ThreadedEmulator, quota: MemoryQuota
 ) -> None:
-    """A runs the loop; B hands its call to it; A's call ends first: B's call is finished by the portal thread."""
+    """A's call waits on the loop; B's call, made after it, completes meanwhile; then A's completes too."""
     watching = _Watching(quota)
     with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=watching) as kayse:
-        kayse.quota  # noqa: B018 - starts the portal without a request
-        gate_a, gate_b = asyncio.Event(), asyncio.Event()
-        watching.gates = {1: gate_a, 2: gate_b}
+        gate = asyncio.Event()
+        watching.gates = {1: gate}
         outcome: dict[str, Any] = {}
 
         def call(name: str) -> None:
@@ -103,24 +104,18 @@ def test_the_portal_thread_takes_over_calls_left_when_the_running_thread_is_done
         _wait_until(lambda: watching.calls == 1)
         b = threading.Thread(target=call, args=("b",), name="thread-b")
         b.start()
-        _wait_until(lambda: watching.calls == 2)
-        loop = kayse._portal._core.running().loop
-        assert loop is not None
-        loop.call_soon_threadsafe(gate_a.set)
-        a.join(20)
-        assert not a.is_alive()
-        assert "a" in outcome
-        assert "b" not in outcome  # B's call still waits for its gate
-        loop.call_soon_threadsafe(gate_b.set)
         b.join(20)
-        assert outcome["b"] == outcome["a"]
-    # A ran the loop for both acquires; B's call was finished after A let go, by the portal thread.
-    assert watching.acquired_in == ["thread-a", "kayse-portal"]
-    assert watching.completed_in == ["thread-a", "kayse-portal"]
+        assert "b" in outcome
+        assert "a" not in outcome  # A's call still waits for its gate
+        assert a.is_alive()
+        assert watching.loop is not None
+        watching.loop.call_soon_threadsafe(gate.set)
+        a.join(20)
+        assert outcome["a"] == outcome["b"]
 
 
 def test_a_connection_the_server_closed_while_the_client_was_idle_is_not_used() -> None:
-    """The calling thread polls the loop's I/O before its call: a server's hang-up is seen, no attempt is wasted."""
+    """The portal's loop sees a server hang up on an idle connection: the next call opens a new one at the first try."""
     with recording_server() as server:
         server.hang_up = threading.Event()
         watching = _Watching(MemoryQuota(limit=1_000_000_000, period=3600.0))

@@ -1,0 +1,380 @@
+"""What the long jobs (imports, deletes) share: progress, stop signals, the journal's place, the resume command.
+
+Progress goes to stderr. ``--progress auto`` (the default) draws a bar at a
+terminal and writes plain lines otherwise (cron, systemd, CI): one at start,
+one every ``--progress-interval`` seconds, one whenever the rate-limit window
+renews and one at the end, each whole in itself: the time, records done of the
+total, the rate, the requests spent, the quota left and the ETA.
+
+SIGINT (Ctrl-C), SIGTERM (``kill``, a service manager stopping the job) and
+SIGHUP (a closed terminal or SSH session) are handled alike. The first asks
+the job to stop: it reads no more input and lets the requests already in
+flight finish, for at most :data:`GRACE` seconds. A second signal, or the end
+of the grace, cancels them: their batches stay in the journal as sent without
+an answer, and the rerun finds out whether they were stored. Either way the
+summary is printed, with the command that resumes, and the exit status is
+128 + the signal's number (130, 143, 129).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import math
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import attrs
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.text import Text
+
+from ._config import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Config
+from ._render import clock, err_console, local_time, out_console, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .._sync import Kayse
+    from ..models import BulkProgress, QuotaSnapshot
+
+F = TypeVar("F", bound=Callable[..., Any])
+Mode = Literal["auto", "bar", "plain", "none"]
+
+GRACE = 10.0
+"""Seconds the requests in flight get to finish after the first stop signal."""
+INTERVAL = 30.0
+"""Seconds between two plain progress lines (``--progress-interval``)."""
+POLL = 1.0
+"""Seconds between two looks at the quota for a new window, in plain mode."""
+RENEWED = dt.timedelta(seconds=1.5)
+"""How far the quota's reset must move on to be a new window (the server's header rounds to whole seconds)."""
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+JOURNAL_SUFFIX = ".kayse-journal"
+
+
+def progress_options(command: F) -> F:
+    """The ``--progress`` and ``--progress-interval`` options of a long job."""
+    command = click.option(
+        "--progress-interval",
+        type=click.FloatRange(min=0.1),
+        default=INTERVAL,
+        show_default=True,
+        envvar="KAYSE_PROGRESS_INTERVAL",
+        show_envvar=True,
+        metavar="SECONDS",
+        help="Seconds between plain progress lines (one also comes at each new rate-limit window).",
+    )(command)
+    return click.option(
+        "--progress",
+        type=click.Choice(["auto", "bar", "plain", "none"]),
+        default="auto",
+        show_default=True,
+        help="On stderr: a bar, plain lines for a log file, or nothing; auto: a bar at a terminal, else lines.",
+    )(command)
+
+
+class Stop:
+    """While a job runs (``with Stop() as stop:``): the stop signals, handled as the module says.
+
+    ``grace=None`` stops at once on the first signal (for a job made of one
+    call, which cannot stop between its requests). Outside the main thread
+    no handler can be installed, and Ctrl-C keeps Python's own meaning.
+    """
+
+    def __init__(self, *, grace: float | None = GRACE) -> None:
+        self.signal: int | None = None
+        self._grace = grace if hasattr(signal, "setitimer") else None
+        self._armed = False
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> Stop:
+        with contextlib.suppress(ValueError):  # not the main thread
+            for signum in (*SIGNALS, *([signal.SIGALRM] if self._grace else [])):
+                self._saved[signum] = signal.signal(signum, self._handle)
+            self._armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.over()
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    @property
+    def requested(self) -> bool:
+        """True once a stop signal came."""
+        return self.signal is not None
+
+    @property
+    def name(self) -> str | None:
+        """``SIGTERM``, or None."""
+        return None if self.signal is None else signal.Signals(self.signal).name
+
+    def over(self) -> None:
+        """The job is over: a signal from now on is only noted (the summary still prints)."""
+        if self._armed and self._grace:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        self._armed = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        first = self.signal is None
+        if signum != getattr(signal, "SIGALRM", None):
+            self.signal = self.signal or signum
+        if not self._armed:
+            return
+        if first and self._grace:
+            signal.setitimer(signal.ITIMER_REAL, self._grace)
+            return
+        self.over()
+        raise KeyboardInterrupt
+
+
+def eta_seconds(
+    *,
+    items_left: int,
+    chunk_size: int,
+    remaining: int,
+    limit: int,
+    reset_in: float | None,
+    period: float,
+    items_per_second: float | None,
+) -> float | None:
+    """How long the rest of a job should take, from the quota.
+
+    While the budget left covers the requests still needed, the pace so far
+    decides (None before there is one). Beyond it, the wait for the window to
+    reset, then a window per ``limit`` requests, dominates: each window's
+    requests are sent at its start.
+    """
+    if items_left <= 0:
+        return 0.0
+    requests_left = math.ceil(items_left / max(1, chunk_size))
+    if requests_left <= remaining:
+        return items_left / items_per_second if items_per_second else None
+    if limit <= 0:
+        return None
+    waits = math.ceil((requests_left - remaining) / limit)
+    return max(0.0, period if reset_in is None else reset_in) + (waits - 1) * period
+
+
+@attrs.define(eq=False)
+class Meter:
+    """A running job: its client, stop signals and counts, written by the job and read by the display."""
+
+    kayse: Kayse
+    stop: Stop
+    name: str
+    total: int
+    per_request: int
+    period: float
+    done: int = 0
+    requests: int = 0
+    update: Callable[[], None] = lambda: None
+    """Call when ``done`` changed: the bar redraws (plain lines come on their own clock)."""
+    started: float = attrs.field(factory=time.monotonic)
+    _snapshot: QuotaSnapshot | None = None
+    _snapshot_at: float = -math.inf
+
+    def on_progress(self, progress: BulkProgress) -> None:
+        """The bulk engine's ``progress`` callback: the requests spent so far."""
+        self.requests = max(self.requests, progress.requests)
+
+    def quota(self, *, fresh: bool = False) -> QuotaSnapshot | None:
+        """The budget as the client knows it (no request), read at most five times a second."""
+        if fresh or time.monotonic() - self._snapshot_at > 0.2:
+            with contextlib.suppress(Exception):  # the display must never break the job
+                self._snapshot, self._snapshot_at = self.kayse.quota, time.monotonic()
+        return self._snapshot
+
+    def tail(self, *, resets: bool = False) -> str:
+        """``10 req · quota 490/500 · ETA 0:12``: what the bar shows after its count (a log line: when it resets)."""
+        snap, elapsed = self.quota(), time.monotonic() - self.started
+        eta = None
+        if snap is not None:
+            eta = eta_seconds(
+                items_left=self.total - self.done,
+                chunk_size=self.per_request,
+                remaining=snap.remaining,
+                limit=snap.limit,
+                reset_in=None if snap.resets_at is None else snap.resets_at.timestamp() - time.time(),
+                period=self.period,
+                items_per_second=self.done / elapsed if self.done and elapsed > 0 else None,
+            )
+        quota = "quota ?" if snap is None else f"quota {snap.remaining}/{snap.limit}"
+        if resets and snap and snap.resets_at:
+            quota += f" (resets {local_time(snap.resets_at)[11:]})"
+        text = f"{self.requests:,} req · {quota} · ETA {'--:--' if eta is None else clock(eta)}"
+        return text + (f" · stopping ({self.stop.name})" if self.stop.requested else "")
+
+    def line(self) -> str:
+        """One plain progress line, whole in itself, for a log file."""
+        elapsed = time.monotonic() - self.started
+        percent = f" ({100 * self.done // self.total}%)" if self.total else ""
+        rate = f"{self.done / elapsed if elapsed > 0 else 0.0:,.1f}/s"
+        return f"{local_time()} {self.name} {self.done:,}/{self.total:,}{percent} · {rate} · {self.tail(resets=True)}"
+
+
+@contextlib.contextmanager
+def running(
+    config: Config,
+    name: str,
+    total: int,
+    *,
+    per_request: int,
+    progress: Mode,
+    interval: float,
+    quiet: bool,
+    grace: float | None = GRACE,
+) -> Iterator[Meter]:
+    """A job's client, stop signals and progress display; a stop that cancels the job ends the block quietly."""
+    with Stop(grace=grace) as stop, config.client(quiet=quiet) as kayse:
+        meter = Meter(kayse, stop, name, total, per_request, config.period)
+        if progress == "auto":
+            progress = "bar" if sys.stderr.isatty() else "plain"
+        try:
+            if progress == "bar":
+                with _bar(meter):
+                    yield meter
+            elif progress == "plain":
+                with _plain(meter, interval):
+                    yield meter
+            else:
+                yield meter
+        except KeyboardInterrupt:
+            stop.signal = stop.signal or signal.SIGINT  # without a handler (not the main thread): Ctrl-C
+        finally:
+            stop.over()
+
+
+class _Tail(ProgressColumn):
+    def __init__(self, meter: Meter) -> None:
+        super().__init__()
+        self.meter = meter
+
+    def render(self, task: Task) -> Text:
+        return Text(f"· {self.meter.tail()}", style="cyan")
+
+
+@contextlib.contextmanager
+def _bar(meter: Meter) -> Iterator[None]:
+    columns = (TextColumn(f"[bold]{meter.name}[/]"), BarColumn(bar_width=20), MofNCompleteColumn(), _Tail(meter))
+    with Progress(*columns, console=err_console()) as bar:
+        task = bar.add_task(meter.name, total=meter.total)
+        meter.update = lambda: bar.update(task, completed=meter.done)
+        try:
+            yield
+        finally:
+            meter.quota(fresh=True)  # the last frame shows the budget as it is at the end
+            meter.update()
+
+
+@contextlib.contextmanager
+def _plain(meter: Meter, interval: float) -> Iterator[None]:
+    done = threading.Event()
+
+    def write() -> None:
+        # A line at start, every interval, and when the quota's reset moves on by more than its rounding.
+        _say(meter.line())
+        last, window = time.monotonic(), meter.quota()
+        while not done.wait(min(POLL, interval)):
+            snap = meter.quota(fresh=True)
+            renewed = (
+                snap and window and snap.resets_at and window.resets_at and snap.resets_at > window.resets_at + RENEWED
+            )
+            if renewed or time.monotonic() - last >= interval:
+                _say(meter.line())
+                last = time.monotonic()
+            if snap is not None and snap.resets_at is not None:
+                window = snap
+
+    thread = threading.Thread(target=write, name="kayse-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        meter.quota(fresh=True)
+        _say(meter.line())
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # a closed stderr must not break the job
+        print(line, file=sys.stderr, flush=True)
+
+
+@attrs.define(kw_only=True)
+class Report:
+    """How a long job ended, as both its summaries (human and ``--json``) and its exit status say it."""
+
+    signal: str | None = None
+    """The signal that stopped the job (``SIGTERM``), if one did."""
+    error: str | None = None
+    """The error that stopped the job (no server, a wrong URL), if one did."""
+    resume: str | None = None
+    """The command line that resumes the job (``--api-key``'s value hidden)."""
+
+    @property
+    def complete(self) -> bool:
+        """True when every record was done as asked."""
+        raise NotImplementedError
+
+    @property
+    def exit_code(self) -> int:
+        """0 complete, 1 not complete, 2 stopped on an error, 128 + N stopped by signal N."""
+        if self.signal:
+            return 128 + signal.Signals[self.signal].value
+        return EXIT_USAGE if self.error else EXIT_OK if self.complete else EXIT_FAILED
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` summary."""
+        own = attrs.filters.include(*attrs.fields(Report))
+        return {"interrupted": self.signal is not None} | attrs.asdict(self, filter=own)
+
+    def print(self, console: Console) -> None:
+        """The human summary, on stdout."""
+        raise NotImplementedError
+
+    def finish(self, as_json: bool) -> None:
+        """Print the summary, the stopping error (one line on stderr), and exit with the status."""
+        if as_json:
+            print_json(self.as_dict())
+        else:
+            self.print(out_console())
+        if self.error:
+            click.echo(f"Error: {self.error}", err=True)
+        if self.exit_code:
+            click.get_current_context().exit(self.exit_code)
+
+
+def default_journal(path: Path) -> Path:
+    """Where an import of ``path`` keeps its journal when not told.
+
+    Beside the input (``clients.csv.kayse-journal``) when its folder is
+    writable; else in ``$XDG_STATE_HOME/kayse/`` (``~/.local/state/kayse/``),
+    named after the input and a digest of its absolute path.
+    """
+    full = path.resolve()
+    if os.access(full.parent, os.W_OK):
+        return path.with_name(path.name + JOURNAL_SUFFIX)
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "kayse"
+    state.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.blake2b(str(full).encode(), digest_size=4).hexdigest()
+    return state / f"{path.name}.{digest}{JOURNAL_SUFFIX}"
+
+
+def command_line(ctx: click.Context, *extra: str) -> str:
+    """The command as it was typed (and ``extra``), for the line that resumes it; ``--api-key``'s value is ``***``."""
+    parts, hide = ["kayse"], False
+    for arg in [*ctx.meta.get("kayse.argv", []), *extra]:
+        parts.append("***" if hide else "--api-key=***" if arg.startswith("--api-key=") else shlex.quote(arg))
+        hide = arg == "--api-key"
+    return " ".join(parts)
