@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import trustme
 from aiohttp import web
+from core.recording import RecordingQuota
 
 from kayse_async import AsyncKayse, errors
 from kayse_async.quota import MemoryQuota
@@ -30,6 +31,8 @@ class ForwardProxy:
         self.heads: list[bytes] = []
         """Every request head the proxy itself read (not what went through a tunnel)."""
         self.server: asyncio.Server | None = None
+        self.refuse = False
+        """Answer every CONNECT with 403."""
 
     @property
     def address(self) -> str:
@@ -43,6 +46,9 @@ class ForwardProxy:
             line, _, rest = head.partition(b"\r\n")
             method, target, _version = line.decode().split(" ")
             self.seen.append(f"{method} {target}")
+            if method == "CONNECT" and self.refuse:
+                writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
             if method == "CONNECT":
                 host, port = target.rsplit(":", 1)
                 up_reader, up_writer = await asyncio.open_connection(host, int(port))
@@ -156,3 +162,23 @@ async def test_https_proxy_tunnels_with_its_credentials_and_never_sees_the_key(
     assert all(KEY.encode() not in head for head in proxy.heads), proxy.heads
     assert seen == []
     assert "s3cret" not in str(info.value)
+
+
+async def test_a_tunnel_the_proxy_refuses_costs_nothing_and_a_create_is_retried(
+    proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy answers CONNECT with 403: nothing reached the API, so every unit is refunded and a create retried."""
+    monkeypatch.setenv("HTTPS_PROXY", f"http://{proxy.address}")
+    proxy.refuse = True
+    quota = RecordingQuota()
+    async with AsyncKayse(KEY, base_url="https://api.kayse.example", quota=quota, max_retries=1) as kayse:
+        kayse._transport._sleep = _no_sleep
+        with pytest.raises(errors.ConnectError, match="could not connect") as info:
+            await kayse.clients.create(external_source="m", external_source_id="e", first_name="A", last_name="B")
+    assert info.value.may_have_been_sent is False
+    assert proxy.seen == ["CONNECT api.kayse.example:443"] * 2
+    assert [lease.events for lease in quota.leases] == [["release"]] * 2
+
+
+async def _no_sleep(_: float) -> None:
+    return None
