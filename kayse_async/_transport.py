@@ -19,6 +19,7 @@ import random
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
+from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -249,6 +250,8 @@ class Transport:
         # One session per host, sharing one connection pool: each carries its own key header as a
         # default (unless proxied), so that no request pays for merging headers, and no key goes to the other host.
         connector = aiohttp.TCPConnector(limit=POOL_SIZE)
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_headers_sent.append(_headers_sent)
         for host, endpoint in self._endpoints.items():
             proxy, proxy_headers = _env_proxy(endpoint.base)
             session = aiohttp.ClientSession(
@@ -259,6 +262,7 @@ class Transport:
                 raise_for_status=False,
                 # The API authenticates by header and sets no cookie: nothing to keep or send back.
                 cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=[tracing],
             )
             self._pool.routes[host] = _Route(session, None if proxy is None else endpoint.headers, proxy, proxy_headers)
 
@@ -348,6 +352,9 @@ class Transport:
             )
         finally:
             self.quota_wait_seconds += time.monotonic() - waited_from
+        mark = _Mark(lease)
+        if self._pool.injected is not None:
+            mark.sent()  # a session we did not build has no hook to tell when the request goes out
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         try:
@@ -362,6 +369,7 @@ class Transport:
                 proxy=route.proxy,
                 proxy_headers=route.proxy_headers,
                 middlewares=_NO_RESEND,
+                trace_request_ctx=None if self._pool.injected else mark,
             ) as resp:
                 length = resp.content_length
                 if length is not None and length > MAX_RESPONSE_BYTES:
@@ -370,15 +378,16 @@ class Transport:
                 status, resp_headers = resp.status, resp.headers
         except BaseException as exc:
             # No response: failed, cancelled, or interrupted (Ctrl-C lands in whatever code runs the loop).
-            sent = _settle(lease, exc)
-            self.requests_sent += sent
+            mark.settle()
+            self.requests_sent += mark.was_sent
             if isinstance(exc, aiohttp.ClientError | TimeoutError | _ConnectionLost | _TooLarge):
-                raise self._failure(exc, request, url, sent=sent) from None
+                raise self._failure(exc, request, url, sent=mark.was_sent) from None
             raise
         if debug:
             logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, (time.perf_counter() - started) * 1000)
         info = parse_rate_limit(resp_headers, local_now=time.time())
-        self.requests_sent += _settle(lease, None, info, status)
+        mark.settle(info, status)
+        self.requests_sent += 1
         return status, resp_headers, self._redact(body), info
 
     def _headers(self, request: Request) -> CIMultiDict[str]:
@@ -435,27 +444,39 @@ class Transport:
         raise APIError(problem, status=status, method=method, url=url)
 
 
-_NO_CONNECTION = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ClientHttpProxyError)
-"""Errors that prove a request never left: no connection to the server was made."""
+class _Mark:
+    """Settles one attempt's lease: refunded if nothing went out, spent once the request may have.
 
-
-def _settle(
-    lease: Lease, exc: BaseException | None, info: RateLimitInfo | None = None, status: int | None = None
-) -> bool:
-    """Spend an attempt's unit, or refund it when ``exc`` proves that no connection was made; True if spent.
-
-    Told from what the transport sees, alike for our sessions and injected ones: a response proves
-    the request went out, and any error but a failure to connect may follow its sending. So a
-    connection that never opened costs nothing; an attempt cancelled while its connection was
-    opening is spent (the server's next rate-limit headers set the count right). aiohttp's trace
-    signals could tell that moment apart, at about a seventh of raw aiohttp's CPU per request.
+    Our sessions tell when the headers are written (the ``on_request_headers_sent`` trace signal,
+    the moment the quota keeps as the request's), so a connection that never opened, or an attempt
+    cancelled before writing, costs nothing. An injected session has no such hook: sent up front.
     """
-    if isinstance(exc, _NO_CONNECTION):
-        lease.release()
-        return False
-    lease.sent()
-    lease.complete(info, status)
-    return True
+
+    __slots__ = ("lease", "was_sent")
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.was_sent = False
+
+    def sent(self) -> None:
+        if not self.was_sent:
+            self.was_sent = True
+            self.lease.sent()
+
+    def settle(self, info: RateLimitInfo | None = None, status: int | None = None) -> None:
+        """Once, with the response's ``info`` and ``status`` (or none): spend the unit, or refund it."""
+        if status is not None:
+            self.sent()  # a response proves it, whatever the hook saw
+        if self.was_sent:
+            self.lease.complete(info, status)
+        else:
+            self.lease.release()
+
+
+async def _headers_sent(_session: aiohttp.ClientSession, context: SimpleNamespace, _params: object) -> None:
+    mark = context.trace_request_ctx
+    if isinstance(mark, _Mark):
+        mark.sent()
 
 
 class _ConnectionLost(Exception):

@@ -109,18 +109,20 @@ async def test_a_get_cut_after_sending_is_retried_by_the_sdk_only(
     assert all(lease.events == ["sent", "complete"] for lease in quota.leases)
 
 
-async def test_an_injected_session_refunds_a_connection_never_opened_and_resends_nothing(
+async def test_an_injected_session_is_counted_as_sent_up_front_and_resends_nothing(
     cutting: CuttingServer, quota: RecordingQuota
 ) -> None:
-    """A session handed in: a refused connection costs no budget, and a cut GET goes out once per granted attempt."""
+    """A session handed in has no hook: each attempt is spent up front; and a cut GET goes out once per attempt."""
     async with aiohttp.ClientSession() as session:
         async with AsyncKayse(
             KEY, base_url=f"http://127.0.0.1:{free_port()}", quota=quota, session=session, max_retries=1
         ) as kayse:
             kayse._transport._sleep = no_sleep
-            with pytest.raises(errors.ConnectError):
+            with pytest.raises(errors.ConnectError) as info:
                 await kayse.clients.get(1)
-        assert [lease.events for lease in quota.leases] == [["release"]] * 2
+        assert info.value.may_have_been_sent is False
+        # Without a hook into that session, a unit is spent even for a connection that never opened.
+        assert [lease.events for lease in quota.leases] == [["sent", "complete"]] * 2
         quota.leases.clear()
         async with AsyncKayse(KEY, base_url=cutting.url, quota=quota, session=session, max_retries=2) as kayse:
             kayse._transport._sleep = no_sleep
@@ -194,3 +196,26 @@ async def test_a_server_closing_idle_connections_gets_no_request_the_quota_did_n
     assert server.seen == ["GET", "GET", "GET", "POST"]
     assert len(quota.leases) == 4
     assert all(lease.events == ["sent", "complete"] for lease in quota.leases)
+
+
+async def test_an_attempt_cancelled_before_its_headers_were_written_costs_nothing(quota: RecordingQuota) -> None:
+    """Cancelled while the TLS handshake hangs (the connection never opened): the unit is refunded, not spent."""
+    connected = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await reader.read()  # never answers the TLS hello
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with (
+        server,
+        AsyncKayse(KEY, base_url=f"https://localhost:{server.sockets[0].getsockname()[1]}", quota=quota) as kayse,
+    ):
+        call = asyncio.create_task(kayse.clients.get(1))
+        await connected.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    assert [lease.events for lease in quota.leases] == [["release"]]
+    assert kayse._transport.requests_sent == 0
