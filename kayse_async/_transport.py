@@ -292,7 +292,9 @@ class Transport:
         uncertain = False
         while True:
             try:
-                return await self._follow(request, wait_bound, attempt > 1)
+                response = await self._follow(request, wait_bound, attempt > 1)
+                response.after_lost_answer = uncertain
+                return response
             except (APIError, TransportError) as exc:
                 if uncertain and request.gone_ok_on_retry and isinstance(exc, NotFoundError):
                     # The attempt whose answer was lost did the work.

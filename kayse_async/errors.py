@@ -19,6 +19,7 @@ Every error derives from :class:`KayseError`::
     │   ├── ServiceUnavailableError 503
     │   └── ResponseFormatError     a 2xx answer that cannot be used at all
     ├── QuotaExhaustedError         the budget is spent and waiting would pass the caller's limit
+    ├── BatchRefusedError           a bulk item not stored because another item made the server refuse its batch
     └── BulkError                   some items of a bulk call failed
 
 No message, ``repr`` or attribute of these errors ever holds an API key: the
@@ -40,6 +41,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRefusedError",
     "BulkError",
     "ConfigurationError",
     "ConnectError",
@@ -216,6 +218,20 @@ class QuotaExhaustedError(KayseError):
     def __init__(self, message: str, *, resets_at: _dt.datetime | None = None) -> None:
         self.resets_at = resets_at
         super().__init__(message)
+
+
+class BatchRefusedError(KayseError):
+    """A bulk item that was not stored because another item of its batch made the server refuse the batch.
+
+    Nothing is wrong with this item itself: send it again. ``culprit`` is the
+    input index of the item the server refused.
+    """
+
+    def __init__(self, culprit: int, *, key: str = "items") -> None:
+        self.culprit = culprit
+        super().__init__(
+            f"not stored: its batch was refused because of item {culprit} ({key}[{culprit}]); send it again"
+        )
 
 
 class BulkError(KayseError):

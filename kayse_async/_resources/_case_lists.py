@@ -112,18 +112,15 @@ class CaseLists(TableResource):
         could be sent was sent; its ``result`` says which.
         """
         endpoint = bulk_endpoint(f"{_PATH}/bulk", "lists", CASE_LISTS, CaseListUpsert)
-        result = await _bulk.upsert(
-            self._transport,
-            endpoint,
-            items,
+        options = _bulk.BulkOptions(
             chunk_size=chunk_size,
             concurrency=concurrency,
-            raise_on_error=True,
             bisect_budget=bisect_budget,
             journal=journal,
             progress=progress,
             max_wait=max_wait,
         )
+        result = await _bulk.upsert(self._transport, endpoint, items, options, raise_on_error=True)
         return result.succeeded
 
 

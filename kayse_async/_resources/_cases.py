@@ -10,7 +10,7 @@ from .._defaults import CONCURRENCY
 from .._wire.fields import CASES, EMAIL, SMS, check_fields
 from .._wire.params import CaseCreate, CaseUpdate
 from .._wire.protocol import Request, expect
-from ..models import Case
+from ..models import Case, DeleteResult
 from ._crud import CrudResource
 
 
@@ -60,21 +60,22 @@ class Cases(CrudResource[Case]):
         concurrency: int = CONCURRENCY,
         max_wait: float | None = None,
         progress: _bulk.ProgressCallback | None = None,
-    ) -> list[int]:
+        raise_on_error: bool = True,
+    ) -> DeleteResult:
         """Delete cases by id (``POST /v1/cases/bulk_delete``), in chunks of at most 500 ids.
 
-        Ids are deduplicated; chunks go ``concurrency`` at a time. With
-        ``with_clients``, clients linked only to deleted cases are deleted too.
-        Returns the ids the server deleted (an id it no longer had is not an
-        error, and not in the list).
+        Ids are checked first and deduplicated; chunks go ``concurrency`` at a
+        time. With ``with_clients``, clients linked only to deleted cases are
+        deleted too. Returns a ``DeleteResult``: a list of the ids an answer
+        confirmed deleted, with ``gone`` (absent from an answer that followed
+        a lost one: deleted then, or never there) and ``not_found`` (the
+        server had no such case). Unless ``raise_on_error`` is False,
+        ``errors.BulkError`` is raised if a chunk failed; else the result's
+        ``failed`` lists those ids.
         """
+        options = _bulk.BulkOptions(concurrency=concurrency, max_wait=max_wait, progress=progress)
         return await _bulk.delete(
-            self._transport,
-            ids,
-            with_clients=with_clients,
-            concurrency=concurrency,
-            max_wait=max_wait,
-            progress=progress,
+            self._transport, ids, with_clients=with_clients, options=options, raise_on_error=raise_on_error
         )
 
     async def send_sms(self, *, case_id: int, client_id: int, message: str) -> str:

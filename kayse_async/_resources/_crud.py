@@ -101,18 +101,15 @@ class CrudResource(TableResource, Generic[T]):
         same job again skips them instead of creating duplicates.
         ``progress``: called after every chunk with a ``BulkProgress``.
         """
-        return await _bulk.upsert(
-            self._transport,
-            self._bulk_endpoint(),
-            items,
+        options = _bulk.BulkOptions(
             chunk_size=chunk_size,
             concurrency=concurrency,
-            raise_on_error=raise_on_error,
             bisect_budget=bisect_budget,
             journal=journal,
             progress=progress,
             max_wait=max_wait,
         )
+        return await _bulk.upsert(self._transport, self._bulk_endpoint(), items, options, raise_on_error=raise_on_error)
 
     def bulk_upsert_iter(
         self,
@@ -131,10 +128,7 @@ class CrudResource(TableResource, Generic[T]):
         number of items. Nothing is raised for failed items: look at each
         item's ``status``.
         """
-        return _bulk.upsert_iter(
-            self._transport,
-            self._bulk_endpoint(),
-            items,
+        options = _bulk.BulkOptions(
             chunk_size=chunk_size,
             concurrency=concurrency,
             bisect_budget=bisect_budget,
@@ -142,6 +136,7 @@ class CrudResource(TableResource, Generic[T]):
             progress=progress,
             max_wait=max_wait,
         )
+        return _bulk.upsert_iter(self._transport, self._bulk_endpoint(), items, options)
 
 
 def _without_own_id(fields: Fields, item_id: int) -> Fields:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         CaseList,
         CaseListUpsert,
         Client,
+        DeleteResult,
         ObjectSchema,
         ScheduledCall,
     )
@@ -210,13 +211,18 @@ class Cases(SyncResource):
         concurrency: int = 4,
         max_wait: float | None = None,
         progress: _bulk.ProgressCallback | None = None,
-    ) -> list[int]:
+        raise_on_error: bool = True,
+    ) -> DeleteResult:
         """Delete cases by id (``POST /v1/cases/bulk_delete``), in chunks of at most 500 ids.
 
-        Ids are deduplicated; chunks go ``concurrency`` at a time. With
-        ``with_clients``, clients linked only to deleted cases are deleted too.
-        Returns the ids the server deleted (an id it no longer had is not an
-        error, and not in the list).
+        Ids are checked first and deduplicated; chunks go ``concurrency`` at a
+        time. With ``with_clients``, clients linked only to deleted cases are
+        deleted too. Returns a ``DeleteResult``: a list of the ids an answer
+        confirmed deleted, with ``gone`` (absent from an answer that followed
+        a lost one: deleted then, or never there) and ``not_found`` (the
+        server had no such case). Unless ``raise_on_error`` is False,
+        ``errors.BulkError`` is raised if a chunk failed; else the result's
+        ``failed`` lists those ids.
         """
         return self._portal.call(
             "cases",
@@ -226,6 +232,7 @@ class Cases(SyncResource):
             concurrency=concurrency,
             max_wait=max_wait,
             progress=progress,
+            raise_on_error=raise_on_error,
         )
 
     def send_sms(self, *, case_id: int, client_id: int, message: str) -> str:

@@ -60,6 +60,8 @@ class Response:
     status: int
     data: Any
     rate_limit: RateLimitInfo
+    after_lost_answer: bool = False
+    """An earlier attempt of this request may have been applied and its answer was lost: this is a retry's."""
 
 
 def key_fingerprint(api_key: str) -> str:

@@ -7,7 +7,7 @@ its field does not allow (the field keeps its default; a WARNING names it
 once). ``to_dict()`` gives the wire form back, ``to_json()`` the same as text.
 """
 
-from ._bulk import BulkItem, BulkProgress, BulkResult, BulkStatus
+from ._bulk import BulkItem, BulkProgress, BulkResult, BulkStatus, DeleteResult, Resolution
 from ._campaigns import Agent, CallbackDelay, Campaign, CampaignStats, ScheduledCall
 from ._case_lists import CaseList, CaseListUpsert
 from ._cases import Case
@@ -28,8 +28,10 @@ __all__ = [
     "CaseList",
     "CaseListUpsert",
     "Client",
+    "DeleteResult",
     "FieldSchema",
     "ObjectSchema",
     "QuotaSnapshot",
+    "Resolution",
     "ScheduledCall",
 ]

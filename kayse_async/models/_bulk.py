@@ -20,15 +20,29 @@ BulkStatus = Literal["succeeded", "rejected", "not_attempted", "uncertain"]
 - ``uncertain``: sent, but no answer came back: it may or may not be stored.
 """
 
+Resolution = Literal["stored_before", "stored_now"]
+"""How a rerun with a journal resolved an item an earlier run left ``uncertain``.
+
+- ``stored_before``: the server refused it as a duplicate of its own natural
+  key: the earlier run's attempt stored it (the server sends no object back,
+  so ``value`` is None);
+- ``stored_now``: the earlier attempt had not stored it; this run did.
+"""
+
 
 @attrs.frozen(kw_only=True)
 class BulkItem(Generic[T]):
-    """The outcome of one input item of a bulk call; ``index`` is its place in the input."""
+    """The outcome of one input item of a bulk call; ``index`` is its place in the input.
+
+    ``resolved`` is set (status ``succeeded``) when this run resolved an item
+    an earlier run of the same journal left uncertain: see :data:`Resolution`.
+    """
 
     index: int
     status: BulkStatus
     value: T | None = None
     error: KayseError | None = None
+    resolved: Resolution | None = None
 
     @property
     def ok(self) -> bool:
@@ -43,9 +57,11 @@ class BulkProgress:
     - ``items_done``: input items with a final outcome so far (in input order);
     - ``items_total``: the number of input items, when the input has a ``len()``; else None;
     - ``requests``: HTTP requests spent so far (retries included);
-    - ``quota_wait_seconds``: an estimate of the time requests spent waiting
-      for rate-limit budget rather than for the network (see ``docs/bulk.md``);
-    - ``succeeded`` and ``failed``: items done that were, or were not, stored.
+    - ``quota_wait_seconds``: seconds the requests spent waiting for
+      rate-limit budget rather than for the network (see ``docs/bulk.md``);
+    - ``succeeded`` and ``failed``: items done that were, or were not, stored;
+    - ``resolved_stored_before`` and ``resolved_stored_now``: items an earlier
+      run left uncertain, resolved by this one (counted in ``succeeded`` too).
     """
 
     items_done: int
@@ -54,6 +70,8 @@ class BulkProgress:
     quota_wait_seconds: float
     succeeded: int
     failed: int
+    resolved_stored_before: int = 0
+    resolved_stored_now: int = 0
 
 
 @attrs.define(kw_only=True)
@@ -65,8 +83,21 @@ class BulkResult(Generic[T]):
 
     @property
     def succeeded(self) -> list[T]:
-        """The returned objects of the items that succeeded, in input order."""
+        """The returned objects of the items that succeeded, in input order.
+
+        Items resolved as ``stored_before`` have no object (``value`` None) and are not in it.
+        """
         return [item.value for item in self.items if item.status == "succeeded" and item.value is not None]
+
+    @property
+    def resolved_stored_before(self) -> int:
+        """Items an earlier run left uncertain that this one found stored by that run (``value`` None)."""
+        return sum(item.resolved == "stored_before" for item in self.items)
+
+    @property
+    def resolved_stored_now(self) -> int:
+        """Items an earlier run left uncertain, not stored then, that this run stored."""
+        return sum(item.resolved == "stored_now" for item in self.items)
 
     @property
     def failures(self) -> list[BulkItem[T]]:
@@ -84,3 +115,52 @@ class BulkResult(Generic[T]):
             from ..errors import BulkError
 
             raise BulkError(self)
+
+
+class DeleteResult(list[int]):
+    """What ``cases.bulk_delete`` did: a list of the ids an answer confirmed deleted, and the rest.
+
+    The list itself holds the ``confirmed`` ids, in input order. Every other
+    id asked for (after dropping repeats) is in exactly one of:
+
+    - ``gone``: absent from an answer that came after a lost one (the
+      transport retried the chunk): deleted by the attempt whose answer was
+      lost, or never there; either way the case no longer exists;
+    - ``not_found``: absent from the first answer: the server had no such
+      case (never there, or deleted before this call);
+    - ``failed``: one ``BulkItem`` per id whose chunk failed (``uncertain``,
+      ``rejected`` or ``not_attempted``, its ``error`` says why); only with
+      ``raise_on_error=False``, else ``errors.BulkError`` is raised.
+    """
+
+    def __init__(
+        self,
+        confirmed: list[int],
+        *,
+        gone: list[int] | None = None,
+        not_found: list[int] | None = None,
+        failed: list[BulkItem[int]] | None = None,
+        requests: int = 0,
+    ) -> None:
+        super().__init__(confirmed)
+        self.gone: list[int] = gone or []
+        self.not_found: list[int] = not_found or []
+        self.failed: list[BulkItem[int]] = failed or []
+        self.requests = requests
+        """HTTP requests the call spent."""
+
+    @property
+    def confirmed(self) -> list[int]:
+        """The ids an answer confirmed deleted (the list's own items), in input order."""
+        return list(self)
+
+    @property
+    def ok(self) -> bool:
+        """True when no chunk failed: every id is confirmed, gone or not found."""
+        return not self.failed
+
+    def __repr__(self) -> str:
+        return (
+            f"DeleteResult({list(self)!r}, gone={self.gone!r}, not_found={self.not_found!r}, "
+            f"failed={len(self.failed)}, requests={self.requests})"
+        )

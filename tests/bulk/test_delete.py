@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kayse_async import errors
-from kayse_async.models import BulkProgress
+from kayse_async.models import BulkProgress, DeleteResult
 from kayse_async.testing import Emulator
+from kayse_async.testing._faults import FaultInjector
 
 from .conftest import MakeClient, client_item
 
@@ -91,3 +92,48 @@ async def test_a_failed_chunk_raises_bulk_error_with_every_id(emu: Emulator, mak
     assert isinstance(result.items[0].error, errors.AuthenticationError)
     assert {item.status for item in result.items[500:]} == {"not_attempted"}
     assert result.requests == 1
+
+
+def first_attempt_lost_seed() -> int:
+    """A fault seed whose first request is 'lost' (applied, answer cut) and whose second is served."""
+    for seed in range(1000):
+        faults = FaultInjector(0.5, ["lost"], seed=seed)
+        if (faults.draw(), faults.draw()) == ("lost", None):
+            return seed
+    raise AssertionError("no seed found")
+
+
+async def test_ids_deleted_by_a_lost_attempt_are_reported_gone(emu: Emulator, make_client: MakeClient) -> None:
+    """First answer lost, the retry finds the cases gone: they are in .gone, never silently dropped."""
+    async with make_client(emu) as kayse:
+        ids = [c.id for c in (await kayse.cases.bulk_upsert(case_item(i) for i in range(5))).succeeded]
+        emu.set_faults(0.5, ["lost"], seed=first_attempt_lost_seed())
+        result = await kayse.cases.bulk_delete([*ids, 999_999])
+    assert emu.stats()["faults"]["lost"] == 1
+    assert emu.store.cases == {}
+    assert isinstance(result, DeleteResult)
+    assert result == []
+    assert result.confirmed == []
+    assert result.gone == [*ids, 999_999]
+    assert result.not_found == []
+    assert result.failed == []
+    assert result.ok
+    assert result.requests == 2
+
+
+async def test_the_confirmed_the_not_found_and_the_failed(emu: Emulator, make_client: MakeClient) -> None:
+    """Without a lost answer a missing id is not_found; a failed chunk is listed when asked not to raise."""
+    async with make_client(emu) as kayse:
+        ids = [c.id for c in (await kayse.cases.bulk_upsert(case_item(i) for i in range(3))).succeeded]
+        result = await kayse.cases.bulk_delete([ids[0], 999_999, ids[2]])
+        assert list(result) == [ids[0], ids[2]]
+        assert (result.confirmed, result.gone, result.not_found) == ([ids[0], ids[2]], [], [999_999])
+        assert "not_found=[999999]" in repr(result)
+        emu.set_faults(1.0, ["500"])
+        async with make_client(emu, max_retries=0) as failing:
+            failed = await failing.cases.bulk_delete([ids[1]], raise_on_error=False)
+    assert failed == []
+    assert not failed.ok
+    assert [(item.index, item.status) for item in failed.failed] == [(0, "uncertain")]
+    assert "deleting again is safe" in str(failed.failed[0].error)
+    assert ids[1] in emu.store.cases

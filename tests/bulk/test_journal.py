@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kayse_async import errors
+from kayse_async.models import BulkProgress
 from kayse_async.testing import Emulator
 
 from .conftest import MakeClient, client_item, client_items, stored_external_ids
@@ -62,17 +63,63 @@ async def test_a_longer_input_resumes_after_the_journaled_part(
     assert_each_stored_once(emu, 450)
 
 
-async def test_a_changed_input_is_refused(emu: Emulator, make_client: MakeClient, tmp_path: Path) -> None:
-    """An input whose items differ from the journaled ones is refused, naming the item, before any request."""
+async def test_a_stored_row_that_changed_is_refused_alone(
+    emu: Emulator, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """Rows stored by an earlier run and changed since are refused by input index; the rest resumes, no request."""
     journal = tmp_path / "job.journal"
     items = [client_item(i) for i in range(20)]
     async with make_client(emu) as kayse:
-        await kayse.clients.bulk_upsert(items, journal=journal)
+        first = await kayse.clients.bulk_upsert(items, journal=journal)
         items[3]["first_name"] = "Changed"
+        items[17]["email"] = "new@example.com"
         before = emu.stats()["requests"]
-        with pytest.raises(errors.ConfigurationError, match="input item 3 differs"):
-            await kayse.clients.bulk_upsert(items, journal=journal)
+        again = await kayse.clients.bulk_upsert(items, journal=journal, raise_on_error=False)
     assert emu.stats()["requests"] == before
+    assert [item.index for item in again.failures] == [3, 17]
+    for item in again.failures:
+        assert item.status == "rejected"
+        assert isinstance(item.error, errors.ValidationError)
+        assert item.error.field == f"clients[{item.index}]"
+        assert "changed since an earlier run of this job stored it" in str(item.error)
+    assert [c.id for c in again.succeeded] == [c.id for i, c in enumerate(first.succeeded) if i not in (3, 17)]
+    assert len(emu.store.clients) == 20
+
+
+async def test_a_row_refused_locally_then_fixed_is_sent_on_the_rerun(
+    emu: Emulator, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """Fix and rerun: a row refused by the local checks, fixed, is sent; the journaled rows cost nothing."""
+    journal = tmp_path / "job.journal"
+    items = [client_item(i) for i in range(30)]
+    items[7]["date_of_birth"] = "1990-02-31"
+    async with make_client(emu) as kayse:
+        first = await kayse.clients.bulk_upsert(items, chunk_size=10, journal=journal, raise_on_error=False)
+        assert [item.index for item in first.failures] == [7]
+        items[7]["date_of_birth"] = "1990-02-28"
+        again = await kayse.clients.bulk_upsert(items, chunk_size=10, journal=journal)
+    assert again.ok
+    assert again.requests == 1
+    assert again.items[7].value is not None
+    assert again.items[7].value.date_of_birth is not None
+    assert_each_stored_once(emu, 30)
+
+
+async def test_rows_refused_by_the_server_then_fixed_are_sent_on_the_rerun(
+    emu: Emulator, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """The culprit of a refused batch and its unsent mates are not journaled as stored: the fixed rerun sends them."""
+    journal = tmp_path / "job.journal"
+    items = [client_item(i) for i in range(30)]
+    items[12]["case_ids"] = [99_999]
+    async with make_client(emu) as kayse:
+        first = await kayse.clients.bulk_upsert(items, chunk_size=10, journal=journal, raise_on_error=False)
+        assert [item.index for item in first.failures] == list(range(10, 20))
+        del items[12]["case_ids"]
+        again = await kayse.clients.bulk_upsert(items, chunk_size=10, journal=journal)
+    assert again.ok
+    assert again.requests == 1
+    assert_each_stored_once(emu, 30)
 
 
 async def test_a_journal_of_another_route_is_refused(emu: Emulator, make_client: MakeClient, tmp_path: Path) -> None:
@@ -128,42 +175,53 @@ async def test_a_journal_in_use_is_refused(emu: Emulator, make_client: MakeClien
     assert result.ok
 
 
-async def test_lost_answers_are_resolved_by_a_rerun_without_duplicates(
+async def test_uncertain_rows_resolve_themselves_on_a_rerun(
     emu: Emulator, make_client: MakeClient, tmp_path: Path
 ) -> None:
-    """Batches stored but unanswered are uncertain; a rerun resends them as they were: none twice, none missing."""
+    """Lost answers (stored) and dropped requests (not stored): the rerun resolves every one, none stored twice."""
     journal = tmp_path / "job.journal"
     emu.set_faults(0.4, ["lost", "drop"], seed=3)
     async with make_client(emu, max_retries=0) as kayse:
         first = await kayse.clients.bulk_upsert(client_items(400), chunk_size=20, journal=journal, raise_on_error=False)
-        statuses = Counter(item.status for item in first.items)
-        assert statuses["uncertain"] > 0
-        assert statuses["succeeded"] > 0
-        emu.set_faults(0.0)
-        second = await kayse.clients.bulk_upsert(
-            client_items(400), chunk_size=20, journal=journal, raise_on_error=False
-        )
-    assert_each_stored_once(emu, 400)
-    again = Counter(item.status for item in second.items)
-    assert set(again) <= {"succeeded", "uncertain"}
-    # Those the first run did store come back uncertain ("most likely stored then"), the others are stored now.
-    for item in second.items:
-        if item.status == "uncertain":
-            assert "most likely stored then" in str(item.error), item.error
-            assert first.items[item.index].status == "uncertain"
-    third = None
+    faults = emu.stats()["faults"]
+    assert faults["lost"] > 0
+    assert faults["drop"] > 0
+    uncertain = [item.index for item in first.items if item.status == "uncertain"]
+    assert {item.status for item in first.items} == {"succeeded", "uncertain"}
+    assert len(uncertain) == 20 * (faults["lost"] + faults["drop"])
+    stored_by_first = {ext for ext in stored_external_ids(emu)}
+    emu.set_faults(0.0)
+    seen: list[BulkProgress] = []
     async with make_client(emu) as kayse:
-        third = await kayse.clients.bulk_upsert(client_items(400), chunk_size=20, journal=journal, raise_on_error=False)
-    assert [i.index for i in third.items if i.status == "succeeded"] == [
-        i.index for i in second.items if i.status == "succeeded"
-    ]
+        second = await kayse.clients.bulk_upsert(
+            client_items(400), chunk_size=20, journal=journal, progress=seen.append
+        )
+    assert second.ok
     assert_each_stored_once(emu, 400)
+    before = [item.index for item in second.items if item.resolved == "stored_before"]
+    now = [item.index for item in second.items if item.resolved == "stored_now"]
+    assert sorted(before + now) == uncertain
+    assert len(before) == 20 * faults["lost"]
+    assert len(now) == 20 * faults["drop"]
+    assert {f"ext-{i}" for i in before} <= stored_by_first
+    assert not {f"ext-{i}" for i in now} & stored_by_first
+    assert all(second.items[i].value is None for i in before)
+    assert all(second.items[i].value is not None for i in now)
+    assert (second.resolved_stored_before, second.resolved_stored_now) == (len(before), len(now))
+    assert (seen[-1].resolved_stored_before, seen[-1].resolved_stored_now) == (len(before), len(now))
+    # One request per batch resolved; the rest came from the journal.
+    assert second.requests == faults["lost"] + faults["drop"]
+    async with make_client(emu) as kayse:
+        third = await kayse.clients.bulk_upsert(client_items(400), chunk_size=20, journal=journal)
+    assert third.requests == 0
+    assert (third.resolved_stored_before, third.resolved_stored_now) == (0, 0)
+    assert third.ok
 
 
-async def test_cancelling_a_job_cancels_its_requests_and_keeps_the_journal_consistent(
+async def test_a_cancelled_job_resumes_with_nothing_lost_or_stored_twice(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
-    """A cancelled job leaves no task behind, journals only what completed, and a rerun finishes it exactly."""
+    """A job cancelled mid-flight leaves no task behind; the rerun stores every row once and resolves all."""
     journal = tmp_path / "job.journal"
     reached = asyncio.Event()
 
@@ -188,13 +246,14 @@ async def test_cancelling_a_job_cancels_its_requests_and_keeps_the_journal_consi
         assert kinds
         assert set(kinds) == {"sent"}
         await asyncio.sleep(0.5)  # let the server finish what it was doing
+        stored_at_cancel = len(emu.store.clients)
         emu.configure(latency_ms=0)
-        result = await kayse.clients.bulk_upsert(
-            client_items(500), chunk_size=100, journal=journal, raise_on_error=False
-        )
-        assert {item.status for item in result.items[200:]} == {"succeeded"}
-        assert set(Counter(item.status for item in result.items[:200])) <= {"succeeded", "uncertain"}
+        result = await kayse.clients.bulk_upsert(client_items(500), chunk_size=100, journal=journal)
+        assert result.ok
         assert_each_stored_once(emu, 500)
+        sent = sum(end - start for r in written if r["type"] == "sent" for start, end in r["idx"])
+        assert result.resolved_stored_before == stored_at_cancel
+        assert result.resolved_stored_before + result.resolved_stored_now == sent
 
 
 async def test_a_killed_job_resumed_with_its_journal_stores_each_item_once(
@@ -232,10 +291,9 @@ async def test_a_killed_job_resumed_with_its_journal_stores_each_item_once(
                 client_items(count), chunk_size=50, journal=journal, raise_on_error=False
             )
         assert_each_stored_once(emu, count)
-        assert set(Counter(item.status for item in result.items)) <= {"succeeded", "uncertain"}
-        # Everything journaled before the kill came back from the journal.
-        assert result.items[0].status == "succeeded"
-        assert all(item.status == "succeeded" for item in result.items[:done])
+        assert result.ok
+        # Everything journaled before the kill came back from the journal, with its object.
+        assert all(item.value is not None for item in result.items[:done])
 
 
 async def test_case_list_creates_without_an_outcome_are_never_sent_again(

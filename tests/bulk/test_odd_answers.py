@@ -110,10 +110,35 @@ async def test_a_503_after_retries_rejects_the_batch(mocked: Scripted) -> None:
 
 
 async def test_a_400_about_one_item_is_not_taken_for_a_size_limit(mocked: Scripted) -> None:
-    """'clients[1].last_name: too long' concerns an item: the batch is rejected, not split (one request)."""
+    """'clients[1].last_name: too long' concerns an item: it is rejected, its mates blame it, no split (one request)."""
     mocked.post(status=400, payload={"message": "too long", "field": "clients[1].last_name"})
     async with client(mocked) as kayse:
         result = await kayse.clients.bulk_upsert(client_items(4), raise_on_error=False)
     assert {item.status for item in result.items} == {"rejected"}
     assert len(mocked.batches) == 1
-    assert "clients[1].last_name" in str(result.items[0].error)
+    assert "clients[1].last_name" in str(result.items[1].error)
+    assert isinstance(result.items[0].error, errors.BatchRefusedError)
+    assert result.items[0].error.culprit == 1
+
+
+async def test_a_batch_refused_without_naming_an_item_is_halved_within_the_budget(mocked: Scripted) -> None:
+    """No item named: each half costs one request of the budget; a half still refused when it is spent says so."""
+    mocked.post(status=400, payload={"message": "something is wrong", "field": None})
+    mocked.post(payload={"clients": [{"id": 1}, {"id": 2}]})
+    mocked.post(status=400, payload={"message": "something is wrong", "field": None})
+    async with client(mocked) as kayse:
+        result = await kayse.clients.bulk_upsert(client_items(4), concurrency=1, raise_on_error=False, bisect_budget=2)
+    assert [item.status for item in result.items] == ["succeeded", "succeeded", "rejected", "rejected"]
+    assert [len(batch) for batch in mocked.batches] == [4, 2, 2]
+    assert "the bisection budget is spent" in str(result.items[2].error)
+    assert isinstance(result.items[2].error, errors.BadRequestError)
+
+
+async def test_without_a_budget_a_batch_refused_as_a_whole_is_rejected_as_it_came(mocked: Scripted) -> None:
+    """No item named and no budget: every item is rejected with the server's own error, one request spent."""
+    mocked.post(status=400, payload={"message": "something is wrong", "field": None})
+    async with client(mocked) as kayse:
+        result = await kayse.clients.bulk_upsert(client_items(3), raise_on_error=False)
+    assert {item.status for item in result.items} == {"rejected"}
+    assert str(result.items[0].error).endswith("something is wrong")
+    assert len(mocked.batches) == 1

@@ -66,21 +66,66 @@ async def test_invalid_items_are_rejected_locally_and_the_rest_go(emu: Emulator,
     assert "x3" not in stored_external_ids(emu)
 
 
-async def test_a_server_rejection_rejects_its_whole_batch_and_raises(emu: Emulator, make_client: MakeClient) -> None:
-    """Without bisection a refused batch is rejected whole, the error naming the culprit by input index."""
+async def test_a_server_rejection_blames_the_named_item_and_spares_its_mates(
+    emu: Emulator, make_client: MakeClient
+) -> None:
+    """Without bisection the culprit is rejected by input index; its mates say they were not stored because of it."""
     async with make_client(emu) as kayse:
         await kayse.clients.create(**client_item(15))
         with pytest.raises(errors.BulkError) as caught:
             await kayse.clients.bulk_upsert(client_items(30), chunk_size=10, concurrency=1)
     result = caught.value.result
     assert [item.index for item in result.failures] == list(range(10, 20))
-    error = result.failures[0].error
+    culprit = result.items[15]
+    assert culprit.status == "rejected"
+    assert isinstance(culprit.error, errors.BadRequestError)
+    assert isinstance(culprit.error.body, dict)
+    assert culprit.error.body["field"] == "clients[15].external_source_id"
+    assert "clients[15].external_source_id" in str(culprit.error)
+    for mate in result.items[10:15] + result.items[16:20]:
+        assert mate.status == "rejected"
+        assert isinstance(mate.error, errors.BatchRefusedError)
+        assert mate.error.culprit == 15
+        assert not hasattr(mate.error, "field")
+        assert "external_source_id" not in str(mate.error)
+        assert "because of item 15" in str(mate.error)
+    assert [item.status for item in result.items[:10] + result.items[20:]] == ["succeeded"] * 20
+    assert result.requests == 3
+    assert len(emu.store.clients) == 21
+
+
+async def test_a_bad_row_among_100_is_blamed_and_the_good_rows_stored(emu: Emulator, make_client: MakeClient) -> None:
+    """A row linking a missing case: with a budget its 99 mates are stored, and its error names its input index."""
+    items = [client_item(i) for i in range(100)]
+    items[42]["case_ids"] = [99_999]
+    async with make_client(emu) as kayse:
+        result = await kayse.clients.bulk_upsert(items, chunk_size=50, raise_on_error=False, bisect_budget=4)
+    assert [item.index for item in result.failures] == [42]
+    error = result.items[42].error
     assert isinstance(error, errors.BadRequestError)
     assert isinstance(error.body, dict)
-    assert error.body["field"] == "clients[15].external_source_id"
-    assert "clients[15].external_source_id" in str(error)
-    assert [item.status for item in result.items[:10] + result.items[20:]] == ["succeeded"] * 20
-    assert len(emu.store.clients) == 21
+    assert error.body["field"] == "clients[42].case_ids[0]"
+    assert "clients[42].case_ids[0]" in str(error)
+    assert result.requests == 3
+    assert len(emu.store.clients) == 99
+
+
+async def test_a_bad_row_in_a_later_chunk_is_named_by_its_input_index(emu: Emulator, make_client: MakeClient) -> None:
+    """The server names position 7 of the second chunk; the item is reported as clients[57], its mates blame 57."""
+    items = [client_item(i) for i in range(100)]
+    items[57]["case_ids"] = [99_999]
+    async with make_client(emu) as kayse:
+        result = await kayse.clients.bulk_upsert(items, chunk_size=50, raise_on_error=False)
+    error = result.items[57].error
+    assert isinstance(error, errors.BadRequestError)
+    assert isinstance(error.body, dict)
+    assert error.body["field"] == "clients[57].case_ids[0]"
+    assert "clients[7]" not in str(error)
+    mates = [item for item in result.failures if item.index != 57]
+    assert [item.index for item in mates] == [i for i in range(50, 100) if i != 57]
+    assert {type(item.error) for item in mates} == {errors.BatchRefusedError}
+    assert {item.error.culprit for item in mates if isinstance(item.error, errors.BatchRefusedError)} == {57}
+    assert len(emu.store.clients) == 50
 
 
 async def test_bisection_isolates_the_bad_items_and_stores_the_rest(emu: Emulator, make_client: MakeClient) -> None:
@@ -98,8 +143,10 @@ async def test_bisection_isolates_the_bad_items_and_stores_the_rest(emu: Emulato
     assert 1 < result.requests <= 1 + 10
 
 
-async def test_a_spent_bisection_budget_rejects_what_is_left(emu: Emulator, make_client: MakeClient) -> None:
-    """A budget of one request isolates one bad item; the remainder, still refused, is rejected and says why."""
+async def test_a_spent_bisection_budget_leaves_the_mates_blaming_the_culprit(
+    emu: Emulator, make_client: MakeClient
+) -> None:
+    """A budget of one request sends the mates of the first culprit again; the second culprit's mates blame it."""
     items = [client_item(i) for i in range(20)]
     items[2]["case_ids"] = [987_654]
     items[9]["case_ids"] = [987_655]
@@ -108,8 +155,10 @@ async def test_a_spent_bisection_budget_rejects_what_is_left(emu: Emulator, make
     assert result.requests == 2
     assert len(result.failures) == 20
     assert "clients[2].case_ids" in str(result.items[2].error)
-    assert "budget is spent" in str(result.items[0].error)
-    assert "clients[9].case_ids" in str(result.items[0].error)
+    assert "clients[9].case_ids" in str(result.items[9].error)
+    mates = [item for item in result.items if item.index not in (2, 9)]
+    assert {item.status for item in mates} == {"rejected"}
+    assert {item.error.culprit for item in mates if isinstance(item.error, errors.BatchRefusedError)} == {9}
     assert len(emu.store.clients) == 0
 
 

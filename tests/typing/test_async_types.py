@@ -35,7 +35,7 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     assert_type(case, models.Case)
     assert_type(await kayse.cases.get(1), models.Case)
     assert_type(await kayse.cases.bulk_upsert([]), models.BulkResult[models.Case])
-    assert_type(await kayse.cases.bulk_delete([1]), list[int])
+    assert_type(await kayse.cases.bulk_delete([1]), models.DeleteResult)
     assert_type(await kayse.cases.send_sms(case_id=1, client_id=2, message="m"), str)
     assert_type(await kayse.cases.send_email(case_id=1, client_id=2, subject="s", message="m"), str)
     assert_type(kayse.case_lists.list(), AsyncIterator[models.CaseList])
@@ -62,6 +62,14 @@ async def check_async_api(kayse: AsyncKayse) -> None:
     item = result.items[0]
     assert_type(item.error, errors.KayseError | None)
     assert_type(item.value, models.Client | None)
+    assert_type(item.resolved, models.Resolution | None)
+    assert_type(result.resolved_stored_before, int)
+    deleted = await kayse.cases.bulk_delete([1], raise_on_error=False)
+    assert_type(deleted.confirmed, list[int])
+    assert_type(deleted.gone, list[int])
+    assert_type(deleted.not_found, list[int])
+    assert_type(deleted.failed, list[models.BulkItem[int]])
+    assert_type(list(deleted), list[int])
 
 
 async def check_context_manager() -> None:

@@ -43,7 +43,7 @@ def check_sync_api(kayse: Kayse) -> None:
     assert_type(kayse.cases.get(1), models.Case)
     assert_type(kayse.cases.bulk_upsert([]), models.BulkResult[models.Case])
     assert_type(kayse.cases.bulk_upsert_iter([]), Generator[models.BulkItem[models.Case], None, None])
-    assert_type(kayse.cases.bulk_delete([1]), list[int])
+    assert_type(kayse.cases.bulk_delete([1]), models.DeleteResult)
     assert_type(kayse.cases.send_sms(case_id=1, client_id=2, message="m"), str)
     assert_type(kayse.cases.send_email(case_id=1, client_id=2, subject="s", message="m"), str)
     assert_type(kayse.case_lists.list(), Generator[models.CaseList, None, None])
