@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import enum
 import os
+from collections.abc import Callable
 from types import TracebackType
+from typing import Final
 
 import aiohttp
 
 from . import _defaults
+from ._resources._base import Resource
 from ._resources._calls import Calls
 from ._resources._campaigns import Campaigns
 from ._resources._case_lists import CaseLists
 from ._resources._cases import Cases
 from ._resources._clients import Clients
 from ._resources._metadata import Metadata
-from ._transport import Transport
+from ._transport import RetryEvent, Transport
 from ._wire.protocol import check_base_url
 from .errors import ConfigurationError
 from .models import QuotaSnapshot
@@ -31,6 +36,25 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+class Unchanged(enum.Enum):
+    """The type of :data:`UNCHANGED`."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED: Final = Unchanged.UNCHANGED
+"""The default of ``with_options``' arguments: keep the client's own value."""
+
+
+def _check_options(timeout: object, max_retries: object, max_wait: object) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+    if max_wait is not None and (isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or max_wait < 0):
+        raise ConfigurationError(f"max_wait must be None or a number of seconds >= 0, got {max_wait!r}")
 
 
 class AsyncKayse:
@@ -51,7 +75,9 @@ class AsyncKayse:
     for the key on every server on purpose (a proxy and the API it fronts).
     ``max_wait`` bounds, in seconds, how long a call waits for budget before
     ``errors.QuotaExhaustedError`` (default: no bound). An injected
-    ``session`` is used as is and never closed by the client.
+    ``session`` is used as is and never closed by the client. ``on_retry`` is
+    called with a :class:`RetryEvent` before each retry's wait (an error it
+    raises is logged, not raised).
     """
 
     def __init__(
@@ -66,6 +92,7 @@ class AsyncKayse:
         quota: Quota | None = None,
         session: aiohttp.ClientSession | None = None,
         max_wait: float | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
         quota_bucket: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(_defaults.ENV_API_KEY)
@@ -79,27 +106,20 @@ class AsyncKayse:
         calls_key = calls_api_key or os.environ.get(_defaults.ENV_CALLS_API_KEY) or key
         if any(c in calls_key for c in "\r\n\0"):
             raise ConfigurationError("calls_api_key must not contain line breaks")
-        self.base_url = check_base_url(
-            "base_url", base_url or os.environ.get(_defaults.ENV_BASE_URL) or _defaults.BASE_URL
-        )
-        self.calls_base_url = check_base_url(
+        base_url = check_base_url("base_url", base_url or os.environ.get(_defaults.ENV_BASE_URL) or _defaults.BASE_URL)
+        calls_base_url = check_base_url(
             "calls_base_url", calls_base_url or os.environ.get(_defaults.ENV_CALLS_BASE_URL) or _defaults.CALLS_BASE_URL
         )
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-        if max_wait is not None and (
-            isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or max_wait < 0
-        ):
-            raise ConfigurationError(f"max_wait must be None or a number of seconds >= 0, got {max_wait!r}")
+        _check_options(timeout, max_retries, max_wait)
         if quota is not None and not isinstance(quota, Quota):
             raise ConfigurationError("quota must implement kayse_async.quota.Quota")
+        if on_retry is not None and not callable(on_retry):
+            raise ConfigurationError("on_retry must be a callable taking a RetryEvent")
         if quota_bucket is not None and (not isinstance(quota_bucket, str) or not quota_bucket.strip()):
             raise ConfigurationError("quota_bucket must be None or a non-empty string")
         self._transport = Transport(
-            base_url=self.base_url,
-            calls_base_url=self.calls_base_url,
+            base_url=base_url,
+            calls_base_url=calls_base_url,
             api_key=key,
             calls_api_key=calls_key,
             timeout=float(timeout),
@@ -108,8 +128,13 @@ class AsyncKayse:
             max_wait=max_wait,
             user_agent=f"kayse-async/{_version()}",
             session=session,
+            on_retry=on_retry,
             quota_bucket=quota_bucket,
         )
+        self.base_url = base_url
+        """The base URL of the main routes (without a trailing slash or ``/v1``)."""
+        self.calls_base_url = calls_base_url
+        """The base URL of ``/v1/calls``."""
         self.clients = Clients(self._transport)
         """Clients: create, get, update, patch, delete, bulk_upsert, bulk_upsert_iter."""
         self.cases = Cases(self._transport)
@@ -131,6 +156,32 @@ class AsyncKayse:
     def quota(self) -> QuotaSnapshot:
         """What the SDK knows of the key's budget now (``limit``, ``remaining``, ``resets_at``); no request."""
         return self._transport.quota.snapshot(self._transport.bucket("main"))
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Unchanged = UNCHANGED,
+        max_retries: int | Unchanged = UNCHANGED,
+        max_wait: float | Unchanged | None = UNCHANGED,
+    ) -> AsyncKayse:
+        """A client that differs from this one only in the options given, for calls that need them.
+
+        It shares this client's session (connections), quota (budget), keys, base URLs and
+        ``on_retry`` hook; it costs no connection of its own. This client owns the session:
+        closing the derived client leaves it open (and only stops the derived client), while
+        closing this one closes it for every client derived from it.
+        """
+        transport = self._transport
+        timeout = transport.timeout if isinstance(timeout, Unchanged) else timeout
+        max_retries = transport.policy.max_retries if isinstance(max_retries, Unchanged) else max_retries
+        max_wait = transport.max_wait if isinstance(max_wait, Unchanged) else max_wait
+        _check_options(timeout, max_retries, max_wait)
+        derived = copy.copy(self)
+        derived._transport = transport.derive(timeout=float(timeout), max_retries=max_retries, max_wait=max_wait)
+        for name, value in vars(self).items():
+            if isinstance(value, Resource):
+                setattr(derived, name, type(value)(derived._transport))
+        return derived
 
     @property
     def closed(self) -> bool:

@@ -1,40 +1,34 @@
 """The transport: the only module that imports aiohttp's client.
 
-It owns the ``ClientSession``, draws one unit of budget from the quota for
-every attempt, applies the per-attempt time-out, and retries exactly what is
-safe to retry:
+A request goes down three named stages, one function each:
 
-- 429 and 503, and connection failures before anything was sent: always
-  (the server did not act on the request);
-- 500, time-outs and dropped connections after sending: only requests marked
-  ``idempotent`` (GET, PUT, DELETE, bulk_delete, bulk updates carrying ids),
-  never a create, an SMS, an email or a call, which could then happen twice.
+1. :meth:`Transport._attempt`: one HTTP exchange on one unit of budget (the lease, the send,
+   the body read within the cap, the lease settled whatever happens);
+2. :meth:`Transport._follow`: the attempts of one request along same-origin redirects;
+3. :meth:`Transport.request`: the retries, as the :class:`RetryPolicy` (plain data) decides,
+   each one logged and handed to the ``on_retry`` hook as a :class:`RetryEvent`. A create, an
+   SMS, an email or a call is never sent again once it may have reached the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from contextvars import ContextVar
-from typing import Any
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from aiohttp.connector import Connection
+import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
-from ._wire.protocol import (
-    CALLS_KEY_HEADER,
-    MAIN_KEY_HEADER,
-    Request,
-    Response,
-    decipher,
-    key_fingerprint,
-)
+from . import _defaults
+from ._wire.protocol import CALLS_KEY_HEADER, MAIN_KEY_HEADER, Request, Response, decipher, key_fingerprint
 from ._wire.ratelimit import RateLimitInfo, parse_rate_limit
 from .errors import (
     APIError,
@@ -49,10 +43,7 @@ from .quota._base import Lease, Quota, bucket_name
 
 logger = logging.getLogger("kayse_async")
 
-BACKOFF_BASE = 0.5
-"""Seconds: the first retry waits up to this long (full jitter), doubling each time."""
-BACKOFF_CAP = 30.0
-"""Seconds: no backoff is longer than this (a server's Retry-After may be)."""
+_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection, within the attempt's time-out."""
@@ -61,16 +52,67 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 POOL_SIZE = 100
 """Connections kept per client (aiohttp's pool)."""
 
-_RETRY_ALWAYS = frozenset({429, 503})
-_RETRY_IF_IDEMPOTENT = frozenset({500})
 
-Sleep = Callable[[float], Awaitable[None]]
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When a request is sent again, and after how long: plain data, read by the retry stage.
+
+    At most ``max_retries`` retries follow the first attempt; before retry ``n``, a random wait up
+    to ``min(wait_max, wait_initial * 2 ** (n - 1))`` s ("full jitter"), never shorter than the
+    ``Retry-After`` of an answer in ``always`` (but ``quota_waits``, whose wait the quota imposes).
+    ``always``: answers given without acting, retried for any request; ``if_idempotent``: retried
+    only for a request safe to repeat, as are a time-out and a connection lost after sending. A
+    connection that never opened is retried always, a certificate that failed never.
+    """
+
+    max_retries: int = _defaults.MAX_RETRIES
+    wait_initial: float = 0.5
+    wait_max: float = 30.0
+    always: frozenset[int] = frozenset({429, 503})
+    if_idempotent: frozenset[int] = frozenset({500})
+    quota_waits: frozenset[int] = frozenset({429})
+
+    def delay(self, exc: KayseError, request: Request, attempt: int, rng: random.Random) -> float | None:
+        """Seconds to wait after attempt number ``attempt`` failed with ``exc``; None: no retry."""
+        if attempt > self.max_retries:
+            return None
+        floor = 0.0
+        if isinstance(exc, APIError):
+            if exc.status in self.always:
+                floor = 0.0 if exc.status in self.quota_waits else exc.retry_after or 0.0
+            elif not (exc.status in self.if_idempotent and request.idempotent):
+                return None
+        elif (
+            isinstance(exc, TLSError)
+            or not isinstance(exc, TransportError)
+            or (exc.may_have_been_sent and not request.idempotent)
+        ):
+            return None
+        return max(floor, rng.uniform(0.0, min(self.wait_max, self.wait_initial * 2 ** (attempt - 1))))
+
+
+@attrs.frozen(kw_only=True)
+class RetryEvent:
+    """A retry about to happen, as handed to ``AsyncKayse(on_retry=...)`` before its wait.
+
+    ``method`` and ``url`` name the request (the URL never holds a key; the query string is left
+    out), ``attempt`` is the number of the attempt that failed (1 for the first), ``delay`` the
+    seconds before the next one (a wait for budget may come on top), ``reason`` what went wrong, as
+    text, and ``error`` the error itself (which holds no key either).
+    """
+
+    method: str
+    url: str
+    attempt: int
+    delay: float
+    reason: str
+    error: KayseError
 
 
 class _Endpoint:
     """A base URL with the key header that goes to it, and nowhere else."""
 
-    __slots__ = ("base", "bucket", "header", "headers", "key", "origin", "prefix", "root")
+    __slots__ = ("base", "bucket", "headers", "key", "origin", "prefix", "root")
 
     def __init__(self, base: str, header: str, key: str, quota_bucket: str | None = None) -> None:
         self.base = base
@@ -78,7 +120,6 @@ class _Endpoint:
         # whole URL string anew on every request (yarl caches only the last few hundred).
         self.root = URL(base)
         self.prefix = self.root.raw_path.rstrip("/")
-        self.header = header
         self.key = key
         self.bucket = bucket_name(base, key_fingerprint(key), quota_bucket)
         parts = urlsplit(base)
@@ -86,8 +127,39 @@ class _Endpoint:
         # Built once: aiohttp takes a CIMultiDict as it is, and copies it into each request.
         self.headers: CIMultiDict[str] = CIMultiDict({header: key, "Accept": "application/json"})
 
-    def __repr__(self) -> str:
-        return f"_Endpoint({self.base!r})"
+
+@attrs.frozen
+class _Route:
+    """How one host's requests go: the session, the headers each request adds, the proxy.
+
+    ``headers`` is None when the session carries the key header as a default (our sessions, no
+    proxy). Through a proxy the key goes with each request instead: aiohttp adds a session's
+    default headers to the ``CONNECT`` it sends the proxy, and the key must not travel there.
+    """
+
+    session: aiohttp.ClientSession
+    headers: Mapping[str, str] | None
+    proxy: URL | None = None
+    proxy_headers: Mapping[str, str] | None = None
+
+
+@attrs.define
+class _Pool:
+    """The sessions of a client and of the clients derived from it (``with_options``).
+
+    Built on first use inside the running loop, and closed by the client that made them; an
+    injected session is used for both hosts and never closed.
+    """
+
+    injected: aiohttp.ClientSession | None
+    routes: dict[str, _Route]
+    loop: asyncio.AbstractEventLoop | None = None
+    closed: bool = False
+
+
+def _client_timeout(timeout: float) -> aiohttp.ClientTimeout:
+    # A separate connect bound tells "never sent" (a connect time-out) from "maybe sent".
+    return aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout))
 
 
 class Transport:
@@ -106,33 +178,28 @@ class Transport:
         max_wait: float | None,
         user_agent: str,
         session: aiohttp.ClientSession | None = None,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
         quota_bucket: str | None = None,
     ) -> None:
         self._endpoints = {
             "main": _Endpoint(base_url, MAIN_KEY_HEADER, api_key, quota_bucket),
             "calls": _Endpoint(calls_base_url, CALLS_KEY_HEADER, calls_api_key, quota_bucket),
         }
-        self._secrets = tuple({api_key.encode(), calls_api_key.encode()})
-        # A separate connect bound tells "never sent" (a connect time-out) from "maybe sent".
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout))
-        self._max_retries = max_retries
+        self._secrets = tuple({api_key, calls_api_key})
+        self._secret_bytes = tuple(secret.encode() for secret in self._secrets)
+        self.timeout = timeout
+        self._timeout = _client_timeout(timeout)
+        self.policy = RetryPolicy(max_retries=max_retries)
         self.quota = quota
-        # A quota that can grant at once without a coroutine (MemoryQuota) is asked that first.
-        self._grant_now: Callable[..., Lease | None] | None = getattr(quota, "grant_now", None)
-        self._max_wait = max_wait
+        self.max_wait = max_wait
         self._user_agent = user_agent
-        self._session = session
-        self._calls_session: aiohttp.ClientSession | None = None
-        # Our own sessions tell us when a request goes out and carry the key headers as defaults.
-        self._owns_session = session is None
-        if session is not None:
-            _no_silent_resend(session)
-        self._sleep: Sleep = sleep or asyncio.sleep
-        self._rng = rng or random.Random()
+        routes = {host: _Route(session, ep.headers) for host, ep in self._endpoints.items()} if session else {}
+        self._pool = _Pool(session, routes)
+        self._owner = True
+        self._on_retry = on_retry
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._rng = random.Random()
         self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.requests_sent = 0
         """Attempts that reached the wire (or may have), over the transport's life."""
         self.quota_wait_seconds = 0.0
@@ -147,321 +214,314 @@ class Transport:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`aclose` ran."""
-        return self._closed
+        """True once :meth:`aclose` ran, or the transport this one was derived from closed its sessions."""
+        return self._closed or self._pool.closed
 
-    def _get_session(self, endpoint: _Endpoint) -> aiohttp.ClientSession:
-        """The session for ``endpoint``'s requests: ours (built on first use), or the injected one."""
-        if self._closed:
+    def derive(self, *, timeout: float, max_retries: int, max_wait: float | None) -> Transport:
+        """A transport with other options, sharing this one's sessions, quota, keys and hook.
+
+        It does not own the sessions: closing it leaves them open for the others.
+        """
+        derived = copy.copy(self)
+        derived.timeout, derived._timeout = timeout, _client_timeout(timeout)
+        derived.policy = attrs.evolve(self.policy, max_retries=max_retries)
+        derived.max_wait = max_wait
+        derived._owner, derived._closed = False, False
+        derived.requests_sent, derived.quota_wait_seconds = 0, 0.0
+        return derived
+
+    def _route(self, host: str) -> _Route:
+        """How ``host``'s requests go (the sessions are built on first use)."""
+        pool = self._pool
+        if self._closed or pool.closed:
             raise KayseError("this client is closed")
         loop = asyncio.get_running_loop()
-        if self._session is None:
-            # One session per host, sharing one connection pool: each carries its own key header as a
-            # default, so that no request pays for merging headers, and no key goes to the other host.
-            main, calls = self._endpoints["main"], self._endpoints["calls"]
-            connector = aiohttp.TCPConnector(limit=POOL_SIZE)
-            self._session = self._new_session(connector, main, owner=True)
-            self._calls_session = self._new_session(connector, calls, owner=False)
-            self._loop = loop
-        elif self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
+        if pool.loop is None:
+            pool.loop = loop
+            if pool.injected is None:
+                self._build_sessions()
+        elif pool.loop is not loop:
             raise KayseError(
                 "this client belongs to another event loop; create one client per loop "
                 "(or use the blocking Kayse client from threads)"
             )
-        if endpoint.header == CALLS_KEY_HEADER and self._calls_session is not None:
-            return self._calls_session
-        return self._session
+        return pool.routes[host]
 
-    def _new_session(
-        self, connector: aiohttp.TCPConnector, endpoint: _Endpoint, *, owner: bool
-    ) -> aiohttp.ClientSession:
-        headers = {"User-Agent": self._user_agent, **endpoint.headers}
-        session = aiohttp.ClientSession(
-            connector=connector,
-            connector_owner=owner,
-            timeout=self._timeout,
-            headers=headers,
-            raise_for_status=False,
-            request_class=_MarkingRequest,
-            # The API authenticates by header and sets no cookie: nothing to keep or send back.
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        _no_silent_resend(session)
-        return session
+    def _build_sessions(self) -> None:
+        # One session per host, sharing one connection pool: each carries its own key header as a
+        # default (unless proxied), so that no request pays for merging headers, and no key goes to the other host.
+        connector = aiohttp.TCPConnector(limit=POOL_SIZE)
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_headers_sent.append(_headers_sent)
+        for host, endpoint in self._endpoints.items():
+            proxy, proxy_headers = _env_proxy(endpoint.base)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                connector_owner=host == "main",
+                timeout=self._timeout,
+                headers={"User-Agent": self._user_agent, **(endpoint.headers if proxy is None else {})},
+                raise_for_status=False,
+                # The API authenticates by header and sets no cookie: nothing to keep or send back.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=[tracing],
+            )
+            self._pool.routes[host] = _Route(session, None if proxy is None else endpoint.headers, proxy, proxy_headers)
 
     async def aclose(self) -> None:
-        """Close the sessions if this transport created them; an injected one is left open."""
+        """Close the sessions if this transport built them; an injected or shared one is left open."""
         if self._closed:
             return
         self._closed = True
-        session, self._session = self._session, None
-        calls, self._calls_session = self._calls_session, None
-        if self._owns_session:
-            for each in (calls, session):
-                if each is not None and not each.closed:
-                    await each.close()
-
-    def _backoff(self, retry: int, floor: float | None = None) -> float:
-        delay = self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**retry)))
-        if floor is not None:
-            delay = max(delay, floor)
-        return delay
+        pool = self._pool
+        if self._owner and not pool.closed:
+            pool.closed = True
+            if pool.injected is None:
+                # The calls host's session first: the main one owns the shared connector.
+                for route in reversed(pool.routes.values()):
+                    if not route.session.closed:
+                        await route.session.close()
 
     async def request(self, request: Request, *, max_wait: float | None = None) -> Response:
-        """Send ``request`` (retrying what is safe to retry) and return its deciphered response.
+        """The retry stage: send ``request`` as the policy allows, and return its deciphered response.
 
-        ``max_wait`` bounds the wait for budget of each attempt (default: the
-        client's); past it, ``errors.QuotaExhaustedError`` is raised at once.
-
-        One attempt per turn of the loop, written out here rather than in a
-        function of its own: this is every request's path, and each coroutine
-        layer costs on every suspension.
+        ``max_wait`` bounds each attempt's wait for budget (default: the client's); past it,
+        ``errors.QuotaExhaustedError`` is raised at once. An error after retries says their count and time.
         """
-        endpoint = self._endpoints[request.host]
-        url = endpoint.base + request.path
-        target: str | URL = endpoint.root.with_path(endpoint.prefix + request.path)
-        wait_bound = self._max_wait if max_wait is None else max_wait
-        quota = self.quota
-        grant_now = self._grant_now
-        retry = 0
-        redirects = 0
+        wait_bound = self.max_wait if max_wait is None else max_wait
+        started = asyncio.get_running_loop().time()
+        attempt = 1
         uncertain = False
         while True:
             try:
-                session = self._get_session(endpoint)
-                lease: Lease | None = grant_now(endpoint.bucket, max_wait=wait_bound) if grant_now else None
-                if lease is None:
-                    waited_from = time.monotonic()
-                    try:
-                        lease = await quota.acquire(endpoint.bucket, max_wait=wait_bound, priority=retry > 0)
-                    finally:
-                        self.quota_wait_seconds += time.monotonic() - waited_from
-                # Exactly one of release() or sent()+complete() happens, whatever is cancelled where.
-                mark = _SendMark(lease)
-                if not self._owns_session:
-                    # A session we did not build has no hook to tell us when the request goes out: count it now.
-                    mark.sent()
-                debug = logger.isEnabledFor(logging.DEBUG)
-                started = time.perf_counter() if debug else 0.0
-                token = _SENDING.set(mark)
-                try:
-                    async with session.request(
-                        request.method,
-                        target,
-                        params=request.params,
-                        json=request.json,
-                        headers=_headers(request, endpoint.headers, owned=self._owns_session),
-                        allow_redirects=False,
-                        timeout=self._timeout,
-                    ) as resp:
-                        length = resp.content_length
-                        if length is None:
-                            body = await _read_capped(resp)
-                        elif length > MAX_RESPONSE_BYTES:
-                            raise _TooLarge
-                        else:
-                            body = await resp.read()
-                        status = resp.status
-                        resp_headers: Mapping[str, str] = resp.headers
-                except (aiohttp.ClientError, TimeoutError, _TooLarge) as exc:
-                    mark.settle()
-                    raise self._failure(exc, request, url, sent=mark.was_sent) from None
-                except BaseException:
-                    # Cancelled, or interrupted (Ctrl-C lands in whatever code runs the loop): settle, go up.
-                    mark.settle()
-                    raise
-                finally:
-                    _SENDING.reset(token)
-                    if mark.was_sent:
-                        self.requests_sent += 1
-                if not mark.was_sent:
-                    mark.sent()  # a response proves it, whatever the hook saw
-                body = self._redact(body)
-                if debug:
-                    elapsed_ms = (time.perf_counter() - started) * 1000
-                    logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, elapsed_ms)
-                info = parse_rate_limit(resp_headers, local_now=time.time())
-                mark.complete(info, status)
-                if 300 <= status < 400:
-                    raise self._redirect(status, resp_headers.get("Location"), url, endpoint, request)
-                response = decipher(status, resp_headers, body, method=request.method, url=url, rate_limit=info)
+                response = await self._follow(request, wait_bound, attempt > 1)
                 response.after_lost_answer = uncertain
                 return response
-            except NotFoundError as exc:
-                if uncertain and request.gone_ok_on_retry:
+            except (APIError, TransportError) as exc:
+                if uncertain and request.gone_ok_on_retry and isinstance(exc, NotFoundError):
                     # The attempt whose answer was lost did the work.
                     return Response(status=exc.status, data=None, rate_limit=RateLimitInfo())
-                raise
-            except _Redirect as hop:
-                redirects += 1
-                if redirects > MAX_REDIRECTS:
-                    raise APIError("too many redirects", status=hop.status, method=request.method, url=url) from None
-                url = target = hop.location
-                continue
-            except (APIError, TransportError) as exc:
-                floor = self._retry_floor(exc, request)
-                if floor is None or retry >= self._max_retries:
+                delay = self.policy.delay(exc, request, attempt, self._rng)
+                if delay is None:
+                    if attempt > 1:
+                        elapsed = asyncio.get_running_loop().time() - started
+                        exc.args = (f"{exc} (after {attempt} attempts over {elapsed:.1f} s)",)
                     raise
-                delay = self._backoff(retry, floor)
-                retry += 1
-                uncertain = uncertain or _may_have_applied(exc)
-                logger.info(
-                    "retrying %s %s in %.2f s (retry %d of %d) after %s",
-                    request.method,
-                    url,
-                    delay,
-                    retry,
-                    self._max_retries,
-                    _describe(exc),
+                # An answer that may have been lost after the request was applied.
+                uncertain |= exc.may_have_been_sent if isinstance(exc, TransportError) else exc.status == 500
+                self._retrying(
+                    RetryEvent(
+                        method=request.method, url=exc.url, attempt=attempt, delay=delay, reason=str(exc), error=exc
+                    )
                 )
+                attempt += 1
                 if delay > 0:
                     await self._sleep(delay)
 
-    def _retry_floor(self, exc: KayseError, request: Request) -> float | None:
-        """None when ``exc`` must not be retried; else the least wait before the retry."""
-        if isinstance(exc, APIError):
-            if exc.status == 429:
-                # The quota scheduler holds the next attempt until the window resets.
-                return 0.0
-            if exc.status in _RETRY_ALWAYS:
-                return exc.retry_after or 0.0
-            if exc.status in _RETRY_IF_IDEMPOTENT and request.idempotent:
-                return 0.0
-            return None
-        if isinstance(exc, TLSError):
-            return None
-        if isinstance(exc, TransportError) and (not exc.may_have_been_sent or request.idempotent):
-            return 0.0
-        return None
+    def _retrying(self, event: RetryEvent) -> None:
+        template = "retrying %s %s in %.2f s (retry %d of %d) after %s"
+        retries = self.policy.max_retries
+        logger.info(template, event.method, event.url, event.delay, event.attempt, retries, event.reason)
+        if self._on_retry is not None:
+            try:
+                self._on_retry(event)
+            except Exception:
+                logger.exception("on_retry hook failed")
+
+    async def _follow(self, request: Request, wait_bound: float | None, priority: bool) -> Response:
+        """The redirect stage: one attempt, then one more per same-origin redirect (each on its own unit of budget)."""
+        endpoint = self._endpoints[request.host]
+        url = endpoint.base + request.path
+        target: str | URL = endpoint.root.with_path(endpoint.prefix + request.path)
+        status = 0
+        for _hop in range(MAX_REDIRECTS + 1):
+            status, resp_headers, body, info = await self._attempt(request, target, url, wait_bound, priority)
+            if not 300 <= status < 400:
+                return decipher(
+                    status, resp_headers, body, method=request.method, url=url, rate_limit=info, secrets=self._secrets
+                )
+            url = target = self._redirect(status, resp_headers, url, endpoint, request)
+        raise APIError("too many redirects", status=status, method=request.method, url=url)
+
+    async def _attempt(
+        self, request: Request, target: str | URL, url: str, wait_bound: float | None, priority: bool
+    ) -> tuple[int, Mapping[str, str], bytes, RateLimitInfo]:
+        """The attempt stage: one HTTP exchange on one unit of budget, settled whatever happens."""
+        route = self._route(request.host)
+        headers = self._headers(request) if request.headers else route.headers
+        waited_from = time.monotonic()
+        try:
+            lease = await self.quota.acquire(
+                self._endpoints[request.host].bucket, max_wait=wait_bound, priority=priority
+            )
+        finally:
+            self.quota_wait_seconds += time.monotonic() - waited_from
+        mark = _Mark(lease)
+        if self._pool.injected is not None:
+            mark.sent()  # a session we did not build has no hook to tell when the request goes out
+        debug = logger.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
+        try:
+            async with route.session.request(
+                request.method,
+                target,
+                params=request.params,
+                json=request.json,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._timeout,
+                proxy=route.proxy,
+                proxy_headers=route.proxy_headers,
+                middlewares=_NO_RESEND,
+                trace_request_ctx=None if self._pool.injected else mark,
+            ) as resp:
+                length = resp.content_length
+                if length is not None and length > MAX_RESPONSE_BYTES:
+                    raise _TooLarge
+                body = await resp.read() if length is not None else await _read_capped(resp)
+                status, resp_headers = resp.status, resp.headers
+        except BaseException as exc:
+            # No response: failed, cancelled, or interrupted (Ctrl-C lands in whatever code runs the loop).
+            mark.settle()
+            self.requests_sent += mark.was_sent
+            if isinstance(exc, aiohttp.ClientError | TimeoutError | _ConnectionLost | _TooLarge):
+                raise self._failure(exc, request, url, sent=mark.was_sent) from None
+            raise
+        if debug:
+            logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, (time.perf_counter() - started) * 1000)
+        info = parse_rate_limit(resp_headers, local_now=time.time())
+        mark.settle(info, status)
+        self.requests_sent += 1
+        return status, resp_headers, self._redact(body), info
+
+    def _headers(self, request: Request) -> CIMultiDict[str]:
+        """A request's extra headers under its host's key header: a key header among them is never sent.
+
+        The resources refuse such extras before sending; this is the transport's own guarantee.
+        """
+        extra = request.headers or {}
+        headers = CIMultiDict((name, value) for name, value in extra.items() if name.lower() not in _KEY_HEADERS)
+        headers.update(self._endpoints[request.host].headers)
+        return headers
 
     def _failure(self, exc: BaseException, request: Request, url: str, *, sent: bool) -> KayseError:
         """The SDK's error for an attempt that got no response; ``sent`` says whether the server may have it."""
-        method = request.method
-        if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
-            return TLSError(
-                f"TLS verification failed for {method} {url}: {_describe(exc)}",
-                method=method,
-                url=url,
-                may_have_been_sent=False,
-            )
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return ConnectError(
-                f"could not connect for {method} {url}: {_describe(exc)}",
-                method=method,
-                url=url,
-                may_have_been_sent=False,
-            )
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return ConnectError(
-                f"could not connect within {self._timeout.sock_connect} s for {method} {url}",
-                method=method,
-                url=url,
-                may_have_been_sent=False,
-            )
+        method, where = request.method, f"{request.method} {url}"
         if isinstance(exc, _TooLarge):
             return APIError(f"response larger than {MAX_RESPONSE_BYTES} bytes refused", method=method, url=url)
-        if isinstance(exc, TimeoutError):
-            return RequestTimeoutError(
-                f"no complete response within {self._timeout.total} s for {method} {url}",
-                method=method,
-                url=url,
-                may_have_been_sent=sent,
-            )
-        return ConnectError(
-            f"connection lost during {method} {url}: {_describe(exc)}", method=method, url=url, may_have_been_sent=sent
-        )
+        cls: type[TransportError] = ConnectError
+        if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+            cls, text, sent = TLSError, f"TLS verification failed for {where}: {_describe(exc)}", False
+        elif isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientHttpProxyError):
+            text, sent = f"could not connect for {where}: {_describe(exc)}", False
+        elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+            text, sent = f"could not connect within {self._timeout.sock_connect} s for {where}", False
+        elif isinstance(exc, TimeoutError):
+            cls, text = RequestTimeoutError, f"no complete response within {self._timeout.total} s for {where}"
+        else:
+            text = f"connection lost during {where}: {_describe(exc)}"
+        return cls(text, method=method, url=url, may_have_been_sent=sent)
 
     def _redact(self, body: bytes) -> bytes:
         """Blank out any API key a server echoes back, before the body reaches errors or models."""
-        for secret in self._secrets:
+        for secret in self._secret_bytes:
             if secret in body:
                 body = body.replace(secret, b"[redacted]")
         return body
 
     def _redirect(
-        self, status: int, location: str | None, url: str, endpoint: _Endpoint, request: Request
-    ) -> Exception:
+        self, status: int, headers: Mapping[str, str], url: str, endpoint: _Endpoint, request: Request
+    ) -> str:
+        """Where a redirect leads, or the APIError that refuses it."""
+        location, method = headers.get("Location"), request.method
         if not location:
-            return APIError(f"redirect {status} without a Location", status=status, method=request.method, url=url)
-        if request.method not in ("GET", "HEAD") and status not in (307, 308):
+            problem = f"redirect {status} without a Location"
+        elif method not in ("GET", "HEAD") and status not in (307, 308):
             # 301/302/303 turn a POST into a GET elsewhere; the request's effect is unknown: do not guess.
-            return APIError(
-                f"redirect {status} of a {request.method} not followed", status=status, method=request.method, url=url
-            )
-        target = urljoin(url, location)
-        parts = urlsplit(target)
-        if (parts.scheme, parts.hostname, parts.port) != endpoint.origin:
-            return APIError(
-                f"redirected to another host ({parts.hostname}); not followed, so that the API key is not sent there",
-                status=status,
-                method=request.method,
-                url=url,
-            )
-        return _Redirect(status, target)
+            problem = f"redirect {status} of a {method} not followed"
+        else:
+            target = urljoin(url, location)
+            parts = urlsplit(target)
+            if (parts.scheme, parts.hostname, parts.port) == endpoint.origin:
+                return target
+            problem = f"redirected to another host ({parts.hostname}): not followed, so the API key is not sent there"
+        raise APIError(problem, status=status, method=method, url=url)
 
 
-class _SendMark:
-    """Settles one attempt's lease: refunded if nothing went out, spent once it may have.
+class _Mark:
+    """Settles one attempt's lease: refunded if nothing went out, spent once the request may have.
 
-    Our own session's request class calls :meth:`sent` just before the request
-    is written, so a connection that never opened costs no budget.
+    Our sessions tell when the headers are written (the ``on_request_headers_sent`` trace signal,
+    the moment the quota keeps as the request's), so a connection that never opened, or an attempt
+    cancelled before writing, costs nothing. An injected session has no such hook: sent up front.
     """
 
-    __slots__ = ("done", "lease", "was_sent")
+    __slots__ = ("lease", "was_sent")
 
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
         self.was_sent = False
-        self.done = False
 
     def sent(self) -> None:
         if not self.was_sent:
             self.was_sent = True
             self.lease.sent()
 
-    def settle(self) -> None:
-        """No response came: spend the unit if the request may have gone out, else give it back."""
-        if self.done:
-            return
-        self.done = True
+    def settle(self, info: RateLimitInfo | None = None, status: int | None = None) -> None:
+        """Once, with the response's ``info`` and ``status`` (or none): spend the unit, or refund it."""
+        if status is not None:
+            self.sent()  # a response proves it, whatever the hook saw
         if self.was_sent:
-            self.lease.complete(None, None)
+            self.lease.complete(info, status)
         else:
             self.lease.release()
 
-    def complete(self, info: RateLimitInfo, status: int) -> None:
-        self.done = True
-        self.lease.complete(info, status)
+
+async def _headers_sent(_session: aiohttp.ClientSession, context: SimpleNamespace, _params: object) -> None:
+    mark = context.trace_request_ctx
+    if isinstance(mark, _Mark):
+        mark.sent()
 
 
-_SENDING: ContextVar[_SendMark | None] = ContextVar("kayse_async_sending", default=None)
-"""The attempt whose request the current task is about to write (read by ``_MarkingRequest``)."""
+class _ConnectionLost(Exception):
+    """The connection failed under a request that was opened: carried past aiohttp's own resend."""
 
 
-class _MarkingRequest(aiohttp.ClientRequest):
-    """aiohttp's request, which tells the attempt's ``_SendMark`` just before it is written.
+async def _no_resend(req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    """A client middleware: a connection that fails under a request becomes our own error.
 
-    ``send`` runs once a connection is open, so a connection that never opened
-    costs no budget. Cheaper than a TraceConfig, which runs aiohttp's whole
-    tracing machinery on every request.
+    aiohttp sends a GET, PUT or DELETE again by itself when the connection fails under it (a
+    kept-alive connection the server closed when idle): budget the quota never granted, outside
+    the retry rules, hiding that the first send may have been applied (a DELETE then meets a 404).
+    It resends only on its own connection errors, around its middlewares: ours passes it by, and
+    the retry stage decides. Given with each request, it also replaces an injected session's own
+    middlewares, which could resend too.
     """
-
-    def send(self, conn: Connection) -> Coroutine[Any, Any, aiohttp.ClientResponse]:  # pyright: ignore[reportIncompatibleMethodOverride]
-        # A plain function handing back aiohttp's coroutine, which the caller awaits at once:
-        # the mark is set when the write begins, without one more coroutine frame per request.
-        mark = _SENDING.get()
-        if mark is not None:
-            mark.sent()
-        return super().send(conn)
+    try:
+        return await handler(req)
+    except aiohttp.ClientConnectorError:
+        raise  # no connection: nothing was sent, and aiohttp does not resend these
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _ConnectionLost(_describe(exc)) from exc
 
 
-class _Redirect(Exception):
-    def __init__(self, status: int, location: str) -> None:
-        self.status = status
-        self.location = location
-        super().__init__(location)
+_NO_RESEND = (_no_resend,)
+
+
+def _env_proxy(base: str) -> tuple[URL | None, dict[str, str] | None]:
+    """The proxy the environment names for ``base`` (``HTTPS_PROXY``/``HTTP_PROXY``, unless ``NO_PROXY`` covers it).
+
+    The standard library's rules, which aiohttp's ``trust_env`` follows too, read once when the
+    sessions are built: ``trust_env`` reads them on every request in a worker thread (several
+    times a request's own CPU), and also sends credentials from ``~/.netrc`` to the API host.
+    Credentials in the proxy URL go to the proxy only, as ``Proxy-Authorization``.
+    """
+    parts = urlsplit(base)
+    raw = urllib.request.getproxies().get(parts.scheme)  # HTTPS_PROXY for https://, HTTP_PROXY for http://
+    if not raw or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None, None
+    proxy = URL(raw)
+    auth = aiohttp.BasicAuth.from_url(proxy)
+    return proxy.with_user(None), ({"Proxy-Authorization": auth.encode()} if auth else None)
 
 
 class _TooLarge(Exception):
@@ -480,35 +540,9 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def _no_silent_resend(session: aiohttp.ClientSession) -> None:
-    """Stop aiohttp from resending a GET, PUT or DELETE by itself when a kept-alive connection was closed.
-
-    That resend would spend budget the quota never granted and bypass the
-    retry rules; the transport's own retries cover the case. The attribute is
-    private to aiohttp (its own test client sets it); it is left alone if gone.
-    """
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
-
-
-def _headers(request: Request, keys: CIMultiDict[str], *, owned: bool) -> CIMultiDict[str] | None:
-    """The headers a request adds to the session's: the caller's extras, never replacing the key headers."""
-    if not request.headers:
-        return None if owned else keys
-    headers = CIMultiDict(request.headers)
-    headers.update(keys)
-    return headers
-
-
-def _may_have_applied(exc: KayseError) -> bool:
-    if isinstance(exc, TransportError):
-        return exc.may_have_been_sent
-    return isinstance(exc, APIError) and exc.status == 500
-
-
 def _describe(exc: BaseException) -> str:
     """A short description of an error that cannot hold request headers (and so no key)."""
-    if isinstance(exc, KayseError):
+    if isinstance(exc, KayseError | _ConnectionLost):
         return str(exc)
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]

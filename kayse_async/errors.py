@@ -33,6 +33,8 @@ import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .models import BulkResult
 
 __all__ = [
@@ -57,6 +59,9 @@ __all__ = [
     "ValidationError",
     "error_for_status",
 ]
+
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id")
+"""Response headers read, in this order, for ``APIError.request_id``."""
 
 
 class KayseError(Exception):
@@ -115,8 +120,11 @@ class APIError(KayseError):
 
     Attributes: ``status`` (the HTTP status), ``message`` (the server's message, or
     an excerpt of the body), ``body`` (the decoded JSON body, or the body's text
-    when it is not JSON, cut to a few kilobytes), ``method``, ``url``, and
-    ``retry_after`` (seconds the server asked to wait, from ``Retry-After``).
+    when it is not JSON or is long, cut to a few kilobytes), ``method``, ``url``,
+    ``retry_after`` (seconds the server asked to wait, from ``Retry-After``),
+    ``headers`` (the response headers, names in lower case, API keys blanked out)
+    and ``request_id`` (the server's id of the request, for its support, from the
+    first of ``REQUEST_ID_HEADERS`` it sent, else None; also shown in the message).
     """
 
     status: int = 0
@@ -130,6 +138,7 @@ class APIError(KayseError):
         method: str = "",
         url: str = "",
         retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if status is not None:
             self.status = status
@@ -138,7 +147,10 @@ class APIError(KayseError):
         self.body = body
         self.method = method
         self.url = url
-        super().__init__(f"{self.status} {method} {url}: {message}".replace("  ", " "))
+        self.headers = {name.lower(): value for name, value in (headers or {}).items()}
+        self.request_id = next((self.headers[n] for n in REQUEST_ID_HEADERS if self.headers.get(n)), None)
+        shown = f" (request id {self.request_id})" if self.request_id else ""
+        super().__init__(f"{self.status} {method} {url}: {message}{shown}".replace("  ", " "))
 
 
 class BadRequestError(APIError):

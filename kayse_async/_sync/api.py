@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from kayse_async import _bulk
+    from kayse_async._transport import RetryEvent
     from kayse_async._wire.fields import Mode
     from kayse_async._wire.params import (
         CampaignCreate,
@@ -504,6 +505,7 @@ class Kayse(KayseBase):
         quota: Quota | None = None,
         session: aiohttp.ClientSession | None = None,
         max_wait: float | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
         quota_bucket: str | None = None,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
@@ -517,6 +519,7 @@ class Kayse(KayseBase):
             quota=quota,
             session=session,
             max_wait=max_wait,
+            on_retry=on_retry,
             quota_bucket=quota_bucket,
             session_factory=session_factory,
         )

@@ -12,13 +12,13 @@ import hashlib
 import ipaddress
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from ..errors import APIError, ConfigurationError, RateLimitError, ResponseFormatError, error_for_status
+from ..errors import ConfigurationError, RateLimitError, ResponseFormatError, error_for_status
 from .converter import structure
 from .ratelimit import RateLimitInfo, parse_rate_limit
 
@@ -80,9 +80,16 @@ def is_loopback(host: str) -> bool:
 
 
 def check_base_url(name: str, url: str) -> str:
-    """Check a base URL: https, or http to a loopback host only. Returns it without a trailing slash."""
+    """Check a base URL: https, or http to a loopback host only.
+
+    Returns it without a trailing slash, and without a trailing ``/v1``: every route starts
+    with ``/v1``, so ``https://api.kayse.com/v1`` means ``https://api.kayse.com``.
+    """
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{name} must be a non-empty URL string")
+    if "://" not in url:
+        shown = f" in {url!r}" if "@" not in url else ""
+        raise ConfigurationError(f"{name}: missing http:// or https://{shown} (as in https://api.kayse.com)")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"{name} must be an http(s) URL with a host, got {parts.scheme or '?'}://...")
@@ -95,7 +102,8 @@ def check_base_url(name: str, url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"{name} must not have a query or fragment")
-    return url.rstrip("/")
+    path = parts.path.rstrip("/").removesuffix("/v1").rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
@@ -107,10 +115,23 @@ def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
 
 def _kept_body(raw: bytes) -> Any:
     """The body kept on an APIError: JSON when it parses, else text, cut to a few kilobytes."""
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return raw[:MAX_BODY_KEPT].decode("utf-8", "replace")
+    if len(raw) <= MAX_BODY_KEPT:
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            pass
+    return raw[:MAX_BODY_KEPT].decode("utf-8", "replace")
+
+
+def redacted_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
+    """Response headers for an error to carry: names in lower case, any API key in a value blanked out."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        for secret in secrets:
+            value = value.replace(secret, "[redacted]")
+        key = name.lower()
+        kept[key] = f"{kept[key]}, {value}" if key in kept else value
+    return kept
 
 
 def _resets_at(info: RateLimitInfo, local_now: float) -> dt.datetime | None:
@@ -160,13 +181,15 @@ def decipher(
     url: str,
     local_now: float | None = None,
     rate_limit: RateLimitInfo | None = None,
+    secrets: Iterable[str] = (),
 ) -> Response:
     """Turn an HTTP response into a :class:`Response`, or raise the typed error for it.
 
     A 2xx body must be JSON (an empty body reads as None); anything else
-    raises :class:`APIError` with an excerpt of the body. An error status
+    raises :class:`ResponseFormatError` with an excerpt of the body. An error status
     raises the error class pinned to it (``errors.error_for_status``) with the
-    server's message, or an excerpt of the body when it has none.
+    server's message, or an excerpt of the body when it has none. Errors carry
+    the response headers, with any of ``secrets`` (the API keys) blanked out.
     """
     info = rate_limit
     if info is None:
@@ -177,28 +200,31 @@ def decipher(
         try:
             data = _loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise APIError(
+            raise ResponseFormatError(
                 f"the response is not valid JSON: {excerpt(body)!r}",
                 status=status,
                 body=_kept_body(body),
                 method=method,
                 url=url,
+                headers=redacted_headers(headers, secrets),
             ) from None
         return Response(status=status, data=data, rate_limit=info)
     kept = _kept_body(body)
     message = _message_of(kept) or (excerpt(body) if body.strip() else "(empty body)")
     cls = error_for_status(status)
+    common: dict[str, Any] = {
+        "status": status,
+        "body": kept,
+        "method": method,
+        "url": url,
+        "retry_after": info.retry_after,
+        "headers": redacted_headers(headers, secrets),
+    }
     if cls is RateLimitError:
         raise RateLimitError(
-            message,
-            resets_at=_resets_at(info, time.time() if local_now is None else local_now),
-            status=status,
-            body=kept,
-            method=method,
-            url=url,
-            retry_after=info.retry_after,
+            message, resets_at=_resets_at(info, time.time() if local_now is None else local_now), **common
         )
-    raise cls(message, status=status, body=kept, method=method, url=url, retry_after=info.retry_after)
+    raise cls(message, **common)
 
 
 def format_error(detail: str, data: Any, *, method: str, url: str, status: int = 200) -> ResponseFormatError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from typing import Any
 from unittest.mock import MagicMock
@@ -11,7 +12,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from kayse_async import AsyncKayse, errors
+from kayse_async import AsyncKayse, RetryEvent, errors
+from kayse_async._transport import RetryPolicy
+from kayse_async._wire.protocol import Request
 
 from .conftest import BASE, CALLS, CALLS_KEY, KEY, RecordingQuota
 
@@ -198,7 +201,7 @@ async def test_an_interrupt_inside_the_request_settles_the_lease(
 
 async def test_a_malformed_success_body_is_a_clear_error(kayse: AsyncKayse, mocked: Any) -> None:
     mocked.get(f"{BASE}/v1/cases/9", status=200, body='{"id": 9, "name": ', content_type="application/json")
-    with pytest.raises(errors.APIError, match=re.escape('not valid JSON: \'{"id": 9, "name":')):
+    with pytest.raises(errors.ResponseFormatError, match=re.escape('not valid JSON: \'{"id": 9, "name":')):
         await kayse.cases.get(9)
 
 
@@ -234,10 +237,10 @@ async def test_the_own_session_is_closed_and_the_client_refuses_calls_after(quot
     mocked.get(f"{BASE}/v1/cases/9", payload={"id": 9})
     kayse = AsyncKayse(KEY, base_url=BASE, quota=quota)
     await kayse.cases.get(9)
-    session = kayse._transport._session
+    sessions = [route.session for route in kayse._transport._pool.routes.values()]
     await kayse.aclose()
-    assert session is not None
-    assert session.closed
+    assert len(sessions) == 2
+    assert all(session.closed for session in sessions)
     assert kayse.closed
     with pytest.raises(errors.KayseError, match="closed"):
         await kayse.cases.get(9)
@@ -281,3 +284,152 @@ async def test_a_base_url_with_a_path_keeps_it_before_every_route(mocked: Any, q
         await kayse.calls.schedule(campaign_id=3, case_id=5)
     assert len(sent(mocked, "GET", f"{BASE}/kayse/api/v1/clients/7")) == 1
     assert len(sent(mocked, "POST", f"{CALLS}/public/v1/calls")) == 1
+
+
+def _refused_error(*, sent: bool) -> errors.TransportError:
+    return errors.ConnectError("connection lost", method="POST", url=BASE, may_have_been_sent=sent)
+
+
+POLICY_TABLE: list[tuple[str, errors.KayseError, bool, float | None]] = [
+    # (case, error of attempt 1, idempotent request?, least delay before the retry; None: not retried)
+    ("429 create", errors.RateLimitError("slow", status=429, retry_after=9.0), False, 0.0),
+    ("503 create", errors.ServiceUnavailableError("down", status=503, retry_after=7.0), False, 7.0),
+    ("500 get", errors.InternalServerError("boom", status=500), True, 0.0),
+    ("500 create", errors.InternalServerError("boom", status=500), False, None),
+    ("404 get", errors.NotFoundError("gone", status=404), True, None),
+    ("400 create", errors.BadRequestError("bad", status=400), False, None),
+    ("never sent create", _refused_error(sent=False), False, 0.0),
+    ("lost after sending get", _refused_error(sent=True), True, 0.0),
+    ("lost after sending create", _refused_error(sent=True), False, None),
+    ("time-out create", errors.RequestTimeoutError("late", may_have_been_sent=True), False, None),
+    ("certificate", errors.TLSError("tls", may_have_been_sent=False), True, None),
+    ("no HTTP error at all", errors.QuotaExhaustedError("spent"), True, None),
+]
+
+
+@pytest.mark.parametrize(("case", "error", "idempotent", "least"), POLICY_TABLE, ids=[row[0] for row in POLICY_TABLE])
+def test_the_retry_policy_table(case: str, error: errors.KayseError, idempotent: bool, least: float | None) -> None:
+    """The policy, as data, retries exactly what cannot repeat an effect, and waits at least what the server asked."""
+    request = Request(method="GET" if idempotent else "POST", path="/v1/x", idempotent=idempotent)
+    delay = RetryPolicy().delay(error, request, 1, random.Random(case))
+    if least is None:
+        assert delay is None
+    else:
+        assert delay is not None
+        assert least <= delay <= max(least, 0.5)
+
+
+def test_the_retry_policy_backs_off_and_stops_at_max_retries() -> None:
+    """Full jitter under a doubling ceiling capped at wait_max, and no retry past max_retries."""
+    policy = RetryPolicy(max_retries=6, wait_initial=1.0, wait_max=5.0)
+    request = Request(method="GET", path="/v1/x", idempotent=True)
+    error = errors.InternalServerError("boom", status=500)
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (5, 5.0), (6, 5.0)]:
+        delays = [policy.delay(error, request, attempt, rng) for _ in range(200)]
+        assert all(d is not None and 0.0 <= d <= ceiling for d in delays)
+        assert max(d or 0.0 for d in delays) > ceiling * 0.9  # the whole range is used
+    assert policy.delay(error, request, 7, rng) is None
+
+
+async def test_on_retry_hears_every_retry_without_a_key(
+    quota: RecordingQuota, mocked: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each retry reaches on_retry with method, URL, attempt, delay and reason; a failing hook is only logged."""
+    caplog.set_level("INFO", logger="kayse_async")
+    events: list[RetryEvent] = []
+
+    def hook(event: RetryEvent) -> None:
+        events.append(event)
+        raise RuntimeError("a broken hook")
+
+    url = f"{BASE}/v1/clients/1"
+    mocked.get(url, status=503, headers={"Retry-After": "7"}, payload={"message": f"maintenance {KEY}"})
+    mocked.get(url, status=500, payload={"message": "boom"})
+    mocked.get(url, payload=CLIENT_JSON)
+    async with (
+        aiohttp.ClientSession() as session,
+        AsyncKayse(KEY, base_url=BASE, quota=quota, session=session, on_retry=hook) as kayse,
+    ):
+        kayse._transport._sleep = _no_sleep
+        assert (await kayse.clients.get(1)).id == 1
+    assert [(e.method, e.url, e.attempt) for e in events] == [("GET", url, 1), ("GET", url, 2)]
+    assert events[0].delay >= 7.0
+    assert 0.0 <= events[1].delay <= 1.0
+    assert "503" in events[0].reason
+    assert "maintenance [redacted]" in events[0].reason
+    assert isinstance(events[0].error, errors.ServiceUnavailableError)
+    assert isinstance(events[1].error, errors.InternalServerError)
+    assert all(KEY not in repr(e) for e in events)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["on_retry hook failed"] * 2
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "INFO" and r.name == "kayse_async"]
+    assert logged[0].startswith(f"retrying GET {url} in {events[0].delay:.2f} s (retry 1 of 3) after 503 GET")
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.mark.looptime
+async def test_an_error_after_retries_says_how_many_attempts_over_how_long(quota: RecordingQuota, mocked: Any) -> None:
+    """timeout=1.0 and four attempts timing out: the error says 4 attempts and the time they took, not just 1.0 s."""
+
+    async def hangs(url: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(1.0)  # the attempt's time-out, on the fast-forwarded clock
+        raise TimeoutError
+
+    for _ in range(4):
+        mocked.get(f"{BASE}/v1/clients/1", callback=hangs)
+    async with (
+        aiohttp.ClientSession() as session,
+        AsyncKayse(KEY, base_url=BASE, quota=quota, session=session, timeout=1.0) as kayse,
+    ):
+        kayse._transport._rng = random.Random(3)
+        rng = random.Random(3)
+        backoffs = [rng.uniform(0.0, 0.5 * 2**n) for n in range(3)]
+        with pytest.raises(errors.RequestTimeoutError) as info:
+            await kayse.clients.get(1)
+    message = str(info.value)
+    assert "no complete response within 1.0 s" in message
+    assert f"(after 4 attempts over {4 * 1.0 + sum(backoffs):.1f} s)" in message
+    assert 4.0 < 4 * 1.0 + sum(backoffs) < 8.0
+
+
+async def test_extra_headers_are_sent_and_never_replace_the_key(kayse: AsyncKayse, mocked: Any) -> None:
+    """A request's extra headers go out with it; a key header among them is dropped, whatever its case or host."""
+    mocked.get(f"{BASE}/v1/clients/1", payload=CLIENT_JSON)
+    mocked.get(f"{BASE}/v1/clients/1", payload=CLIENT_JSON)
+    transport = kayse._transport
+    await transport.request(Request(method="GET", path="/v1/clients/1", headers={"X-Trace": "abc"}))
+    extra = {"x-api-key": "other", "X-Public-Api-Key": "other", "X-Trace": "def"}
+    await transport.request(Request(method="GET", path="/v1/clients/1", headers=extra))
+    first, second = (call.kwargs["headers"] for call in sent(mocked, "GET", f"{BASE}/v1/clients/1"))
+    assert (first["X-Trace"], first["X-API-KEY"]) == ("abc", KEY)
+    assert second.getall("X-API-KEY") == [KEY]
+    assert "X-Public-Api-Key" not in second
+    assert second["X-Trace"] == "def"
+
+
+async def test_an_api_error_carries_the_headers_redacted_and_the_request_id(kayse: AsyncKayse, mocked: Any) -> None:
+    """A 404 with X-Request-Id: .request_id, shown in the message; .headers kept with the echoed key blanked out."""
+    mocked.get(
+        f"{BASE}/v1/cases/9",
+        status=404,
+        headers={"X-Request-Id": "req-42", "X-Echo": f"key={KEY}"},
+        payload={"message": "case not found"},
+    )
+    with pytest.raises(errors.NotFoundError) as info:
+        await kayse.cases.get(9)
+    error = info.value
+    assert error.request_id == "req-42"
+    assert "request id req-42" in str(error)
+    assert error.headers["x-request-id"] == "req-42"
+    assert error.headers["x-echo"] == "key=[redacted]"
+    assert KEY not in repr(vars(error))
+
+
+@pytest.mark.parametrize("name", ["X-Request-Id", "Request-Id", "X-Amzn-RequestId", "X-Correlation-Id"])
+def test_each_documented_request_id_header_is_read(name: str) -> None:
+    """Every header of REQUEST_ID_HEADERS gives .request_id, whatever its case; none gives None."""
+    assert errors.APIError("x", status=500, headers={name.upper(): "id-1"}).request_id == "id-1"
+    assert errors.APIError("x", status=500, headers={"X-Other": "id-1"}).request_id is None

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any, assert_type
 
-from kayse_async import AsyncKayse, errors, models
+from kayse_async import AsyncKayse, RetryEvent, errors, models
 
 
 async def check_async_api(kayse: AsyncKayse) -> None:
@@ -75,3 +75,19 @@ async def check_async_api(kayse: AsyncKayse) -> None:
 async def check_context_manager() -> None:
     async with AsyncKayse("k") as kayse:
         assert_type(kayse, AsyncKayse)
+
+
+def check_options_and_errors(kayse: AsyncKayse, error: errors.APIError) -> None:
+    def hook(event: RetryEvent) -> None:
+        assert_type(event.attempt, int)
+        assert_type(event.delay, float)
+        assert_type(event.error, errors.KayseError)
+
+    AsyncKayse("k", on_retry=hook)
+    assert_type(kayse.with_options(timeout=5.0), AsyncKayse)
+    assert_type(kayse.with_options(max_retries=0, max_wait=None), AsyncKayse)
+    kayse.with_options(timeout="5")  # type: ignore[arg-type]
+    kayse.with_options(5.0)  # type: ignore[call-arg]
+    assert_type(error.headers, dict[str, str])
+    assert_type(error.request_id, str | None)
+    assert_type(errors.ResponseFormatError("m", status=200), errors.ResponseFormatError)
