@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from types import TracebackType
@@ -11,7 +13,7 @@ from typing import Any, Self
 
 import aiohttp
 
-from .._client import AsyncKayse
+from .._client import UNCHANGED, AsyncKayse, Unchanged
 from ..errors import ConfigurationError
 from ..models import QuotaSnapshot
 from .portal import Portal
@@ -37,6 +39,20 @@ async def _open(
 
 async def _quota_of(client: AsyncKayse) -> QuotaSnapshot:
     return client.quota
+
+
+class _WithOptions:
+    """``client.with_options(**options)``, made once per client on the portal's loop (a forked child makes its own)."""
+
+    def __init__(self, options: Callable[[AsyncKayse], AsyncKayse]) -> None:
+        self.options = options
+        self.made: weakref.WeakKeyDictionary[AsyncKayse, AsyncKayse] = weakref.WeakKeyDictionary()
+
+    def __call__(self, client: AsyncKayse) -> AsyncKayse:
+        derived = self.made.get(client)
+        if derived is None:
+            derived = self.made[client] = self.options(client)
+        return derived
 
 
 class SyncResource:
@@ -76,7 +92,7 @@ class KayseBase:
         make = partial(AsyncKayse, *args, **kwargs)
         # Built once here, outside any loop, only to check the arguments now rather than at the
         # first call; the client that serves calls is built inside the portal's loop.
-        probe = make()
+        probe = self._probe = make()
         self.base_url = probe.base_url
         self.calls_base_url = probe.calls_base_url
         self._portal: Portal[AsyncKayse] = Portal(partial(_open, make, session_factory))
@@ -94,6 +110,28 @@ class KayseBase:
     def closed(self) -> bool:
         """True once the client is closed."""
         return self._portal.closed
+
+    def with_options(
+        self,
+        *,
+        timeout: float | Unchanged = UNCHANGED,
+        max_retries: int | Unchanged = UNCHANGED,
+        max_wait: float | Unchanged | None = UNCHANGED,
+    ) -> Self:
+        """A client that differs from this one only in the options given, for calls that need them.
+
+        It shares this client's loop thread, session (connections), quota (budget), keys, base
+        URLs and ``on_retry`` hook. Closing the derived client only stops it; closing this one
+        closes the session and the loop for every client derived from it.
+        """
+        options = partial(AsyncKayse.with_options, timeout=timeout, max_retries=max_retries, max_wait=max_wait)
+        derived = copy.copy(self)
+        derived._probe = options(self._probe)  # checks the options here, in the caller
+        derived._portal = self._portal.view(_WithOptions(options))
+        for name, value in vars(self).items():
+            if isinstance(value, SyncResource):
+                setattr(derived, name, type(value)(derived._portal))
+        return derived
 
     @property
     def portal_thread(self) -> threading.Thread | None:

@@ -214,19 +214,35 @@ class Portal(Generic[C]):
 
     ``open_client`` opens the client inside the loop (again in a forked child).
     Resources and iterators hold the portal, so its thread lives while any of them does.
+    A view (:meth:`view`) runs its calls on the same loop, on a client derived from that one.
     """
 
-    __slots__ = ("__weakref__", "_core")
+    __slots__ = ("__weakref__", "_closed", "_core", "_derive", "_owner")
 
     def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
         self._core = _Core(open_client)
+        self._derive: Callable[[C], C] | None = None
+        self._owner: Portal[C] | None = None
+        self._closed = False
         _cores.add(self._core)
         weakref.finalize(self, self._core.finalize)
 
+    def view(self, derive: Callable[[C], C]) -> Portal[C]:
+        """A portal whose calls go to ``derive(client)`` (called on the loop) instead of the client itself.
+
+        It shares this portal's loop and thread, and keeps this portal alive; closing it
+        closes only the view.
+        """
+        view: Portal[C] = Portal.__new__(Portal)
+        view._core, view._owner, view._closed = self._core, self, False
+        parent = self._derive
+        view._derive = derive if parent is None else lambda client: derive(parent(client))
+        return view
+
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` ran."""
-        return self._core.closed
+        """True once :meth:`close` ran (on this view, or on the portal it was made from)."""
+        return self._closed or self._core.closed
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -235,14 +251,26 @@ class Portal(Generic[C]):
         return running.thread if running is not None else None
 
     def close(self) -> None:
-        """Cancel the calls still running, close the client on its loop, stop the loop and join its thread."""
-        self._core.close()
+        """Cancel the calls still running, close the client on its loop, stop the loop and join its thread.
+
+        On a view: only the view is closed; its further calls raise ``KayseError``.
+        """
+        if self._owner is None:
+            self._core.close()
+        self._closed = True
+
+    def _on(self, client: C, attr: str | None) -> Any:
+        if self._closed:
+            raise KayseError(_CLOSED)
+        if self._derive is not None:
+            client = self._derive(client)
+        return client if attr is None else getattr(client, attr)
 
     def call(
         self, attr: str | None, func: Callable[Concatenate[Any, P], Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Await ``func(client.<attr>, *args, **kwargs)`` on the loop and return its result."""
-        result: T = self._core.run(lambda client: func(_target(client, attr), *args, **kwargs))
+        result: T = self._core.run(lambda client: func(self._on(client, attr), *args, **kwargs))
         return result
 
     def iterate(
@@ -259,12 +287,8 @@ class Portal(Generic[C]):
         the first ``next()``. Closing the generator (breaking out of a ``for``
         loop drops it) closes the async iterator on the loop.
         """
-        iterator: AsyncIterator[T] = self._core.run(lambda client: func(_target(client, attr), *args, **kwargs))
+        iterator: AsyncIterator[T] = self._core.run(lambda client: func(self._on(client, attr), *args, **kwargs))
         return _walk(self, self._core.running, iterator)
-
-
-def _target(client: Any, attr: str | None) -> Any:
-    return client if attr is None else getattr(client, attr)
 
 
 def _walk(portal: Portal[Any], running: _Running[Any] | None, iterator: AsyncIterator[T]) -> Generator[T, None, None]:

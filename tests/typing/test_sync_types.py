@@ -31,6 +31,9 @@ def check_sync_api(kayse: Kayse) -> None:
     kayse.clients.get("1")  # type: ignore[arg-type]
     kayse.clients.bulk_upsert([], chunk=5)  # type: ignore[call-arg]
     assert_type(kayse.clients.get(1), models.Client)
+    assert_type(kayse.with_options(timeout=5.0), Kayse)
+    assert_type(kayse.with_options(max_retries=0, max_wait=None).clients.get(1), models.Client)
+    kayse.with_options(timeout="5")  # type: ignore[arg-type]
     assert_type(kayse.clients.update(1, city="X"), models.Client)
     assert_type(kayse.clients.patch(1, city="X"), models.Client)
     assert_type(kayse.clients.delete(1), None)
