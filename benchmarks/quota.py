@@ -18,8 +18,18 @@ bucket plus its refill, limit + limit x duration / period, for the token
 bucket), 429s received, and the p95 of the time a call took (waiting for
 budget included).
 
+``--defaults``: the SDK as a user meets it, ``AsyncKayse(key, base_url=...)``
+with no quota argument (its prior: 500 an hour), against emulators of each
+window mode at periods of 2 s and 10 s, with 1, 16 and 64 callers, every cell
+side by side with an emulator of its own; then ``--processes`` processes
+through ``RedisQuota(url)`` (no limit or period given either) on one emulator
+per mode. Per cell: budget use, 429s, and the longest time a caller waited,
+with nothing of its own on the wire and room at the server, past the
+server's last announced Reset (+ the scheduler's margin), sampled every 5 ms.
+
     python benchmarks/quota.py                      # full: 6 windows of 5 s, every mode
     python benchmarks/quota.py --windows 2 --period 2 --modes fixed
+    python benchmarks/quota.py --defaults           # about 4 minutes; --duration 20 for a quick look
 """
 
 from __future__ import annotations
@@ -42,9 +52,9 @@ from _common import environment, table
 from aiolimiter import AsyncLimiter
 
 from kayse_async import AsyncKayse, errors
-from kayse_async.quota import MemoryQuota, RedisQuota
+from kayse_async.quota import MemoryQuota, RedisQuota, default_quota
 from kayse_async.testing import Emulator
-from kayse_async.testing._ratelimit import WINDOWS, Window
+from kayse_async.testing._ratelimit import WINDOWS, Decision, RateLimiter, Window
 
 KEY = "bench-key"
 SCRIPT = os.path.abspath(__file__)
@@ -162,6 +172,141 @@ async def one_mode(mode: Window, args: argparse.Namespace) -> list[tuple[str, Re
     return list(zip(["kayse_async", "aiolimiter + aiohttp", "naive retry-on-429"], results, strict=True))
 
 
+@dataclass
+class Cell:
+    """One --defaults run: what was served, refused, and the longest idle wait past the server's Reset."""
+
+    served: int = 0
+    rate_limited: int = 0
+    beyond_reset: float = 0.0
+
+
+def has_room(limiter: RateLimiter, key: str, now: float) -> bool:
+    """Whether the emulator's limiter would accept a request of ``key`` at ``now`` (nothing spent)."""
+    if limiter.window == "fixed":
+        start, count = limiter._fixed.get(key, (now, 0))
+        return now >= start + limiter.period or count < limiter.limit
+    if limiter.window == "sliding":
+        log = limiter._logs.get(key, ())
+        return sum(1 for t in log if t > now - limiter.period) < limiter.limit
+    tokens, last = limiter._buckets.get(key, (float(limiter.limit), now))
+    return tokens + (now - last) * limiter.limit / limiter.period >= 1.0 - 1e-9
+
+
+async def defaults_cell(mode: Window, period: float, workers: int, args: argparse.Namespace) -> Cell:
+    """``workers`` callers through ``AsyncKayse`` with no quota argument, against one emulator of ``mode``."""
+    loop = asyncio.get_running_loop()
+    cell = Cell()
+    async with Emulator(api_key=KEY, limit=args.limit, period=period, window=mode) as emu:
+        limiter = emu.service.limiter
+        assert limiter is not None
+        said: list[float] = []  # when the client last heard the server's budget grows next
+        last: list[Decision] = []
+        hit = limiter.hit
+
+        def recording_hit(key: str) -> Decision:
+            decision = hit(key)
+            last[:] = [decision]
+            return decision
+
+        limiter.hit = recording_hit  # type: ignore[method-assign]
+        async with AsyncKayse(KEY, base_url=emu.url, calls_base_url=emu.url) as kayse:
+            bucket = kayse._transport.bucket("main")
+
+            async def call() -> bool:
+                try:
+                    await kayse.metadata.objects()
+                except errors.KayseError:
+                    return False
+                finally:
+                    # The newest answer's Reset, from the moment the client has it.
+                    if last:
+                        said[:] = [loop.time() + last[0].reset_seconds]
+                return True
+
+            async def sample() -> None:
+                # Idle with room: callers in the scheduler's line, nothing of ours granted or on the wire,
+                # room at the server, and the server's newest Reset (+ the margin) past.
+                while True:
+                    await asyncio.sleep(0.005)
+                    now = loop.time()
+                    entry = default_quota()._buckets.get(bucket)
+                    if not said or entry is None or not entry.waiters:
+                        continue
+                    state = entry.state
+                    if state.reserved + state.in_flight == 0 and has_room(limiter, KEY, now):
+                        cell.beyond_reset = max(cell.beyond_reset, now - (said[0] + state.margin))
+
+            sampler = asyncio.create_task(sample())
+            result = Result()
+            await saturate(call, workers, args.duration, result)
+            sampler.cancel()
+        cell.served = result.served
+        cell.rate_limited = emu.stats()["rate_limited"]
+    return cell
+
+
+async def defaults_child(args: argparse.Namespace) -> None:
+    """One of the processes on RedisQuota with its defaults: waits for the common start, then saturates."""
+    quota = RedisQuota(args.redis_url, key_prefix=args.key_prefix)
+    await asyncio.sleep(max(0.0, args.start_at - time.time()))
+    result = await run_kayse(args.url, args, quota, args.duration)
+    await quota.aclose()
+    print(json.dumps({"served": result.served}))
+
+
+async def defaults_redis(mode: Window, period: float, args: argparse.Namespace) -> Cell:
+    """``args.processes`` processes, 16 callers each, on one emulator through RedisQuota with no limit or period."""
+    async with Emulator(api_key=KEY, limit=args.limit, period=period, window=mode) as emu:
+        start_at = time.time() + 3.0
+        prefix = f"kayse:bench:{uuid.uuid4().hex[:8]}:"
+        command = [sys.executable, SCRIPT, "--defaults-child", "--url", emu.url, "--redis-url", args.redis_url]
+        command += ["--key-prefix", prefix, "--start-at", str(start_at), "--duration", str(args.duration)]
+        command += ["--workers", "16"]
+        procs = [await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE) for _ in range(args.processes)]
+        outputs = await asyncio.gather(*(p.communicate() for p in procs))
+        cell = Cell(rate_limited=emu.stats()["rate_limited"])
+    cell.served = sum(json.loads(out.decode().strip().splitlines()[-1])["served"] for out, _ in outputs)
+    return cell
+
+
+async def defaults(args: argparse.Namespace) -> None:
+    """The --defaults table: every mode, period and concurrency side by side, then the Redis processes."""
+    modes: list[Window] = args.modes
+    rows: list[list[str]] = []
+
+    def add(name: str, mode: str, period: float, cell: Cell, beyond: bool = True) -> None:
+        # Windows open one after another (a perfect client starts one each period); a bucket refills all along.
+        best = (
+            args.limit * (1 + args.duration / period)
+            if mode == "token"
+            else args.limit * math.ceil(args.duration / period)
+        )
+        beyond_text = f"{cell.beyond_reset:.2f}" if beyond else "-"
+        rows.append([name, f"{100.0 * cell.served / best:.1f}%", str(cell.rate_limited), beyond_text])
+        print(f"{name:40} served {cell.served} 429s {cell.rate_limited}", file=sys.stderr, flush=True)
+
+    for period in (2.0, 10.0):
+        plan = [(mode, workers) for mode in modes for workers in (1, 16, 64)]
+        cells = await asyncio.gather(*(defaults_cell(mode, period, workers, args) for mode, workers in plan))
+        for (mode, workers), cell in zip(plan, cells, strict=True):
+            add(f"{mode}, {period:g} s, {workers} callers", mode, period, cell)
+    if args.processes > 0:
+        if redis_reachable(args.redis_url):
+            for period in (2.0, 10.0):
+                cells = await asyncio.gather(*(defaults_redis(mode, period, args) for mode in modes))
+                for mode, cell in zip(modes, cells, strict=True):
+                    add(f"{mode}, {period:g} s, {args.processes} processes (Redis)", mode, period, cell, beyond=False)
+        else:
+            print(f"no redis-server at {args.redis_url}: the shared-key runs are left out", file=sys.stderr)
+    print(
+        f"AsyncKayse with no quota argument; emulator limit {args.limit} per period; runs of {args.duration:g} s; "
+        f"{environment(['kayse-async', 'aiohttp', 'redis'])}"
+    )
+    print()
+    print(table(["window, period, callers", "budget use", "429s", "beyond Reset (s)"], rows))
+
+
 async def child(args: argparse.Namespace) -> None:
     """One of the processes sharing a key through Redis: waits for the common start, then saturates."""
     quota = RedisQuota(args.redis_url, limit=args.limit, period=args.period, key_prefix=args.key_prefix)
@@ -276,7 +421,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url", default=os.environ.get("KAYSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), help="Redis URL"
     )
+    parser.add_argument("--defaults", action="store_true", help="the SDK with no quota argument (see above)")
+    parser.add_argument("--duration", type=float, default=80.0, help="--defaults: seconds per run (default 80)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--defaults-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--key-prefix", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
@@ -287,5 +435,11 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.child:
         asyncio.run(child(arguments))
+    elif arguments.defaults_child:
+        asyncio.run(defaults_child(arguments))
+    elif arguments.defaults:
+        if "--limit" not in sys.argv:
+            arguments.limit = 20
+        asyncio.run(defaults(arguments))
     else:
         asyncio.run(main(arguments))

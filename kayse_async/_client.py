@@ -70,12 +70,14 @@ class AsyncKayse:
     ``X-Public-Api-Key`` to ``calls_base_url`` only. ``timeout`` bounds each
     attempt, in seconds; ``max_retries`` bounds the retries of one request,
     which happen only where they cannot repeat an effect. ``quota`` is the
-    rate-limit scheduler (default: one budget per API key shared by the whole
-    process); ``max_wait`` bounds, in seconds, how long a call waits for
-    budget before ``errors.QuotaExhaustedError`` (default: no bound). An
-    injected ``session`` is used as is and never closed by the client.
-    ``on_retry`` is called with a :class:`RetryEvent` before each retry's wait
-    (an error it raises is logged, not raised).
+    rate-limit scheduler (default: the process-wide one); it keeps one budget
+    per server origin and API key, unless ``quota_bucket`` names one budget
+    for the key on every server on purpose (a proxy and the API it fronts).
+    ``max_wait`` bounds, in seconds, how long a call waits for budget before
+    ``errors.QuotaExhaustedError`` (default: no bound). An injected
+    ``session`` is used as is and never closed by the client. ``on_retry`` is
+    called with a :class:`RetryEvent` before each retry's wait (an error it
+    raises is logged, not raised).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class AsyncKayse:
         session: aiohttp.ClientSession | None = None,
         max_wait: float | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
+        quota_bucket: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(_defaults.ENV_API_KEY)
         if not key:
@@ -112,6 +115,8 @@ class AsyncKayse:
             raise ConfigurationError("quota must implement kayse_async.quota.Quota")
         if on_retry is not None and not callable(on_retry):
             raise ConfigurationError("on_retry must be a callable taking a RetryEvent")
+        if quota_bucket is not None and (not isinstance(quota_bucket, str) or not quota_bucket.strip()):
+            raise ConfigurationError("quota_bucket must be None or a non-empty string")
         self._transport = Transport(
             base_url=base_url,
             calls_base_url=calls_base_url,
@@ -124,6 +129,7 @@ class AsyncKayse:
             user_agent=f"kayse-async/{_version()}",
             session=session,
             on_retry=on_retry,
+            quota_bucket=quota_bucket,
         )
         self.base_url = base_url
         """The base URL of the main routes (without a trailing slash or ``/v1``)."""

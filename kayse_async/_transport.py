@@ -39,7 +39,7 @@ from .errors import (
     TLSError,
     TransportError,
 )
-from .quota._base import Lease, Quota
+from .quota._base import Lease, Quota, bucket_name
 
 logger = logging.getLogger("kayse_async")
 
@@ -114,14 +114,14 @@ class _Endpoint:
 
     __slots__ = ("base", "bucket", "headers", "key", "origin", "prefix", "root")
 
-    def __init__(self, base: str, header: str, key: str) -> None:
+    def __init__(self, base: str, header: str, key: str, quota_bucket: str | None = None) -> None:
         self.base = base
         # Each request's URL is this one with its path put in: aiohttp would otherwise parse the
         # whole URL string anew on every request (yarl caches only the last few hundred).
         self.root = URL(base)
         self.prefix = self.root.raw_path.rstrip("/")
         self.key = key
-        self.bucket = key_fingerprint(key)
+        self.bucket = bucket_name(base, key_fingerprint(key), quota_bucket)
         parts = urlsplit(base)
         self.origin = (parts.scheme, parts.hostname, parts.port)
         # Built once: aiohttp takes a CIMultiDict as it is, and copies it into each request.
@@ -179,10 +179,11 @@ class Transport:
         user_agent: str,
         session: aiohttp.ClientSession | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
+        quota_bucket: str | None = None,
     ) -> None:
         self._endpoints = {
-            "main": _Endpoint(base_url, MAIN_KEY_HEADER, api_key),
-            "calls": _Endpoint(calls_base_url, CALLS_KEY_HEADER, calls_api_key),
+            "main": _Endpoint(base_url, MAIN_KEY_HEADER, api_key, quota_bucket),
+            "calls": _Endpoint(calls_base_url, CALLS_KEY_HEADER, calls_api_key, quota_bucket),
         }
         self._secrets = tuple({api_key, calls_api_key})
         self._secret_bytes = tuple(secret.encode() for secret in self._secrets)
@@ -208,7 +209,7 @@ class Transport:
         return f"<Transport {self._endpoints['main'].base!r}>"
 
     def bucket(self, host: str = "main") -> str:
-        """The quota bucket (a key fingerprint) of a host."""
+        """The quota bucket of a host: its origin (or the ``quota_bucket`` name) and the key's fingerprint."""
         return self._endpoints[host].bucket
 
     @property

@@ -506,6 +506,7 @@ class Kayse(KayseBase):
         session: aiohttp.ClientSession | None = None,
         max_wait: float | None = None,
         on_retry: Callable[[RetryEvent], object] | None = None,
+        quota_bucket: str | None = None,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
         super().__init__(
@@ -519,6 +520,7 @@ class Kayse(KayseBase):
             session=session,
             max_wait=max_wait,
             on_retry=on_retry,
+            quota_bucket=quota_bucket,
             session_factory=session_factory,
         )
         self.clients = Clients(self._portal)

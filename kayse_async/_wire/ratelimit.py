@@ -1,4 +1,13 @@
-"""Sans-I/O parsing of the rate-limit headers (``X-RateLimit-*``, ``Retry-After``)."""
+"""Sans-I/O parsing of the rate-limit headers.
+
+``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (what the Kayse API
+documents) come first; what they leave unsaid is read from the IETF httpapi
+draft's headers: ``RateLimit-Policy`` (``500;w=3600``, or
+``"default";q=500;w=3600`` in later drafts), the only source of a stated
+window, and ``RateLimit`` (``limit=500, remaining=42, reset=30``, or
+``"default";r=42;t=30``). Where several policies are listed, the one the
+``RateLimit`` header names is used, else the first. ``Retry-After`` too.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +36,9 @@ class RateLimitInfo:
     header (never the local clock, which may be skewed), falling back to the
     local wall clock only when the response has no usable ``Date``.
     ``retry_after`` is the ``Retry-After`` header in seconds, when present.
-    ``server_date`` is the response's ``Date``, when it was needed to read an
-    epoch Reset or a dated Retry-After.
+    ``server_date`` is the response's ``Date``, when an epoch Reset was read
+    against it (whole seconds: the delta may be up to a second long). ``window`` is the window's length in
+    seconds when the server states it (``RateLimit-Policy``'s ``w``).
     Any field is None when its header was missing or unreadable.
 
     A plain (not frozen) record, as it is made for every response; it is
@@ -40,11 +50,12 @@ class RateLimitInfo:
     reset_after: float | None = None
     retry_after: float | None = None
     server_date: float | None = None
+    window: float | None = None
 
     @property
     def present(self) -> bool:
         """True when the response carried any rate-limit header."""
-        return self.limit is not None or self.remaining is not None or self.reset_after is not None
+        return any(value is not None for value in (self.limit, self.remaining, self.reset_after, self.window))
 
 
 NOTHING = RateLimitInfo()
@@ -87,6 +98,39 @@ def _http_date(text: str | None) -> float | None:
     return parsed.timestamp()
 
 
+def _members(text: str | None) -> list[tuple[str, dict[str, str]]]:
+    """A structured-field list, read leniently: each member's bare item and its parameters."""
+    members: list[tuple[str, dict[str, str]]] = []
+    for member in (text or "").split(","):
+        head, *params = member.split(";")
+        pairs = (param.partition("=") for param in params)
+        members.append((head.strip(), {key.strip().lower(): value.strip() for key, _, value in pairs}))
+    return members
+
+
+def _draft(get: Callable[[str], str | None]) -> tuple[str | None, str | None, str | None, str | None]:
+    """Limit, remaining, reset and window as the IETF draft's ``RateLimit`` and ``RateLimit-Policy`` say."""
+    limit = remaining = reset = name = None
+    members = _members(get("ratelimit"))
+    if "=" in members[0][0]:
+        # limit=500, remaining=42, reset=30
+        fields = {key.strip().lower(): value.strip() for key, _, value in (head.partition("=") for head, _ in members)}
+        limit, remaining, reset = fields.get("limit"), fields.get("remaining"), fields.get("reset")
+    elif members[0][0]:
+        # "default";r=42;t=30
+        name, params = members[0]
+        remaining, reset = params.get("r"), params.get("t")
+    policies = [m for m in _members(get("ratelimit-policy")) if m[0]]
+    chosen = next((m for m in policies if m[0] == name), policies[0] if policies else None)
+    window = None
+    if chosen is not None:
+        head, params = chosen
+        # 500;w=3600, or "default";q=500;w=3600
+        limit = limit or (head if head.isdigit() else params.get("q"))
+        window = params.get("w")
+    return limit, remaining, reset, window
+
+
 def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLimitInfo:
     """Read the rate-limit headers of a response.
 
@@ -98,7 +142,8 @@ def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLim
     remaining_text = get("x-ratelimit-remaining")
     reset_text = get("x-ratelimit-reset")
     retry_text = get("retry-after")
-    if retry_text is None:
+    draft = get("ratelimit") is not None or get("ratelimit-policy") is not None
+    if retry_text is None and not draft:
         if limit_text is None and remaining_text is None and reset_text is None:
             return NOTHING
         if (
@@ -118,16 +163,22 @@ def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLim
                     remaining=int(remaining_text),
                     reset_after=float(min(reset_seconds, MAX_HINT)),
                 )
+    window_text = None
+    if draft:
+        limit2, remaining2, reset2, window_text = _draft(get)
+        limit_text, remaining_text = limit_text or limit2, remaining_text or remaining2
+        reset_text = reset_text or reset2
     limit = _number(limit_text)
     remaining = _number(remaining_text)
     reset = _number(reset_text)
     retry_after = _number(retry_text)
+    window = _number(window_text)
     # The Date header is read only when an epoch or an HTTP date must be turned into a delta.
-    server_date: float | None = None
-    needs_date = (reset is not None and reset >= EPOCH_THRESHOLD) or (retry_after is None and bool(retry_text))
-    if needs_date:
-        server_date = _http_date(get("date"))
-    now = server_date if server_date is not None else local_now
+    epoch = reset is not None and reset >= EPOCH_THRESHOLD
+    date = _http_date(get("date")) if epoch or (retry_after is None and bool(retry_text)) else None
+    # Kept only for an epoch Reset: the scheduler reads the server clock's phase from it.
+    server_date = date if epoch else None
+    now = date if date is not None else local_now
     reset_after: float | None = None
     if reset is not None:
         reset_after = max(0.0, reset - now) if reset >= EPOCH_THRESHOLD else max(0.0, reset)
@@ -147,4 +198,5 @@ def parse_rate_limit(headers: Mapping[str, str], *, local_now: float) -> RateLim
         reset_after=reset_after,
         retry_after=retry_after,
         server_date=server_date,
+        window=min(window, MAX_HINT) if window is not None and window > 0 else None,
     )

@@ -273,7 +273,8 @@ def quota_command(config: Config, as_json: bool) -> None:
         print_json({"limit": snap.limit, "remaining": snap.remaining, "resets_at": iso})
         return
     resets = f", window resets at {local_time(snap.resets_at, relative=True)}" if snap.resets_at else ""
-    out_console().print(f"{snap.remaining:,} of {snap.limit:,} requests left{resets} (this check spent 1)")
+    left = "?" if snap.remaining is None else f"{snap.remaining:,}"
+    out_console().print(f"{left} of {snap.limit:,} requests left{resets} (this check spent 1)")
 
 
 def _send(config: Config, what: str, yes: bool, texts: dict[str, str], send: Callable[[Any], str]) -> None:

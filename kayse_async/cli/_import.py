@@ -149,7 +149,10 @@ class Summary(Report):
             if self.not_done:
                 flight = f" ({self.pending:,} cut off in flight)" if self.pending and self.signal else ""
                 say(f"  not done  {self.not_done:,}{flight}")
-            left = f" (quota left: {self.quota.remaining:,} of {self.quota.limit:,})" if self.quota else ""
+            quota = self.quota
+            left = ""
+            if quota is not None and quota.remaining is not None:
+                left = f" (quota left: {quota.remaining:,} of {quota.limit:,})"
             say(f"  requests  {self.requests:,}{left}")
         if self.rejected:
             say("[bold red]Rejected[/]:")

@@ -198,7 +198,7 @@ class Meter:
         """``10 req · quota 490/500 · ETA 0:12``: what the bar shows after its count (a log line: when it resets)."""
         snap, elapsed = self.quota(), time.monotonic() - self.started
         eta = None
-        if snap is not None:
+        if snap is not None and snap.remaining is not None:
             eta = eta_seconds(
                 items_left=self.total - self.done,
                 chunk_size=self.per_request,
@@ -208,7 +208,8 @@ class Meter:
                 period=self.period,
                 items_per_second=self.done / elapsed if self.done and elapsed > 0 else None,
             )
-        quota = "quota ?" if snap is None else f"quota {snap.remaining}/{snap.limit}"
+        left = "?" if snap is None or snap.remaining is None else snap.remaining
+        quota = "quota ?" if snap is None else f"quota {left}/{snap.limit}"
         if resets and snap and snap.resets_at:
             quota += f" (resets {local_time(snap.resets_at)[11:]})"
         text = f"{self.requests:,} req · {quota} · ETA {'--:--' if eta is None else clock(eta)}"

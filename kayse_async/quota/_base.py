@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -11,28 +12,41 @@ from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
 
 DEFAULT_LIMIT = 500
-"""Requests per window per API key, as the Kayse API documents it."""
+"""Requests per window per API key, as the Kayse API documents it: the prior until the server says."""
 
 DEFAULT_PERIOD = 3600.0
-"""The window, in seconds."""
+"""The window, in seconds: the prior until the server says."""
 
 
 @attrs.frozen(kw_only=True)
 class QuotaWait:
-    """One wait for budget, as reported to ``on_wait`` callbacks and logged at INFO.
+    """A wait for budget as it starts, as reported to ``on_wait`` callbacks and logged at INFO.
 
-    ``reason`` is one of ``"exhausted"`` (the local budget is spent),
-    ``"rate_limited"`` (the server answered 429), ``"queued"`` (other callers
-    were first in line) or ``"warmup"`` (the state is not known yet and the
-    scheduler paces its first requests).
+    ``seconds`` is its expected length (None when it ends with an answer
+    still to come). ``reason`` is one of ``"exhausted"`` (the budget is spent
+    until the server's Reset), ``"rate_limited"`` (the server answered 429),
+    ``"queued"`` (other callers are first in line), ``"warmup"`` (nothing is
+    known yet: the first request goes alone and the rest follow its answer)
+    or ``"lost"`` (an answer was lost: the next probe waits a back-off).
     """
 
     bucket: str
-    seconds: float
+    seconds: float | None
     reason: str
 
 
 WaitCallback = Callable[[QuotaWait], None]
+
+
+def bucket_name(base_url: str, fingerprint: str, name: str | None = None) -> str:
+    """The bucket of a server and a key: the base URL's origin (or ``name``, to share one on purpose)
+    and the key's fingerprint."""
+    if name is None:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        name = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    return f"{name}|{fingerprint}"
 
 
 class Lease(Protocol):
@@ -62,9 +76,10 @@ class Lease(Protocol):
 class Quota(Protocol):
     """A rate-limit scheduler shared by every client of one API key.
 
-    ``bucket`` names the budget: the SDK passes a stable fingerprint of the
-    API key (never the key itself), so one ``Quota`` can hold many keys'
-    budgets.
+    ``bucket`` names the budget: the SDK passes the server's origin and a
+    stable fingerprint of the API key (never the key itself), or the name
+    given as ``AsyncKayse(quota_bucket=...)`` and the fingerprint, so one
+    ``Quota`` holds the budgets of many servers and keys.
     """
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> Lease:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -17,7 +18,7 @@ from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
 from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
-from ._state import BucketState, LeaseRecord, default_margin
+from ._state import BucketState, LeaseRecord
 
 logger = logging.getLogger("kayse_async.quota")
 
@@ -26,17 +27,28 @@ _MIN_DELAY = 0.001
 __all__ = ["MemoryLease", "MemoryQuota", "default_quota"]
 
 
-def check_limits(limit: int, period: float, safety_margin: float | None) -> float:
-    """Validate the shared options; return the margin to use."""
+def loop_time() -> float:
+    """The running event loop's clock (the one every wait is timed on), else the monotonic clock.
+
+    The same for every ordinary loop; a loop that fast-forwards its time
+    (``looptime`` in tests) moves the scheduler's windows with it.
+    """
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def check_limits(limit: int, period: float, safety_margin: float | None) -> None:
+    """Validate the shared options."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise errors.ConfigurationError(f"limit: must be a positive integer, got {limit!r}")
     if isinstance(period, bool) or not isinstance(period, int | float) or not math.isfinite(period) or period <= 0:
         raise errors.ConfigurationError(f"period: must be a positive number of seconds, got {period!r}")
-    if safety_margin is None:
-        return default_margin(float(period))
-    if not isinstance(safety_margin, int | float) or not math.isfinite(safety_margin) or safety_margin < 0:
+    if safety_margin is not None and (
+        not isinstance(safety_margin, int | float) or not math.isfinite(safety_margin) or safety_margin < 0
+    ):
         raise errors.ConfigurationError(f"safety_margin: must be a number of seconds >= 0, got {safety_margin!r}")
-    return float(safety_margin)
 
 
 def check_max_wait(max_wait: float | None) -> None:
@@ -48,8 +60,11 @@ def check_max_wait(max_wait: float | None) -> None:
 
 
 def report_wait(on_wait: WaitCallback | None, wait: QuotaWait) -> None:
-    """Log a finished wait at INFO and hand it to the callback (whose errors are logged, not raised)."""
-    logger.info("quota wait of %.3f s for bucket %s (%s)", wait.seconds, wait.bucket, wait.reason)
+    """Log a wait as it starts, at INFO, and hand it to the callback (whose errors are logged, not raised)."""
+    if wait.seconds is None:
+        logger.info("quota wait for bucket %s (%s): until an answer comes", wait.bucket, wait.reason)
+    else:
+        logger.info("quota wait of about %.3f s for bucket %s (%s)", wait.seconds, wait.bucket, wait.reason)
     if on_wait is not None:
         try:
             on_wait(wait)
@@ -73,13 +88,35 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class _Bucket:
-    __slots__ = ("name", "state", "waiters")
+def warn_headerless(bucket: str, limit: int, period: float) -> None:
+    """The one WARNING for a server that answers without rate-limit headers."""
+    logger.warning(
+        "bucket %s: the server answered without rate-limit headers; assuming the configured "
+        "%d requests per %g s (MemoryQuota/RedisQuota limit and period)",
+        bucket,
+        limit,
+        period,
+    )
 
-    def __init__(self, name: str, state: BucketState) -> None:
+
+def wait_reason(state: BucketState, now: float) -> str:
+    """Why a caller that cannot be served at ``now`` waits (see ``QuotaWait``)."""
+    if now < state.blocked_until:
+        return "rate_limited"
+    if now < state.probe_at:
+        return "lost"
+    return "warmup" if state.hdr is None else "exhausted"
+
+
+class _Bucket:
+    __slots__ = ("name", "seen", "state", "waiters", "warned")
+
+    def __init__(self, name: str, state: BucketState, now: float) -> None:
         self.name = name
         self.state = state
+        self.seen = now
         self.waiters: deque[_Waiter] = deque()
+        self.warned = False
 
 
 class MemoryLease:
@@ -109,9 +146,14 @@ class MemoryLease:
         with quota._lock:
             now = quota._clock()
             bucket = self._bucket
-            bucket.state.complete(self._record, info, status, now)
+            bucket.seen = max(bucket.seen, now)
+            state = bucket.state
+            state.complete(self._record, info, status, now)
+            if state.headerless and not bucket.warned:
+                bucket.warned = True
+                warn_headerless(bucket.name, quota._limit, quota._period)
             if bucket.waiters:
-                quota._dispatch(bucket, now)
+                quota._dispatch(bucket, now, nudge=True)
 
     def release(self) -> None:
         """Abandon the attempt before sending: the unit goes back (after ``sent()``, it is completed)."""
@@ -119,7 +161,7 @@ class MemoryLease:
         with quota._lock:
             now = quota._clock()
             self._bucket.state.release(self._record, now)
-            quota._dispatch(self._bucket, now)
+            quota._dispatch(self._bucket, now, nudge=True)
 
     def __repr__(self) -> str:
         return f"<MemoryLease bucket={self._bucket.name!r}>"
@@ -133,13 +175,16 @@ class MemoryQuota:
     each waiter woken on its own loop). ``default_quota()`` returns the
     process-wide instance that every client uses unless given another.
 
-    ``limit`` requests per ``period`` seconds is the budget assumed until the
-    server's ``X-RateLimit-Limit`` says otherwise. ``clock`` (monotonic
-    seconds; it must advance with the event loop's time) and ``wall_clock``
-    (epoch seconds, for ``resets_at``) are injectable for tests.
-    ``safety_margin`` (default: 1% of the period, at most 1 s) is added after
-    every Reset and Retry-After. ``on_wait`` receives a ``QuotaWait`` after
-    every wait.
+    ``limit`` requests per ``period`` seconds is only the prior: before the
+    first answer nothing but one probe goes, and from then on the server's
+    headers rule (its limit, its Remaining and Reset, its stated or learned
+    window). For a server that sends no rate-limit headers at all, it is the
+    rule: never more than ``limit`` in any rolling ``period``. ``clock``
+    (monotonic seconds; by default the running loop's, which is what waits
+    are timed on) and ``wall_clock`` (epoch seconds, for ``resets_at``) are
+    injectable for tests. ``safety_margin`` (default: 1% of the server's window, at most
+    1 s) is added after every Reset and Retry-After. ``on_wait`` receives a
+    ``QuotaWait`` as every wait starts.
     """
 
     def __init__(
@@ -147,12 +192,13 @@ class MemoryQuota:
         limit: int = DEFAULT_LIMIT,
         period: float = DEFAULT_PERIOD,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = loop_time,
         wall_clock: Callable[[], float] = time.time,
         safety_margin: float | None = None,
         on_wait: WaitCallback | None = None,
     ) -> None:
-        self._margin = check_limits(limit, period, safety_margin)
+        check_limits(limit, period, safety_margin)
+        self._margin = None if safety_margin is None else float(safety_margin)
         self._limit = limit
         self._period = float(period)
         self._clock = clock
@@ -177,15 +223,25 @@ class MemoryQuota:
 
     # -- internals (called with the lock held) ---------------------------------------------
 
-    def _get(self, name: str) -> _Bucket:
+    def _get(self, name: str, now: float) -> _Bucket:
         bucket = self._buckets.get(name)
-        if bucket is None:
-            state = BucketState(limit=self._limit, period=self._period, margin=self._margin)
-            bucket = self._buckets[name] = _Bucket(name, state)
+        if bucket is None or (
+            # Its clock went back: another loop's (one fast-forwarded from its own zero, in tests). What was
+            # learned on that clock says nothing on this one: with nothing out, the bucket starts afresh.
+            now < bucket.seen and not bucket.waiters and not (bucket.state.reserved or bucket.state.in_flight)
+        ):
+            state = BucketState(limit=self._limit, period=self._period, safety_margin=self._margin)
+            bucket = self._buckets[name] = _Bucket(name, state, now)
+        bucket.seen = max(bucket.seen, now)
         return bucket
 
-    def _dispatch(self, bucket: _Bucket, now: float) -> None:
-        """Grant units to waiters in line order while the budget allows."""
+    def _dispatch(self, bucket: _Bucket, now: float, *, nudge: bool = False) -> None:
+        """Grant units to waiters in line order while the budget allows.
+
+        With ``nudge`` (the state changed: an answer, a release, a caller
+        gone), the head of the line left waiting is woken too, to set its
+        timer by the new state (a back-off, a Reset).
+        """
         state = bucket.state
         while bucket.waiters and state.allowance(now) > 0:
             waiter = bucket.waiters.popleft()
@@ -196,6 +252,10 @@ class MemoryQuota:
                 # The waiter's loop is closed: nobody will ever take this unit.
                 state.release(waiter.record, now)
                 waiter.record = None
+        if nudge and bucket.waiters:
+            head = bucket.waiters[0]
+            with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
+                head.loop.call_soon_threadsafe(_wake, head.fut)
 
     def _to_wall(self, when: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._wall_clock() + (when - self._clock()), tz=dt.UTC)
@@ -208,50 +268,28 @@ class MemoryQuota:
             f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
         )
 
-    @staticmethod
-    def _reason(state: BucketState, now: float) -> str:
-        if now < state.blocked_until:
-            return "rate_limited"
-        if state.allowance(now) > 0:
-            return "queued"
-        if state.hdr is None:
-            return "warmup"
-        return "exhausted"
-
     # -- the Quota protocol ---------------------------------------------------------------
-
-    def grant_now(self, bucket: str, *, max_wait: float | None = None) -> MemoryLease | None:
-        """One unit of ``bucket``'s budget at once if nobody is in line and the budget has room; else None.
-
-        The common case of ``acquire``, without a coroutine: the transport
-        tries it first and awaits ``acquire`` only when it returns None.
-        """
-        if max_wait is not None:
-            check_max_wait(max_wait)
-        with self._lock:
-            entry = self._buckets.get(bucket)
-            if entry is not None and not entry.waiters:
-                state = entry.state
-                now = self._clock()
-                if state.allowance(now) > 0:
-                    return MemoryLease(self, entry, state.grant(now))
-        return None
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
         """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
-        # The common case, kept short: nobody in line and room in the budget.
-        lease = self.grant_now(bucket, max_wait=max_wait)
-        if lease is not None:
-            return lease
+        check_max_wait(max_wait)
+        with self._lock:
+            # The common case, kept short: nobody in line and room in the budget.
+            now = self._clock()
+            entry = self._get(bucket, now)
+            if not entry.waiters:
+                state = entry.state
+                if state.allowance(now) > 0:
+                    return MemoryLease(self, entry, state.grant(now))
         return await self._wait_for(bucket, max_wait, priority)
 
     async def _wait_for(self, bucket: str, max_wait: float | None, priority: bool) -> MemoryLease:
         """``acquire`` past its fast path: a new bucket, a line, or no room."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            entry = self._get(bucket)
-            state = entry.state
             now = self._clock()
+            entry = self._get(bucket, now)
+            state = entry.state
             self._dispatch(entry, now)
             if state.allowance(now) > 0:
                 # _dispatch drained the line, so nobody is ahead of this caller.
@@ -265,10 +303,10 @@ class MemoryQuota:
                 entry.waiters.insert(ahead, waiter)
             else:
                 entry.waiters.append(waiter)
-            reason = self._reason(state, now)
-            start = now
+            wait = QuotaWait(bucket=bucket, seconds=None if eta is None else eta - now, reason=wait_reason(state, now))
             deadline = None if max_wait is None else now + max_wait
         try:
+            report_wait(self._on_wait, wait)
             while True:
                 with self._lock:
                     now = self._clock()
@@ -283,9 +321,12 @@ class MemoryQuota:
                         assert max_wait is not None
                         raise self._refuse(entry, state.eta(now, 1), max_wait)
                     wake = state.next_event(now)
-                    delay = self._period if wake is None else wake - now
+                    delay = state.span if wake is None else wake - now
                     if deadline is not None:
                         delay = min(delay, deadline - now)
+                    if waiter.fut.done():
+                        # Nudged, not granted: wait again, on the timer of the state as it is now.
+                        waiter.fut = loop.create_future()
                 # A floor on the delay: a timer due "now" must not spin the loop.
                 await asyncio.wait((waiter.fut,), timeout=max(delay, _MIN_DELAY))
         except BaseException:
@@ -294,27 +335,27 @@ class MemoryQuota:
                     state.release(waiter.record, self._clock())
                 elif waiter in entry.waiters:
                     entry.waiters.remove(waiter)
-                self._dispatch(entry, self._clock())
+                self._dispatch(entry, self._clock(), nudge=True)
             raise
-        report_wait(self._on_wait, QuotaWait(bucket=bucket, seconds=max(0.0, now - start), reason=reason))
         return MemoryLease(self, entry, record)
 
     def snapshot(self, bucket: str) -> QuotaSnapshot:
         """What is known of ``bucket``'s budget now, without a request.
 
-        ``remaining`` is what may be sent now without a probe (0 while a 429's
-        wait runs); ``resets_at`` is the server's next Reset while a header
-        describes the current window, else None.
+        ``remaining`` is what may be sent now without a probe (None before the
+        first answer, 0 while a 429's wait runs); ``resets_at`` is the
+        server's next Reset while a header describes the current window, else
+        None; ``window`` as ``QuotaSnapshot`` says.
         """
         with self._lock:
             entry = self._buckets.get(bucket)
             if entry is None:
-                return QuotaSnapshot(limit=self._limit, remaining=self._limit, resets_at=None)
+                return QuotaSnapshot(limit=self._limit, remaining=None)
             state = entry.state
             now = self._clock()
-            remaining = state.estimate_remaining(now)
             resets_at = self._to_wall(state.reset_at) if state.hdr is not None and state.reset_at > now else None
-            return QuotaSnapshot(limit=state.limit, remaining=remaining, resets_at=resets_at)
+            window = self._period if state.headerless else state.window if state.trusted else None
+            return QuotaSnapshot(limit=state.limit, remaining=state.remaining(now), resets_at=resets_at, window=window)
 
     async def aclose(self) -> None:
         """Nothing to release: the memory scheduler holds no connection. Idempotent."""

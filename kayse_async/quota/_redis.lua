@@ -5,31 +5,39 @@
 --
 -- KEYS[1]  the bucket's hash
 -- ARGV[1]  op: "acquire", "peek", "complete" or "release"
--- ARGV[2]  configured limit      ARGV[3] period (ms)
--- ARGV[4]  safety margin (ms)    ARGV[5] lease time-to-live (ms)
+-- ARGV[2]  configured limit      ARGV[3] configured period (ms)
+-- ARGV[4]  safety margin (ms, -1: 1% of the window, at most 1 s)   ARGV[5] lease time-to-live (ms)
 -- acquire / peek: ARGV[6] units needed for the eta (callers ahead + 1),
 --                 ARGV[7] "1" for a priority retry, ARGV[8] how long a priority claim holds (ms)
 -- complete:       ARGV[6] lease id, ARGV[7] status (-1: no response), ARGV[8] "1" when rate-limit headers came,
---                 ARGV[9] limit, ARGV[10] remaining, ARGV[11] reset after (ms),
---                 ARGV[12] retry after (ms) (each -1 when absent)
+--                 ARGV[9] limit, ARGV[10] remaining, ARGV[11] reset after (ms), ARGV[12] retry after (ms),
+--                 ARGV[13] stated window (ms), ARGV[14] the Date an epoch Reset was read against (ms)
+--                 (each -1 when absent)
 -- release:        ARGV[6] lease id
 --
--- Fields: scalar state (limit, hdr, reset, low, blocked, probe_only, others,
--- headerless, prio, seq); "L:<id>" = "<probe>|<granted>|<expires>" for each
--- lease out; "D:<id>" = when a finished request leaves the rolling period.
+-- Fields: scalar state (limit, window, stated, trusted, hdr, reset, low, drained, lost, passed, losses,
+-- probe_at, blocked, others, headerless, clock_lo, clock_hi, prio, seq); "L:<id>" = "<probe>|<granted>|<expires>"
+-- for each lease out; "D:<id>" = when a finished request came back (the log). Lease ids are the
+-- order of grants, which stands in for the order of sending.
 --
--- Returns {granted (0/1), lease id or 0, wait (ms, -1: none), eta (ms, -1: unknown),
---          limit, remaining, reset in (ms, -1: unknown)}.
+-- Returns {granted (0/1), lease id or 0, wait (ms, -1: none), eta (ms, -1: unknown), limit,
+--          remaining (-1: unknown), reset in (ms, -1: unknown), window (ms, -1: unknown), headerless (0/1),
+--          the window the rules use (ms), Redis's clock (µs)}.
 
 local key = KEYS[1]
 local op = ARGV[1]
 local cfg_limit = tonumber(ARGV[2])
 local period = tonumber(ARGV[3])
-local margin = tonumber(ARGV[4])
+local cfg_margin = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 local NEVER = -1e18
+
+-- Times are stored in full: redis.call would print a number with 14 digits, whole milliseconds.
+local function exact(x)
+  return string.format('%.17g', x)
+end
 
 local raw = redis.call('HGETALL', key)
 local s = {}
@@ -44,26 +52,18 @@ for i = 1, #raw, 2 do
     local p, g, e = string.match(v, '^(%d)|([^|]+)|([^|]+)$')
     p, g, e = tonumber(p), tonumber(g), tonumber(e)
     if e <= now then
-      -- Its holder is gone (a crashed worker): spent for good, as if it ended at its expiry.
+      -- Its holder is gone (a crashed worker): spent for good, as if it came back at its expiry.
       redis.call('HDEL', key, f)
-      table.insert(expired, {tonumber(string.sub(f, 3)), g})
-      local leaves = e + period + margin
-      if leaves > now then
-        redis.call('HSET', key, 'D:' .. string.sub(f, 3), leaves)
-        table.insert(log, leaves)
-      end
+      redis.call('HSET', key, 'D:' .. string.sub(f, 3), exact(e))
+      table.insert(expired, tonumber(string.sub(f, 3)))
+      table.insert(log, e)
     else
       leases[string.sub(f, 3)] = {p, g}
       out = out + 1
       probes = probes + p
     end
   elseif kind == 'D:' then
-    local leaves = tonumber(v)
-    if leaves <= now then
-      redis.call('HDEL', key, f)
-    else
-      table.insert(log, leaves)
-    end
+    table.insert(log, tonumber(v))
   else
     s[f] = v
   end
@@ -76,93 +76,115 @@ local function num(name, default)
 end
 
 local limit = num('limit', cfg_limit)
+local window = num('window', nil)
+local stated = num('stated', 0) == 1
+local trusted = num('trusted', 0) == 1
 local hdr = num('hdr', nil)
 local reset_at = num('reset', NEVER)
 local low = num('low', 0)
+local drained = num('drained', 0) == 1
+local losses = num('losses', 0)
+local probe_at = num('probe_at', NEVER)
 local blocked = num('blocked', NEVER)
-local probe_only = num('probe_only', 0) == 1
 local others = num('others', NEVER)
 local headerless = num('headerless', 0) == 1
+local clock_lo = num('clock_lo', NEVER)
+local clock_hi = num('clock_hi', -NEVER)
 local prio = num('prio', NEVER)
-local lost_sent_at = num('lost_at', NEVER)
 -- Ids of requests that got no answer and may not be counted in 'low' yet.
 local lost = {}
 if s['lost'] ~= nil and s['lost'] ~= '' then
   for id in string.gmatch(s['lost'], '%d+') do table.insert(lost, tonumber(id)) end
 end
--- An expired lease is a request that got no answer (as far as anyone will ever know).
-local expired_any = #expired > 0
-for _, e in ipairs(expired) do
-  table.insert(lost, e[1])
-  lost_sent_at = math.max(lost_sent_at, e[2])
+for _, id in ipairs(expired) do table.insert(lost, id) end
+-- Answers passed over since the last word: "<remaining>,<reset at>" each.
+local passed = {}
+if s['passed'] ~= nil and s['passed'] ~= '' then
+  for r, at in string.gmatch(s['passed'], '([^, ]+),([^, ]+)') do
+    table.insert(passed, {tonumber(r), tonumber(at)})
+  end
 end
 
-local function log_count(t)
+local function span()
+  if window == nil then return period end
+  return window
+end
+
+local function margin()
+  if cfg_margin >= 0 then return cfg_margin end
+  return math.min(1000, span() / 100)
+end
+
+-- Forget what no window ending now can contain.
+local cut = now - span() - margin()
+local kept = {}
+for i = 1, #raw, 2 do
+  if string.sub(raw[i], 1, 2) == 'D:' and tonumber(raw[i + 1]) <= cut then redis.call('HDEL', key, raw[i]) end
+end
+for _, t in ipairs(log) do
+  if t > cut then table.insert(kept, t) end
+end
+log = kept
+
+local function ours(t)
   local n = out
-  for _, leaves in ipairs(log) do
-    if leaves > t then n = n + 1 end
+  local c = t - span() - margin()
+  for _, stamp in ipairs(log) do
+    if stamp > c then n = n + 1 end
   end
   return n
 end
 
-local function probe_slot()
-  -- Alone, and once per window: a request sent past the Reset that got no
-  -- answer may already be counted in the new window.
-  if probes ~= 0 or out ~= 0 then return 0 end
-  if hdr == nil or lost_sent_at < reset_at then return 1 end
+local function log_free(t)
+  if headerless or (trusted and t >= others) then return limit - ours(t) end
+  return 0
+end
+
+local function probe_slot(t)
+  if out == 0 and t >= probe_at then return 1 end
   return 0
 end
 
 local function allowance(t)
-  if t < blocked then return 0 end
-  local free = limit - log_count(t)
+  if t < blocked or probes > 0 then return 0 end
+  local free = log_free(t)
   if hdr == nil then
     if headerless then return math.max(0, free) end
-    return math.min(math.max(0, free), probe_slot())
+    return probe_slot(t)
   end
-  if t < reset_at then
-    if probe_only or t < others then return math.max(0, hdr) end
-    return math.max(0, hdr, free)
-  end
-  if probe_only or t < others then return math.max(0, hdr, probe_slot()) end
-  return math.max(0, hdr, free, probe_slot())
+  if t < reset_at then return math.max(0, hdr, free) end
+  return math.max(0, hdr, free, probe_slot(t))
 end
 
-local function is_probe(t)
-  if hdr == nil then return not headerless end
-  if t < reset_at or hdr > 0 then return false end
-  if probe_only or t < others then return true end
-  return limit - log_count(t) <= 0
-end
-
-local function estimate_remaining(t)
+local function remaining(t)
   if t < blocked then return 0 end
-  local free = math.max(0, limit - log_count(t))
-  if hdr == nil then return free end
-  if t < reset_at then return allowance(t) end
-  if probe_only or t < others then return math.max(hdr, 0) end
-  return math.max(hdr, free)
+  if hdr == nil then
+    if headerless then return math.max(0, log_free(t)) end
+    return -1
+  end
+  return math.max(0, hdr, log_free(t))
 end
 
-local function next_event(t)
-  local best = nil
+local function times(t)
+  local list = {}
   local function consider(x)
-    if x > t and (best == nil or x < best) then best = x end
+    if x > t then table.insert(list, x) end
   end
   consider(blocked)
   consider(reset_at)
   consider(others)
-  for _, leaves in ipairs(log) do consider(leaves) end
-  return best
+  consider(probe_at)
+  if headerless or trusted then
+    for _, stamp in ipairs(log) do consider(stamp + span() + margin()) end
+  end
+  table.sort(list)
+  return list
 end
 
 local function eta(t, need)
   if allowance(t) >= need then return t end
-  local times = {blocked, reset_at, others}
-  for _, leaves in ipairs(log) do table.insert(times, leaves) end
-  table.sort(times)
-  for _, x in ipairs(times) do
-    if x > t and x >= blocked then
+  for _, x in ipairs(times(t)) do
+    if x >= blocked then
       if allowance(x) >= need then return x end
       if hdr ~= nil and x >= reset_at and limit - out >= need then return x end
     end
@@ -171,12 +193,17 @@ local function eta(t, need)
 end
 
 local function save()
-  redis.call('HSET', key, 'limit', limit, 'reset', reset_at, 'low', low, 'blocked', blocked,
-    'probe_only', probe_only and 1 or 0, 'others', others, 'headerless', headerless and 1 or 0, 'prio', prio,
-    'lost_at', lost_sent_at, 'lost', table.concat(lost, ' '))
+  redis.call('HSET', key, 'limit', limit, 'stated', stated and 1 or 0, 'trusted', trusted and 1 or 0,
+    'reset', exact(reset_at), 'low', low, 'drained', drained and 1 or 0, 'losses', losses, 'probe_at', exact(probe_at),
+    'blocked', exact(blocked), 'others', exact(others), 'headerless', headerless and 1 or 0, 'clock_lo', exact(clock_lo),
+    'clock_hi', exact(clock_hi), 'prio', exact(prio), 'lost', table.concat(lost, ' '))
+  local p = {}
+  for _, e in ipairs(passed) do table.insert(p, e[1] .. ',' .. exact(e[2])) end
+  redis.call('HSET', key, 'passed', table.concat(p, ' '))
   if hdr == nil then redis.call('HDEL', key, 'hdr') else redis.call('HSET', key, 'hdr', hdr) end
+  if window == nil then redis.call('HDEL', key, 'window') else redis.call('HSET', key, 'window', exact(window)) end
   -- An idle bucket forgets itself once nothing in it can matter any more.
-  redis.call('PEXPIRE', key, math.ceil(2 * (period + margin + ttl)))
+  redis.call('PEXPIRE', key, math.ceil(2 * (span() + margin() + ttl)))
 end
 
 local function reply(granted, id, wait, when)
@@ -186,7 +213,10 @@ local function reply(granted, id, wait, when)
   if wait ~= nil then w = math.ceil(wait) end
   local e = -1
   if when ~= nil then e = math.ceil(when - now) end
-  return {granted, id, w, e, limit, estimate_remaining(now), reset_in}
+  local known = -1
+  if headerless then known = period elseif trusted and window ~= nil then known = window end
+  return {granted, id, w, e, limit, remaining(now), reset_in, math.ceil(known), headerless and 1 or 0, math.ceil(span()),
+    math.floor(now * 1000 + 0.5)}
 end
 
 if op == 'acquire' or op == 'peek' then
@@ -197,8 +227,8 @@ if op == 'acquire' or op == 'peek' then
   if op == 'acquire' and not held_for_retry and allowance(now) >= 1 then
     local id = redis.call('HINCRBY', key, 'seq', 1)
     local p = 0
-    if is_probe(now) then p = 1 end
-    redis.call('HSET', key, 'L:' .. id, p .. '|' .. now .. '|' .. (now + ttl))
+    if not headerless and (hdr == nil or (hdr <= 0 and log_free(now) <= 0)) then p = 1 end
+    redis.call('HSET', key, 'L:' .. id, p .. '|' .. exact(now) .. '|' .. exact(now + ttl))
     out = out + 1
     probes = probes + p
     if hdr ~= nil then hdr = hdr - 1 end
@@ -209,13 +239,12 @@ if op == 'acquire' or op == 'peek' then
   if op == 'acquire' and priority then
     -- A retry keeps its place across processes: others hold back while its claim lasts.
     prio = now + claim
-    save()
   end
-  local nxt = next_event(now)
+  local nxt = times(now)[1]
   local wait = nil
   if nxt ~= nil then wait = nxt - now end
   if held_for_retry then wait = math.min(wait or claim, prio - now) end
-  if expired_any then save() end
+  save()
   return reply(0, 0, wait, eta(now, need))
 end
 
@@ -234,63 +263,100 @@ if op == 'release' then
 end
 
 -- complete
-local sent_at = NEVER
-if lease ~= nil then
-  redis.call('HDEL', key, 'L:' .. id)
-  out = out - 1
-  probes = probes - lease[1]
-  sent_at = lease[2]
-  local leaves = now + period + margin
-  redis.call('HSET', key, 'D:' .. id, leaves)
-  table.insert(log, leaves)
+if lease == nil then
+  -- Already settled (or expired): nothing more to learn from it.
+  save()
+  return reply(0, 0, nil, nil)
 end
+redis.call('HDEL', key, 'L:' .. id)
+out = out - 1
+probes = probes - lease[1]
+local probe = lease[1] == 1
+local sent_at = lease[2]
+redis.call('HSET', key, 'D:' .. id, exact(now))
+table.insert(log, now)
 local status = tonumber(ARGV[7])
 local has_info = ARGV[8] == '1'
 local h_limit = tonumber(ARGV[9])
 local h_remaining = tonumber(ARGV[10])
 local h_reset = tonumber(ARGV[11])
 local h_retry = tonumber(ARGV[12])
-if h_limit > 0 then limit = h_limit end
-if status == 429 then
-  local wait = period / math.max(1, limit)
-  if h_retry >= 0 then
-    wait = h_retry
-  elseif h_reset >= 0 then
-    wait = h_reset
+local h_window = tonumber(ARGV[13])
+local h_date = tonumber(ARGV[14])
+if status < 0 then
+  -- No answer: counted maybe; the next probe waits a back-off, doubled for each further loss.
+  table.insert(lost, tonumber(id))
+  losses = losses + 1
+  local backoff = math.max(now - sent_at, margin()) * 2 ^ (losses - 1)
+  local cap = window
+  if cap == nil then cap = math.min(period, 60000) end
+  probe_at = now + math.min(cap, backoff)
+  save()
+  return reply(0, 0, nil, nil)
+end
+losses = 0
+probe_at = NEVER
+local reset_after = nil
+if h_reset >= 0 then reset_after = h_reset end
+if h_date >= 0 and reset_after ~= nil then
+  -- The server's clock was this far past its whole-second Date, surely (see _state.py _date_phase).
+  local lo, hi = h_date - now, h_date + 1000 - sent_at
+  if math.max(clock_lo, lo) > math.min(clock_hi, hi) then
+    clock_lo, clock_hi = lo, hi
+  else
+    clock_lo, clock_hi = math.max(clock_lo, lo), math.min(clock_hi, hi)
   end
-  blocked = math.max(blocked, now + wait + margin)
-  reset_at = blocked
-  hdr = -out
-  probe_only = true
+  reset_after = reset_after - math.min(1000, math.max(0, now + clock_lo - h_date))
+end
+-- Another limit than the one known: another budget, whose first answer is the word (see _state.py).
+local changed = h_limit > 0 and hdr ~= nil and h_limit ~= limit
+if changed then window, stated, trusted = nil, false, false end
+if h_limit > 0 then limit = h_limit end
+if h_window > 0 then window, stated, trusted = h_window, true, true end
+if status == 429 then
+  local wait = span() / math.max(1, limit)
+  if h_retry >= 0 then wait = h_retry elseif reset_after ~= nil then wait = reset_after end
+  blocked = math.max(blocked, now + wait + margin())
+  reset_at, drained = blocked, true
+  hdr = -out - #lost
+  trusted = stated
+  others = blocked + span()
   save()
   return reply(0, 0, nil, nil)
 end
 if not has_info or h_remaining < 0 then
-  if status < 0 and lease ~= nil then
-    -- No answer: the server may count it after any answer we have seen.
-    table.insert(lost, tonumber(id))
-    lost_sent_at = math.max(lost_sent_at, sent_at)
-  end
-  if status >= 0 and hdr == nil and not has_info then headerless = true end
+  if hdr == nil and not has_info then headerless = true end
   save()
   return reply(0, 0, nil, nil)
 end
-local reset_after = period
-if h_reset >= 0 then reset_after = h_reset end
-local new_reset = now + reset_after + margin
-if hdr == nil or (lease ~= nil and sent_at >= reset_at) or h_remaining <= low then
+headerless = false
+if reset_after == nil then reset_after = span() end
+if not stated and reset_after > (window or 0) then window, trusted = reset_after, false end
+local m = margin()
+local new_reset = now + reset_after + m
+local fuzz = 1000 + m
+if h_date >= 0 then fuzz = fuzz + math.min(1000, clock_hi - clock_lo) end
+if hdr == nil or probe or changed or new_reset > reset_at + fuzz or (h_remaining <= low and new_reset >= reset_at - fuzz) then
+  if probe and drained and limit >= 4 and h_remaining >= limit - 1 and reset_at <= sent_at
+      and sent_at <= reset_at + m and now - sent_at <= m and reset_after >= span() - 1000 - m then
+    trusted = true
+  end
   low = h_remaining
-  reset_at = new_reset
-  -- Requests granted before this one reached the server before it: counted.
+  for _, e in ipairs(passed) do
+    if e[2] >= new_reset - fuzz then low = math.min(low, e[1]) end
+  end
+  reset_at, drained, passed = new_reset, low <= 0, {}
   local keep = {}
-  for _, other in ipairs(lost) do
-    if other > tonumber(id) then table.insert(keep, other) end
+  if not probe then
+    for _, other in ipairs(lost) do
+      if other > tonumber(id) then table.insert(keep, other) end
+    end
   end
   lost = keep
+else
+  table.insert(passed, {h_remaining, new_reset})
 end
 hdr = low - out - #lost
-probe_only = false
-headerless = false
-if limit - h_remaining > log_count(now) then others = reset_at + period end
+if trusted and limit - h_remaining > ours(now) then others = reset_at + span() end
 save()
 return reply(0, 0, nil, nil)

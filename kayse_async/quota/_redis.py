@@ -17,7 +17,7 @@ from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
 from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
-from ._memory import check_limits, check_max_wait, logger, report_wait
+from ._memory import check_limits, check_max_wait, logger, report_wait, warn_headerless
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -117,7 +117,9 @@ class RedisQuota:
     each running loop, one per loop, and closed by ``aclose()`` on that loop)
     or a ``redis.asyncio.Redis`` client (used as is, never closed here).
 
-    Each bucket is one hash, ``key_prefix + bucket``, changed only by one
+    ``limit`` and ``period`` are the prior, as for ``MemoryQuota``. Each
+    bucket (a server origin and key) is one hash, ``key_prefix + bucket``,
+    changed only by one
     atomic Lua script that reads Redis's own clock (``TIME``), so clocks of
     the machines never matter. Leases out carry an expiry (``lease_ttl``
     seconds): a worker that dies with a lease cannot hold budget longer; the
@@ -126,7 +128,8 @@ class RedisQuota:
 
     Waiting is by polling: the script says how long until the budget can
     change, and callers look again then, or after ``poll_interval`` seconds
-    at most (other processes' answers may bring room sooner). Within one
+    at most (default: 1% of the server's window, between 20 ms and 1 s;
+    other processes' answers may bring room sooner). Within one
     process and loop callers are served first come, first served; across
     processes the first to look once room appears wins, except that a
     priority retry holds the others back while it waits (best effort).
@@ -148,12 +151,13 @@ class RedisQuota:
         on_wait: WaitCallback | None = None,
     ) -> None:
         self._redis = _import_redis()
-        self._margin = check_limits(limit, period, safety_margin)
+        check_limits(limit, period, safety_margin)
+        self._margin = -1.0 if safety_margin is None else float(safety_margin)
         if not isinstance(lease_ttl, int | float) or not math.isfinite(lease_ttl) or lease_ttl <= 0:
             raise errors.ConfigurationError(f"lease_ttl: must be a positive number of seconds, got {lease_ttl!r}")
-        if poll_interval is None:
-            poll_interval = min(1.0, max(0.02, period / 100.0))
-        if not isinstance(poll_interval, int | float) or not math.isfinite(poll_interval) or poll_interval <= 0:
+        if poll_interval is not None and (
+            not isinstance(poll_interval, int | float) or not math.isfinite(poll_interval) or poll_interval <= 0
+        ):
             raise errors.ConfigurationError(
                 f"poll_interval: must be a positive number of seconds, got {poll_interval!r}"
             )
@@ -171,11 +175,13 @@ class RedisQuota:
         self._period = float(period)
         self._prefix = key_prefix
         self._ttl = float(lease_ttl)
-        self._poll = float(poll_interval)
+        self._poll_option = poll_interval
         self._on_wait = on_wait
         self._lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._cache: dict[str, QuotaSnapshot] = {}
+        self._warned: set[str] = set()
+        self._spans: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"RedisQuota(limit={self._limit}, period={self._period}, key_prefix={self._prefix!r})"
@@ -206,7 +212,8 @@ class RedisQuota:
             return state
 
     def _config(self) -> list[Any]:
-        return [self._limit, self._period * 1000.0, self._margin * 1000.0, self._ttl * 1000.0]
+        margin = -1.0 if self._margin < 0 else self._margin * 1000.0
+        return [self._limit, self._period * 1000.0, margin, self._ttl * 1000.0]
 
     def _complete_args(self, lease_id: int, info: RateLimitInfo | None, status: int | None) -> list[Any]:
         def ms(value: float | None) -> float:
@@ -226,17 +233,31 @@ class RedisQuota:
             count(info.remaining if info else None),
             ms(info.reset_after if info else None),
             ms(info.retry_after if info else None),
+            ms(info.window if info else None),
+            ms(info.server_date if info else None),
         ]
 
     async def _call(self, state: _LoopState, bucket: str, args: list[Any]) -> list[int]:
         reply: list[Any] = await state.script(keys=[self._prefix + bucket], args=args)
         values = [int(v) for v in reply]
-        limit, remaining, reset_in = values[4], values[5], values[6]
+        limit, remaining, reset_in, window = values[4], values[5], values[6], values[7]
         resets_at = None
         if reset_in >= 0:
             resets_at = dt.datetime.fromtimestamp(time.time() + reset_in / 1000.0, tz=dt.UTC)
+        snapshot = QuotaSnapshot(
+            limit=limit,
+            remaining=None if remaining < 0 else remaining,
+            resets_at=resets_at,
+            window=None if window < 0 else window / 1000.0,
+        )
         with self._lock:
-            self._cache[bucket] = QuotaSnapshot(limit=limit, remaining=max(0, remaining), resets_at=resets_at)
+            self._cache[bucket] = snapshot
+            self._spans[bucket] = values[9] / 1000.0
+            warn = values[8] == 1 and bucket not in self._warned
+            if warn:
+                self._warned.add(bucket)
+        if warn:
+            warn_headerless(bucket, self._limit, self._period)
         return values
 
     def _background(self, state: _LoopState, bucket: str, args: list[Any]) -> None:
@@ -261,7 +282,7 @@ class RedisQuota:
         )
 
     async def _try(self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool) -> list[int]:
-        args = ["peek" if peek else "acquire", *self._config(), need, 1 if priority else 0, 3000.0 * self._poll]
+        args = ["peek" if peek else "acquire", *self._config(), need, 1 if priority else 0, 3000.0 * self._poll(bucket)]
         call = asyncio.ensure_future(self._call(state, bucket, args))
         try:
             return await asyncio.shield(call)
@@ -291,12 +312,21 @@ class RedisQuota:
             line.append(turn)
         start = loop.time()
         deadline = None if max_wait is None else start + max_wait
-        reason = "queued" if ahead else ""
+        reported = False
+
+        def report(eta_ms: int, reason: str) -> None:
+            nonlocal reported
+            if not reported:
+                reported = True
+                seconds = None if eta_ms < 0 else eta_ms / 1000.0
+                report_wait(self._on_wait, QuotaWait(bucket=bucket, seconds=seconds, reason=reason))
+
         try:
             if ahead:
                 values = await self._try(state, bucket, ahead + 1, priority, peek=True)
                 if max_wait is not None and ((values[3] < 0 and max_wait == 0) or values[3] > max_wait * 1000):
                     raise self._refuse(bucket, values[3], max_wait)
+                report(values[3], "queued")
                 while line[0] is not turn:
                     if turn.fut.done():
                         # Woken, but a retry took the head meanwhile: wait again.
@@ -310,13 +340,13 @@ class RedisQuota:
                 if values[0] == 1:
                     break
                 wait_ms, eta_ms = values[2], values[3]
-                if not reason:
-                    reason = self._reason(bucket)
                 if max_wait is not None:
                     left = max_wait - (loop.time() - start)
                     if (eta_ms < 0 and left <= 0) or eta_ms > left * 1000:
                         raise self._refuse(bucket, eta_ms, max_wait)
-                delay = self._poll if wait_ms < 0 else min(self._poll, wait_ms / 1000.0)
+                report(eta_ms, self._reason(bucket))
+                poll = self._poll(bucket)
+                delay = poll if wait_ms < 0 else min(poll, wait_ms / 1000.0)
                 if deadline is not None:
                     delay = min(delay, max(0.0, deadline - loop.time()))
                 await asyncio.sleep(max(delay, 0.001))
@@ -324,24 +354,25 @@ class RedisQuota:
             line.remove(turn)
             if line and not line[0].fut.done():
                 line[0].fut.set_result(None)
-        waited = loop.time() - start
-        if reason:
-            report_wait(self._on_wait, QuotaWait(bucket=bucket, seconds=waited, reason=reason))
         return RedisLease(self, state, bucket, values[1])
+
+    def _poll(self, bucket: str) -> float:
+        """How often a waiting caller looks again: the option, else 1% of the server's window (20 ms to 1 s)."""
+        if self._poll_option is not None:
+            return float(self._poll_option)
+        return min(1.0, max(0.02, self._spans.get(bucket, self._period) / 100.0))
 
     def _reason(self, bucket: str) -> str:
         snap = self._cache.get(bucket)
-        if snap is None or snap.resets_at is None:
-            return "warmup" if snap is None or snap.remaining > 0 else "exhausted"
+        if snap is None or snap.remaining is None:
+            return "warmup"
         return "exhausted"
 
     def snapshot(self, bucket: str) -> QuotaSnapshot:
         """The last state of ``bucket`` that Redis reported to this process (no I/O)."""
         with self._lock:
             snap = self._cache.get(bucket)
-        if snap is None:
-            return QuotaSnapshot(limit=self._limit, remaining=self._limit, resets_at=None)
-        return snap
+        return QuotaSnapshot(limit=self._limit, remaining=None) if snap is None else snap
 
     async def aclose(self) -> None:
         """Wait for this loop's pending updates, then close the client this quota created on it. Idempotent."""

@@ -4,28 +4,33 @@ Every method takes ``now`` (seconds on the caller's monotonic clock). The
 memory backend wraps one ``BucketState`` per bucket behind a lock; the Redis
 backend's Lua script (``_redis.lua``) implements the same rules on Redis time.
 
-Three sources of knowledge, combined in ``allowance``:
+The server's word rules; the configured ``limit`` and ``period`` are only a
+prior, used before the first answer and for servers that send no rate-limit
+headers at all. What the scheduler knows:
 
-``log``
-    When each of our own requests was last possibly seen by the server (its
-    completion time, or "now" while it is out), kept as the moment it leaves
-    the rolling period (+ margin). Never more than ``limit`` of
-    them in any rolling ``period`` is safe for our own traffic against a
-    fixed, sliding or token-bucket server, whatever its alignment, because a
-    request reaches the server no later than its response comes back.
 ``hdr``
-    The server's word: the lowest ``X-RateLimit-Remaining`` of the current
-    server window minus the leases out when it came, counted down on every
-    grant. It may allow more than the log (a fixed window reset) or less
-    (another consumer spends the same key, which the scheduler notices when
-    the server counts more than all our own requests could explain).
+    The server's word: the newest Remaining (a probe's, a later Reset's, or
+    the lowest of one server state), minus the leases out and the answers lost
+    since, counted down on every grant. Fresh until the server's Reset (+
+    margin); past it, one probe goes alone and its answer brings the truth.
+``window``
+    The window's length: stated by the server (``RateLimit-Policy``), else
+    the longest Reset it has announced. It sets the margin and the bounds of
+    waits.
+``log``
+    When each of our requests came back. Never more than ``limit`` of them in
+    any rolling ``window`` is safe against a fixed, a sliding or a
+    token-bucket server of that window, whatever the alignment. The log is
+    used only once the window is *trusted*: stated, or seen to bring the whole
+    budget back at one Reset (a token bucket announcing its next token never
+    does, and is followed by its headers alone). Without headers, it counts in
+    the configured period.
 ``blocked_until``
     A 429 is authoritative: nothing is granted before Retry-After / Reset.
-
-Between these, a window is "fresh" until the server's Reset (+ margin): the
-header rules. Once Reset passes the header is "stale": the scheduler grants
-what the old header or the log still allows, or a single probe whose
-response brings the new window's truth.
+``probe_at``
+    After an answer is lost, the next probe waits a bounded back-off: the lost
+    request's time out, doubled for each further loss, at most a window (a
+    minute while the window is not known).
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ RESERVED = 0
 SENT = 1
 DONE = 2
 
+LOST_CAP = 60.0
+"""Seconds: the longest back-off after lost answers while the server's window is not known."""
+
 
 @attrs.define(eq=False)
 class LeaseRecord:
@@ -54,109 +62,100 @@ class LeaseRecord:
     state: int = RESERVED
 
 
-def default_margin(period: float) -> float:
-    """The safety margin added after Reset / Retry-After and to the log: 1% of the period, at most 1 s."""
-    return min(1.0, period / 100.0)
+def default_margin(window: float) -> float:
+    """The safety margin added after Reset / Retry-After and to the log: 1% of the window, at most 1 s."""
+    return min(1.0, window / 100.0)
 
 
 @attrs.define(eq=False)
 class BucketState:
-    """The budget of one bucket (one API key), as the scheduler knows it."""
+    """The budget of one bucket (one server and key), as the scheduler knows it."""
 
     limit: int
     period: float
-    margin: float
+    safety_margin: float | None = None
+    window: float | None = None
+    stated: bool = False
+    trusted: bool = False
     seq: int = 0
     log: deque[float] = attrs.field(factory=deque)
     reserved: int = 0
     in_flight: int = 0
-    probes: int = 0
     hdr: int | None = None
     reset_at: float = -math.inf
     low: int = 0
+    drained: bool = False
+    probing: bool = False
     lost: list[int] = attrs.field(factory=list)
-    lost_sent_at: float = -math.inf
+    passed: list[tuple[int, float]] = attrs.field(factory=list)
+    losses: int = 0
+    probe_at: float = -math.inf
     blocked_until: float = -math.inf
-    probe_only: bool = False
     others_until: float = -math.inf
     headerless: bool = False
+    clock_lo: float = -math.inf
+    clock_hi: float = math.inf
+
+    @property
+    def span(self) -> float:
+        """The window the scheduler reasons in: the server's once known, else the configured period."""
+        return self.period if self.window is None else self.window
+
+    @property
+    def margin(self) -> float:
+        """Seconds added after every Reset and Retry-After, and to the log."""
+        return default_margin(self.span) if self.safety_margin is None else self.safety_margin
 
     # -- what may be granted ------------------------------------------------------
 
-    def _log_count(self, now: float) -> int:
-        """Our requests the server may still count at ``now`` (done ones in the log, plus those out)."""
-        log = self.log
-        # The log is sorted: when its first entry is still ahead, every entry counts (the usual case).
-        if log and log[0] <= now:
-            return len(log) - bisect.bisect_right(log, now) + self.reserved + self.in_flight
-        return len(log) + self.reserved + self.in_flight
+    def _ours(self, now: float) -> int:
+        """Our requests the server may still count at ``now``: those in the log's window, plus those out."""
+        log, cut = self.log, now - self.span - self.margin
+        # The log is sorted: when its first entry is still inside, every entry counts (the usual case).
+        inside = len(log) - bisect.bisect_right(log, cut) if log and log[0] <= cut else len(log)
+        return inside + self.reserved + self.in_flight
 
     def log_free(self, now: float) -> int:
-        """Units the sliding log alone allows at ``now``."""
-        return self.limit - self._log_count(now)
+        """Units the log allows at ``now``: 0 unless its window is trusted (or the server sends no headers)."""
+        if self.headerless or (self.trusted and now >= self.others_until):
+            return self.limit - self._ours(now)
+        return 0
 
-    def fresh(self, now: float) -> bool:
-        """True while the last server header still describes the current window."""
-        return self.hdr is not None and now < self.reset_at
-
-    def _probe_slot(self) -> int:
-        # A probe goes alone: answers still to come may already say what it would
-        # learn. And only once per window: if a request sent past the Reset got
-        # no answer, the server may have counted it in the new window already.
-        if self.probes or self.reserved + self.in_flight:
-            return 0
-        return 1 if self.hdr is None or self.lost_sent_at < self.reset_at else 0
+    def _probe_slot(self, now: float) -> int:
+        # A probe goes alone (answers still to come may already say what it would learn),
+        # and not before the back-off that follows a lost answer.
+        return 1 if not (self.reserved or self.in_flight) and now >= self.probe_at else 0
 
     def allowance(self, now: float) -> int:
         """How many units may be granted at ``now``, absent new responses."""
-        if now < self.blocked_until:
+        if now < self.blocked_until or self.probing:
             return 0
-        free = self.limit - self._log_count(now)
+        free = self.log_free(now)
         if self.hdr is None:
-            # Unknown is not zero: one probe learns the window, unless the
-            # server sends no headers at all, where the log alone rules.
-            if self.headerless:
-                return max(0, free)
-            return min(max(0, free), self._probe_slot())
+            # Unknown is not zero: one probe learns the window, unless the server
+            # sends no headers at all, where the configured rule applies.
+            return max(0, free) if self.headerless else self._probe_slot(now)
         if now < self.reset_at:
-            if self.probe_only or now < self.others_until:
-                return max(0, self.hdr)
-            # Alone on the key, the log is safe too: it wins back what a too
-            # careful header reconciliation gave up.
             return max(0, self.hdr, free)
-        if self.probe_only or now < self.others_until:
-            return max(0, self.hdr, self._probe_slot())
-        return max(0, self.hdr, free, self._probe_slot())
+        return max(0, self.hdr, free, self._probe_slot(now))
 
-    def estimate_remaining(self, now: float) -> int:
-        """What may be sent at ``now`` without probing: the number a snapshot shows."""
+    def remaining(self, now: float) -> int | None:
+        """What may be sent at ``now`` without probing, None while nothing is known: what a snapshot shows."""
         if now < self.blocked_until:
             return 0
-        free = max(0, self.log_free(now))
         if self.hdr is None:
-            return free
-        if now < self.reset_at:
-            return self.allowance(now)
-        return max(self.hdr, 0 if self.probe_only or now < self.others_until else free)
-
-    def _is_probe(self, now: float) -> bool:
-        """True when the next grant would be allowed by the probe rule alone."""
-        if self.hdr is None:
-            return not self.headerless
-        if now < self.reset_at or self.hdr > 0:
-            return False
-        if self.probe_only or now < self.others_until:
-            return True
-        return self.log_free(now) <= 0
+            return max(0, self.log_free(now)) if self.headerless else None
+        return max(0, self.hdr, self.log_free(now))
 
     def grant(self, now: float) -> LeaseRecord:
         """Reserve one unit; the caller has checked ``allowance(now) > 0``."""
-        record = LeaseRecord(self._is_probe(now))
+        hdr = self.hdr
+        record = LeaseRecord(not self.headerless and (hdr is None or (hdr <= 0 and self.log_free(now) <= 0)))
+        # A probe goes alone: nothing else is granted until its answer (or its loss).
+        self.probing = record.probe
         self.reserved += 1
-        if record.probe:
-            self.probes += 1
-        if self.hdr is not None:
-            self.hdr -= 1
+        if hdr is not None:
+            self.hdr = hdr - 1
         return record
 
     # -- lease life cycle ---------------------------------------------------------
@@ -178,8 +177,7 @@ class BucketState:
         if record.state == RESERVED:
             record.state = DONE
             self.reserved -= 1
-            if record.probe:
-                self.probes -= 1
+            self.probing = self.probing and not record.probe
             if self.hdr is not None:
                 self.hdr += 1
             return True
@@ -195,87 +193,143 @@ class BucketState:
             self.sent(record, now)
         record.state = DONE
         self.in_flight -= 1
-        if record.probe:
-            self.probes -= 1
+        self.probing = self.probing and not record.probe
         log = self.log
-        # Forget the entries that no rolling period ending now can contain.
-        while log and log[0] <= now:
+        # Forget what no window ending now can contain; then remember this one.
+        cut = now - self.span - self.margin
+        while log and log[0] <= cut:
             log.popleft()
-        # The log holds when each entry leaves the rolling period, so that
-        # pruning and waking compare the very same floats.
-        log.append(now + self.period + self.margin)
+        log.append(now)
+        if status is None:
+            # No answer: the server may count it after any answer we have seen.
+            # The next probe waits the time this one was out, doubled for each
+            # further loss.
+            self.lost.append(record.seq)
+            self.losses += 1
+            backoff = max(now - record.sent_at, self.margin) * 2 ** (self.losses - 1)
+            cap = min(self.period, LOST_CAP) if self.window is None else self.window
+            self.probe_at = now + min(cap, backoff)
+            return
+        self.losses, self.probe_at = 0, -math.inf
+        reset_after = None if info is None else info.reset_after
+        if info is not None and info.server_date is not None and reset_after is not None:
+            reset_after -= self._date_phase(info.server_date, record.sent_at, now)
+        # Another limit than the one known: another budget (the server changed it, or another
+        # server now answers at this origin). Its first answer is the word; its window is learned anew.
+        changed = info is not None and bool(info.limit) and self.hdr is not None and info.limit != self.limit
+        if changed:
+            self.window, self.stated, self.trusted = None, False, False
         if info is not None:
-            limit = info.limit
-            if limit is not None and limit > 0:
-                self.limit = limit
+            if info.limit:
+                self.limit = info.limit
+            if info.window is not None:
+                # The server states its window: believed.
+                self.window, self.stated, self.trusted = info.window, True, True
         out = self.reserved + self.in_flight
         if status == 429:
-            wait = self._rate_limited_wait(info)
+            wait = info.retry_after if info is not None and info.retry_after is not None else reset_after
+            if wait is None:
+                wait = self.span / max(1, self.limit)
             self.blocked_until = max(self.blocked_until, now + wait + self.margin)
-            self.reset_at = self.blocked_until
-            self.hdr = -out
-            self.probe_only = True
+            self.reset_at, self.drained = self.blocked_until, True
+            self.hdr = -out - len(self.lost)
+            # Someone else spends the key, or the log was wrong: it must earn trust again.
+            self.trusted = self.stated
+            self.others_until = self.blocked_until + self.span
             return
         if info is None or info.remaining is None:
-            if status is None:
-                # No answer: the server may count it after any answer we have seen.
-                self.lost.append(record.seq)
-                self.lost_sent_at = max(self.lost_sent_at, record.sent_at)
-            if status is not None and self.hdr is None and (info is None or not info.present):
-                # A response without rate-limit headers: the log is all we will ever know.
+            if self.hdr is None and (info is None or not info.present):
+                # An answer without rate-limit headers: the configured rule is all there is.
                 self.headerless = True
             return
-        reset_after = info.reset_after if info.reset_after is not None else self.period
-        new_reset = now + reset_after + self.margin
-        if self.hdr is None or record.sent_at >= self.reset_at or info.remaining <= self.low:
-            # Sent past the Reset: the first word of the new window replaces what
-            # we knew of the old one. (An answer to a request sent before may
-            # speak for either window, so it can only lower the count.)
-            # Within a window, responses overtake one another on the way, and
-            # the lowest Remaining is the newest count (room coming back in a
-            # sliding or token window shows in the log instead); the Reset that
-            # goes with it says when room comes back.
-            self.low = info.remaining
-            self.reset_at = new_reset
-            # Requests sent before this one reached the server before it: counted.
-            if self.lost:
-                self.lost = [seq for seq in self.lost if seq > record.seq]
-        # Every request that came back with an answer is counted in the lowest
-        # Remaining (it would show a lower one otherwise); those still out, and
-        # those lost on the way after it, may not be.
-        self.hdr = self.low - out - len(self.lost)
-        self.probe_only = False
         self.headerless = False
+        if reset_after is None:
+            reset_after = self.span
+        if not self.stated and reset_after > (self.window or 0.0):
+            # The longest Reset yet: the window is at least this long. A log
+            # trusted in a shorter one must earn trust again.
+            self.window, self.trusted = reset_after, False
+        remaining, margin = info.remaining, self.margin
+        reset_at = now + reset_after + margin
+        # Resets are whole seconds: within this much, two of them may name the same moment.
+        fuzz = 1.0 + margin + (min(1.0, self.clock_hi - self.clock_lo) if info.server_date is not None else 0.0)
+        if (
+            self.hdr is None
+            or record.probe
+            or changed
+            or reset_at > self.reset_at + fuzz
+            or (remaining <= self.low and reset_at >= self.reset_at - fuzz)
+        ):
+            # The newest word: the answer to a probe (sent alone), the first of a
+            # later server state (its Reset is later), or within one state the
+            # lowest Remaining (answers overtake one another on the way; the
+            # count only falls until the Reset). Answers to requests sent before
+            # it reached the server before it, and are counted in it; those
+            # still out, and those lost since, may not be. An answer passed over
+            # since the last word, in the same state, may be newer still (sent
+            # at once, requests may reach the server in any order): the lower
+            # count wins.
+            if (
+                record.probe
+                and self.drained
+                and self.limit >= 4
+                and remaining >= self.limit - 1
+                and self.reset_at <= record.sent_at <= self.reset_at + margin
+                and now - record.sent_at <= margin
+                and reset_after >= self.span - 1.0 - margin
+            ):
+                # The whole budget came back at the Reset of a drained window, to
+                # a probe sent and answered at once, and the window that opened is
+                # as long as the longest Reset: the server is a window of that
+                # length, and the log may count in it. A token bucket is whole
+                # again only after its full refill: unless that is no longer than
+                # the (rounded) wait for one token, this is never seen of it.
+                self.trusted = True
+            self.low = min([remaining, *(r for r, at in self.passed if at >= reset_at - fuzz)])
+            self.reset_at, self.drained, self.passed = reset_at, self.low <= 0, []
+            if self.lost:
+                # Requests sent before this one reached the server before it: counted.
+                self.lost = [] if record.probe else [seq for seq in self.lost if seq > record.seq]
+        else:
+            self.passed.append((remaining, reset_at))
+        self.hdr = self.low - out - len(self.lost)
         # The server counted more than all of ours could account for: someone
         # else spends this key, so the log says nothing about the server's room.
-        ours = self._log_count(now)
-        if self.limit - info.remaining > ours:
-            self.others_until = self.reset_at + self.period
+        if self.trusted and self.limit - remaining > self._ours(now):
+            self.others_until = self.reset_at + self.span
 
-    def _rate_limited_wait(self, info: RateLimitInfo | None) -> float:
-        if info is not None:
-            if info.retry_after is not None:
-                return info.retry_after
-            if info.reset_after is not None:
-                return info.reset_after
-        return self.period / max(1, self.limit)
+    def _date_phase(self, date: float, sent_at: float, now: float) -> float:
+        """How far past its whole-second ``Date`` the server's clock surely was at ``now``.
+
+        Between sending and receiving, the server's clock read ``date`` (+ less
+        than a second): every answer bounds its offset from ours, from below and
+        above. A Reset read against the ``Date`` is shortened by only what the
+        lower bound proves, so never too much; contradictory bounds (the
+        server's clock jumped) start the estimate afresh.
+        """
+        lo, hi = date - now, date + 1.0 - sent_at
+        if max(self.clock_lo, lo) > min(self.clock_hi, hi):
+            self.clock_lo, self.clock_hi = lo, hi
+        else:
+            self.clock_lo, self.clock_hi = max(self.clock_lo, lo), min(self.clock_hi, hi)
+        return min(1.0, max(0.0, now + self.clock_lo - date))
 
     # -- when to look again -------------------------------------------------------
 
+    def _times(self, now: float, *, first: bool = False) -> list[float]:
+        """The moments after ``now`` when ``allowance`` may grow without a response, in order."""
+        times = {self.blocked_until, self.reset_at, self.others_until, self.probe_at}
+        if self.headerless or self.trusted:
+            # Each log entry leaves the window a window (+ margin) after it came back.
+            leave, log = self.span + self.margin, self.log
+            start = bisect.bisect_right(log, now - leave)
+            times.update(log[i] + leave for i in range(start, min(len(log), start + 1) if first else len(log)))
+        return sorted(t for t in times if t > now)
+
     def next_event(self, now: float) -> float | None:
         """The next moment after ``now`` when ``allowance`` may grow without a response, or None."""
-        candidates: list[float] = []
-        if self.blocked_until > now:
-            candidates.append(self.blocked_until)
-        if self.reset_at > now:
-            candidates.append(self.reset_at)
-        if self.others_until > now:
-            candidates.append(self.others_until)
-        start = bisect.bisect_right(self.log, now)
-        if start < len(self.log):
-            candidates.append(self.log[start])
-        later = [c for c in candidates if c > now]
-        return min(later) if later else None
+        times = self._times(now, first=True)
+        return times[0] if times else None
 
     def eta(self, now: float, need: int) -> float | None:
         """An optimistic moment when ``need`` units could be granted, absent new responses; None if unknown.
@@ -286,11 +340,8 @@ class BucketState:
         """
         if self.allowance(now) >= need:
             return now
-        times: set[float] = {self.blocked_until, self.reset_at, self.others_until}
-        start = bisect.bisect_right(self.log, now)
-        times.update(list(self.log)[start:])
         out = self.reserved + self.in_flight
-        for t in sorted(x for x in times if x > now):
+        for t in self._times(now):
             if t < self.blocked_until:
                 continue
             if self.allowance(t) >= need:

@@ -54,7 +54,9 @@ def kayse_emulator(
     """A running Kayse emulator on a free port (API key ``"test-key"``), in a thread of its own.
 
     Works in synchronous and asynchronous tests alike. Rate limiting is as
-    good as off unless options say otherwise.
+    good as off unless options say otherwise. Each test's emulator is a
+    server of its own (a port of its own), and the SDK keeps one budget per
+    server and key: no test spends another's, whatever the order they run in.
     """
     from ._emulator import ThreadedEmulator
 

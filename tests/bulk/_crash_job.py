@@ -10,7 +10,6 @@ import sys
 
 from kayse_async import AsyncKayse
 from kayse_async.models import BulkProgress
-from kayse_async.quota import MemoryQuota
 
 
 def report(progress: BulkProgress) -> None:
@@ -22,8 +21,7 @@ async def main(url: str, journal: str, count: int) -> None:
         {"external_source": "crm", "external_source_id": f"ext-{i}", "first_name": "Ann", "last_name": f"L{i}"}
         for i in range(count)
     )
-    quota = MemoryQuota(limit=100_000, period=3600.0)
-    async with AsyncKayse("k", base_url=url, calls_base_url=url, quota=quota) as kayse:
+    async with AsyncKayse("k", base_url=url, calls_base_url=url) as kayse:
         await kayse.clients.bulk_upsert(items, chunk_size=50, concurrency=4, journal=journal, progress=report)
     print("finished", flush=True)
 

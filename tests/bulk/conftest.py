@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from kayse_async import AsyncKayse
-from kayse_async.quota import MemoryQuota
 from kayse_async.testing import Emulator
 
 KEY = "k"
@@ -38,8 +37,8 @@ def stored_external_ids(emu: Emulator) -> list[str]:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    """An emulator with rate limiting off."""
-    async with Emulator(api_key=KEY, limit=0, seed=7) as emulator:
+    """An emulator with a budget no test spends."""
+    async with Emulator(api_key=KEY, limit=1_000_000, seed=7) as emulator:
         yield emulator
 
 
@@ -48,10 +47,9 @@ MakeClient = Callable[..., AsyncKayse]
 
 @pytest.fixture
 def make_client() -> MakeClient:
-    """``async with make_client(emu) as kayse:`` a client of ``emu`` with a roomy budget of its own."""
+    """``async with make_client(emu) as kayse:`` a client of ``emu``, with the SDK's defaults unless told otherwise."""
 
     def make(emulator: Emulator, *, key: str = KEY, **options: Any) -> AsyncKayse:
-        options.setdefault("quota", MemoryQuota(limit=100_000, period=3600.0))
         return AsyncKayse(key, base_url=emulator.url, calls_base_url=emulator.url, **options)
 
     return make

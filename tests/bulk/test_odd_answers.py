@@ -10,7 +10,6 @@ import pytest
 from aiohttp import web
 
 from kayse_async import AsyncKayse, errors
-from kayse_async.quota import MemoryQuota
 
 from .conftest import client_items
 
@@ -50,8 +49,7 @@ async def mocked() -> AsyncIterator[Scripted]:
 
 
 def client(server: Scripted, **options: Any) -> AsyncKayse:
-    quota = MemoryQuota(limit=1000, period=3600.0)
-    return AsyncKayse("k", base_url=server.url, calls_base_url=server.url, quota=quota, **options)
+    return AsyncKayse("k", base_url=server.url, calls_base_url=server.url, **options)
 
 
 async def test_an_answer_of_the_wrong_length_leaves_the_batch_uncertain(mocked: Scripted) -> None:

@@ -9,7 +9,6 @@ import pytest
 
 from kayse_async import errors
 from kayse_async.models import BulkItem, BulkProgress, Client
-from kayse_async.quota import MemoryQuota
 from kayse_async.testing import Emulator
 
 from .conftest import MakeClient, client_item, client_items, stored_external_ids
@@ -280,7 +279,8 @@ async def test_a_fatal_error_stops_the_job(emu: Emulator, make_client: MakeClien
 
 async def test_a_spent_budget_leaves_the_rest_not_attempted(emu: Emulator, make_client: MakeClient) -> None:
     """QuotaExhaustedError (max_wait=0 on a spent budget) leaves the unsent chunks not attempted."""
-    async with make_client(emu, quota=MemoryQuota(limit=2, period=3600.0), max_wait=0) as kayse:
+    emu.set_rate_limit(2, 3600.0)
+    async with make_client(emu, max_wait=0) as kayse:
         result = await kayse.clients.bulk_upsert(client_items(50), chunk_size=10, concurrency=1, raise_on_error=False)
     assert [item.status for item in result.items[:20]] == ["succeeded"] * 20
     assert {item.status for item in result.items[20:]} == {"not_attempted"}

@@ -20,7 +20,7 @@ from .conftest import API_KEY, kayse_process, write
 
 TIMEOUT = 60
 HEADER = "external_source,external_source_id,first_name,last_name\n"
-PROGRESS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d clients [\d,]+/[\d,]+ \(\d+%\) · .* req · quota \d+/\d+")
+PROGRESS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d clients [\d,]+/[\d,]+ \(\d+%\) · .* req · quota [\d?]+/\d+")
 
 
 @pytest.fixture

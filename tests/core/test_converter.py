@@ -327,7 +327,8 @@ def test_to_dict_and_to_json_give_the_wire_form_of_every_model() -> None:
     with pytest.raises(TypeError):
         json.dumps(client)
     snapshot = models.QuotaSnapshot(limit=500, remaining=3, resets_at=dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.UTC))
-    assert snapshot.to_dict() == {"limit": 500, "remaining": 3, "resets_at": "2030-01-02T03:04:00+00:00"}
+    wire = {"limit": 500, "remaining": 3, "resets_at": "2030-01-02T03:04:00+00:00", "window": None}
+    assert snapshot.to_dict() == wire
     for cls in [*MODEL_CLASSES, models.QuotaSnapshot]:
         assert issubclass(cls, Model), cls
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kayse_async import AsyncKayse
-from kayse_async.quota import MemoryQuota
 from kayse_async.testing import Emulator
 
 KEY = "e2e-main-key-0123456789abcdef"
@@ -22,8 +21,5 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 @pytest.fixture
 async def kayse(emulator: Emulator) -> AsyncIterator[AsyncKayse]:
-    quota = MemoryQuota(limit=1_000_000, period=3600.0)
-    async with AsyncKayse(
-        KEY, base_url=emulator.url, calls_base_url=emulator.url, calls_api_key=CALLS_KEY, quota=quota
-    ) as client:
+    async with AsyncKayse(KEY, base_url=emulator.url, calls_base_url=emulator.url, calls_api_key=CALLS_KEY) as client:
         yield client

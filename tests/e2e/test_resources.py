@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from kayse_async import AsyncKayse, errors, models
-from kayse_async.quota import MemoryQuota
 from kayse_async.testing import Emulator
 
 from .conftest import KEY
@@ -151,7 +150,7 @@ async def test_metadata_lists_the_public_objects(kayse: AsyncKayse) -> None:
 
 async def test_a_wrong_key_is_an_authentication_error_without_the_key(emulator: Emulator) -> None:
     wrong = "wrong-key-that-must-not-leak"
-    async with AsyncKayse(wrong, base_url=emulator.url, quota=MemoryQuota()) as kayse:
+    async with AsyncKayse(wrong, base_url=emulator.url) as kayse:
         with pytest.raises(errors.AuthenticationError) as info:
             await kayse.clients.get(1)
     assert wrong not in str(info.value)
@@ -162,7 +161,7 @@ async def test_a_wrong_key_is_an_authentication_error_without_the_key(emulator: 
 async def test_the_quota_snapshot_follows_the_server() -> None:
     async with (
         Emulator(api_key=KEY, limit=50, period=3600.0) as limited,
-        AsyncKayse(KEY, base_url=limited.url, quota=MemoryQuota(limit=50, period=3600.0)) as kayse,
+        AsyncKayse(KEY, base_url=limited.url) as kayse,
     ):
         await kayse.metadata.objects()
         snapshot = kayse.quota

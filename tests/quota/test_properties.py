@@ -6,9 +6,9 @@ import asyncio
 
 import hypothesis.strategies as st
 import looptime
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from quota_sim import Load, Server, make_server
+from quota_sim import KINDS, Server, Wire, make_server
 
 from kayse_async._wire.ratelimit import RateLimitInfo
 from kayse_async.quota import MemoryQuota
@@ -19,23 +19,26 @@ class SchedulerMachine(RuleBasedStateMachine):
     """Grants, sends, answers in any order, releases and time passing, against a simulated server.
 
     Requests reach the server in the order they are sent (each is handled when
-    sent); their answers come back in any order, at any later time.
+    sent); their answers come back in any order, at any later time, or never.
+    The client's prior (limit, period) is drawn apart from the server's.
     """
 
     @initialize(
-        kind=st.sampled_from(["fixed", "sliding", "token", "token-next"]),
+        kind=st.sampled_from(KINDS),
         limit=st.integers(1, 12),
         period=st.sampled_from([1.0, 5.0, 60.0]),
         origin=st.floats(0.0, 60.0),
+        form=st.sampled_from(["delta", "epoch", "exact"]),
+        prior=st.tuples(st.integers(1, 600), st.sampled_from([1.0, 60.0, 3600.0])),
     )
-    def setup(self, kind: str, limit: int, period: float, origin: float) -> None:
+    def setup(self, kind: str, limit: int, period: float, origin: float, form: str, prior: tuple[int, float]) -> None:
         self.now = 1000.0
-        kwargs = {"origin": self.now - origin} if kind == "fixed" else {}
-        self.server: Server = make_server(kind, limit, period, **kwargs)
-        self.state = BucketState(limit=limit, period=period, margin=min(1.0, period / 100))
+        self.server: Server = make_server(kind, limit, period, origin=self.now - origin)
+        self.wire = Wire(form, skew=origin)
+        self.state = BucketState(limit=prior[0], period=prior[1])
         self.reserved: list[LeaseRecord] = []
         self.out: list[tuple[LeaseRecord, int, RateLimitInfo]] = []
-        self.spent = 0
+        self.lost = 0
 
     @rule(count=st.integers(1, 5))
     def grant(self, count: int) -> None:
@@ -49,9 +52,8 @@ class SchedulerMachine(RuleBasedStateMachine):
     def send(self, data: st.DataObject) -> None:
         record = self.reserved.pop(data.draw(st.integers(0, len(self.reserved) - 1)))
         self.state.sent(record, self.now)
-        status, answer = self.server.handle(self.now)
-        self.out.append((record, status, answer))
-        self.spent += 1
+        decision = self.server.handle(self.now)
+        self.out.append((record, 200 if decision.ok else 429, self.wire.info(decision, self.now)))
 
     @precondition(lambda self: self.reserved)
     @rule(data=st.data())
@@ -66,6 +68,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     def answer(self, data: st.DataObject, lost: bool) -> None:
         record, status, answer = self.out.pop(data.draw(st.integers(0, len(self.out) - 1)))
         if lost:
+            self.lost += 1
             self.state.complete(record, None, None, self.now)
         else:
             self.state.complete(record, answer, status, self.now)
@@ -82,13 +85,14 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def never_past_the_limit(self) -> None:
-        assert self.server.rejected == 0
+        # A lost answer leaves the scheduler ignorant: the probe after its back-off may be refused.
+        assert self.server.rejected <= self.lost
 
     @invariant()
     def nothing_leaks(self) -> None:
         assert self.state.reserved == len(self.reserved)
         assert self.state.in_flight == len(self.out)
-        assert self.state.probes >= 0
+        assert self.state.probing == any(r.probe for r in [*self.reserved, *(r for r, _, _ in self.out)])
 
     @invariant()
     def an_idle_bucket_always_recovers(self) -> None:
@@ -103,42 +107,7 @@ TestSchedulerMachine.settings = settings(
 )
 
 
-@settings(max_examples=50, deadline=None)
-@given(
-    kind=st.sampled_from(["fixed", "sliding", "token", "token-next"]),
-    limit=st.integers(2, 40),
-    period=st.sampled_from([5.0, 60.0, 3600.0]),
-    latency_share=st.floats(0.0, 0.02),
-    workers=st.integers(1, 30),
-    origin_share=st.floats(0.0, 1.0),
-)
-def test_saturated_load_never_earns_a_429_and_uses_the_budget(
-    kind: str, limit: int, period: float, latency_share: float, workers: int, origin_share: float
-) -> None:
-    """Any window type, size, latency (up to 2% of the period) and concurrency: no 429, >= 90% of L per window."""
-    # Saturated demand: the workers could send twice the budget if nothing held them back.
-    assume(workers * period >= 2 * limit * 2 * latency_share * period)
-    loop = looptime.new_event_loop(start=0)
-
-    async def main() -> tuple[int, int, int, int]:
-        kwargs = {"origin": -origin_share * period} if kind == "fixed" else {}
-        server = make_server(kind, limit, period, **kwargs)
-        quota = MemoryQuota(limit, period, clock=loop.time)
-        load = Load(quota, server, workers=workers, latency=latency_share * period)
-        await load.run(4 * period - 0.01)
-        state = quota._buckets["k:test"].state
-        return server.rejected, len(load.served), state.reserved, state.in_flight
-
-    try:
-        rejected, served, reserved, in_flight = loop.run_until_complete(main())
-    finally:
-        loop.close()
-    assert rejected == 0
-    assert (reserved, in_flight) == (0, 0)
-    assert served >= 0.9 * 4 * limit - 1
-
-
-async def _cancel_everywhere(steps: list[float]) -> tuple[int, int, int | None]:
+async def _cancel_everywhere(steps: list[float]) -> tuple[int, int, bool]:
     loop = asyncio.get_running_loop()
     quota = MemoryQuota(3, 10.0, clock=loop.time)
 
@@ -164,7 +133,7 @@ async def _cancel_everywhere(steps: list[float]) -> tuple[int, int, int | None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     state = quota._buckets["k:test"].state
-    return state.reserved, state.in_flight, state.probes
+    return state.reserved, state.in_flight, state.probing
 
 
 @settings(max_examples=40, deadline=None)
@@ -173,7 +142,7 @@ def test_cancelling_callers_at_any_point_leaks_nothing(steps: list[float]) -> No
     """Callers cancelled at any moment (waiting, holding, sending): no reservation or probe is left behind."""
     loop = looptime.new_event_loop(start=0)
     try:
-        reserved, in_flight, probes = loop.run_until_complete(_cancel_everywhere(steps))
+        reserved, in_flight, probing = loop.run_until_complete(_cancel_everywhere(steps))
     finally:
         loop.close()
-    assert (reserved, in_flight, probes) == (0, 0, 0)
+    assert (reserved, in_flight, probing) == (0, 0, False)

@@ -82,3 +82,54 @@ def test_absurd_hints_are_capped_at_a_day() -> None:
     """A Reset or Retry-After decades away (a broken server) is read as one day, not obeyed."""
     got = parse_rate_limit({"X-RateLimit-Reset": "999999999", "Retry-After": "1e12"}, local_now=0.0)
     assert (got.reset_after, got.retry_after) == (86_400.0, 86_400.0)
+
+
+def test_the_drafts_policy_states_the_window() -> None:
+    """RateLimit-Policy (500;w=3600) and RateLimit (limit=, remaining=, reset=) as the IETF draft writes them."""
+    got = parse_rate_limit(
+        {"RateLimit-Policy": "500;w=3600", "RateLimit": "limit=500, remaining=42, reset=30"}, local_now=0.0
+    )
+    assert (got.limit, got.remaining, got.reset_after, got.window) == (500, 42, 30, 3600)
+
+
+def test_the_later_drafts_named_policies_follow_the_ratelimit_header() -> None:
+    """ "name";q=..;w=.. policies: the one RateLimit ("name";r=..;t=..) names is used, not the first."""
+    got = parse_rate_limit(
+        {
+            "RateLimit-Policy": '"burst";q=10;w=1, "hourly";q=500;w=3600',
+            "RateLimit": '"hourly";r=7;t=12',
+        },
+        local_now=0.0,
+    )
+    assert (got.limit, got.remaining, got.reset_after, got.window) == (500, 7, 12, 3600)
+
+
+def test_x_ratelimit_headers_come_first_and_the_policy_adds_the_window() -> None:
+    """Both kinds sent: X-RateLimit-* give the numbers, RateLimit-Policy only what they lack."""
+    got = parse_rate_limit(
+        {
+            "X-RateLimit-Limit": "20",
+            "X-RateLimit-Remaining": "3",
+            "X-RateLimit-Reset": "2",
+            "RateLimit-Policy": "25;w=2",
+            "RateLimit": "limit=25, remaining=9, reset=1",
+        },
+        local_now=0.0,
+    )
+    assert (got.limit, got.remaining, got.reset_after, got.window) == (20, 3, 2, 2)
+    assert got.present
+
+
+def test_a_policy_alone_is_present_and_a_bad_window_is_none() -> None:
+    """A window with nothing else still counts as rate-limit headers; an unreadable one is ignored."""
+    assert parse_rate_limit({"RateLimit-Policy": "10;w=60"}, local_now=0.0).present
+    assert parse_rate_limit({"RateLimit-Policy": "10;w=soon"}, local_now=0.0).window is None
+    assert parse_rate_limit({"RateLimit-Policy": "10;w=0"}, local_now=0.0).window is None
+
+
+def test_server_date_is_kept_only_for_an_epoch_reset() -> None:
+    """The Date goes to the scheduler with an epoch Reset (to read the clock's phase), not with a delta."""
+    dated = parse_rate_limit({"X-RateLimit-Reset": str(int(DATE_EPOCH) + 5), "Date": DATE}, local_now=0.0)
+    delta = parse_rate_limit({"X-RateLimit-Reset": "5", "Retry-After": DATE, "Date": DATE}, local_now=0.0)
+    assert (dated.server_date, delta.server_date) == (DATE_EPOCH, None)
+    assert delta.retry_after == 0.0

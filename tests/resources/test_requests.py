@@ -16,7 +16,6 @@ from aiohttp import web
 
 from kayse_async import AsyncKayse, Kayse, errors, models
 from kayse_async._wire.protocol import Request
-from kayse_async.quota import MemoryQuota
 
 KEY = "k-requests-0123456789"
 
@@ -74,9 +73,8 @@ async def server() -> AsyncIterator[Recorder]:
 
 @pytest.fixture
 async def kayse(server: Recorder) -> AsyncIterator[AsyncKayse]:
-    """A client of the recording server, with budget to spare."""
-    quota = MemoryQuota(limit=10**6, period=1.0)
-    async with AsyncKayse(KEY, base_url=server.url, calls_base_url=server.url, quota=quota) as client:
+    """A client of the recording server."""
+    async with AsyncKayse(KEY, base_url=server.url, calls_base_url=server.url) as client:
         yield client
 
 

@@ -27,21 +27,16 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def wide_quota() -> MemoryQuota:
-    """A budget no run here can spend: rate limiting is off for these tests."""
-    return MemoryQuota(limit=10**9, period=1.0)
-
-
 @pytest.fixture
 def threaded_emulator() -> Iterator[ThreadedEmulator]:
     """An emulator serving from its own thread and loop, so this loop holds only the client's tasks."""
-    with ThreadedEmulator(KEY, limit=0, latency_ms=0) as emu:
+    with ThreadedEmulator(KEY, limit=10**9, latency_ms=0) as emu:
         yield emu
 
 
 async def test_fds_and_threads_stay_flat_over_10000_requests() -> None:
     """10,000 requests, 50 at a time, against the emulator: fds and threads reach a plateau and stay on it."""
-    async with Emulator(KEY, limit=0) as emu, AsyncKayse(KEY, base_url=emu.url, quota=wide_quota()) as kayse:
+    async with Emulator(KEY, limit=10**9) as emu, AsyncKayse(KEY, base_url=emu.url) as kayse:
         created = await kayse.clients.create(
             external_source="m", external_source_id="e", first_name="Ann", last_name="Lee"
         )
@@ -75,7 +70,7 @@ def test_fds_and_threads_stay_flat_through_the_sync_client(threaded_emulator: Th
 
     threads_before = threading.active_count()
     samples: list[tuple[int, int]] = []
-    with Kayse(KEY, base_url=threaded_emulator.url, quota=wide_quota()) as kayse:
+    with Kayse(KEY, base_url=threaded_emulator.url) as kayse:
         created = kayse.clients.create(external_source="m", external_source_id="s", first_name="A", last_name="B")
         for n in range(2000):
             kayse.clients.get(created.id or 0)
@@ -102,7 +97,7 @@ async def _settle() -> None:
 async def test_a_cancelled_call_in_flight_leaves_no_task(threaded_emulator: ThreadedEmulator) -> None:
     """A GET cancelled while the server is still answering: CancelledError, and no task of ours survives."""
     threaded_emulator.configure(latency_ms=2000)
-    async with AsyncKayse(KEY, base_url=threaded_emulator.url, quota=wide_quota()) as kayse:
+    async with AsyncKayse(KEY, base_url=threaded_emulator.url) as kayse:
         call = asyncio.create_task(kayse.clients.get(1))
         for _ in range(200):
             await asyncio.sleep(0.005)
@@ -124,7 +119,7 @@ async def test_a_cancelled_bulk_upsert_leaves_no_task(threaded_emulator: Threade
     items = [
         {"external_source": "m", "external_source_id": f"b{i}", "first_name": "A", "last_name": "B"} for i in range(40)
     ]
-    async with AsyncKayse(KEY, base_url=threaded_emulator.url, quota=wide_quota()) as kayse:
+    async with AsyncKayse(KEY, base_url=threaded_emulator.url) as kayse:
         call = asyncio.create_task(kayse.clients.bulk_upsert(items, chunk_size=5, concurrency=4))
         for _ in range(200):
             await asyncio.sleep(0.005)
@@ -166,7 +161,7 @@ def _server_tasks() -> set[asyncio.Task[object]]:
 async def test_a_call_cancelled_during_retry_backoff_leaves_no_task(threaded_emulator: ThreadedEmulator) -> None:
     """A GET whose first answer was a 503 (Retry-After: 1), cancelled while it waits to retry: nothing left."""
     threaded_emulator.set_faults(1.0, ["503"], seed=3)
-    async with AsyncKayse(KEY, base_url=threaded_emulator.url, quota=wide_quota()) as kayse:
+    async with AsyncKayse(KEY, base_url=threaded_emulator.url) as kayse:
         call = asyncio.create_task(kayse.clients.get(1))
         for _ in range(200):
             await asyncio.sleep(0.005)
@@ -185,11 +180,13 @@ async def test_a_call_cancelled_during_retry_backoff_leaves_no_task(threaded_emu
 async def test_error_paths_leave_no_resource_warning(threaded_emulator: ThreadedEmulator) -> None:
     """Dropped connections, lost answers, timeouts and closes: after gc, not one ResourceWarning."""
     threaded_emulator.set_faults(1.0, ["drop", "lost"], seed=5)
+    # Every answer is lost: a prior of 0.1 s keeps the scheduler's back-off between probes that short.
+    quota = MemoryQuota(period=0.1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):
             async with AsyncKayse(
-                KEY, base_url=threaded_emulator.url, quota=wide_quota(), timeout=0.5, max_retries=1
+                KEY, base_url=threaded_emulator.url, quota=quota, timeout=0.5, max_retries=1
             ) as kayse:
                 for _ in range(5):
                     with pytest.raises(errors.TransportError):
@@ -198,7 +195,7 @@ async def test_error_paths_leave_no_resource_warning(threaded_emulator: Threaded
                         )
         threaded_emulator.set_faults(0.0)
         threaded_emulator.configure(latency_ms=2000)
-        async with AsyncKayse(KEY, base_url=threaded_emulator.url, quota=wide_quota(), timeout=0.2) as kayse:
+        async with AsyncKayse(KEY, base_url=threaded_emulator.url, quota=quota, timeout=0.2) as kayse:
             with pytest.raises(errors.RequestTimeoutError):
                 await kayse.metadata.objects()
         await _settle()

@@ -1,4 +1,4 @@
-"""Fixtures of the security tests: every logger at DEBUG, captured; clients that never wait on a quota."""
+"""Fixtures of the security tests: every logger at DEBUG, captured; clients of the SDK's defaults."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from kayse_async import AsyncKayse
-from kayse_async.quota import MemoryQuota
 
 from .helpers import CALLS_KEY, KEY, Capture
 
@@ -36,8 +35,7 @@ def capture() -> Iterator[Capture]:
 
 
 def make_client(url: str, calls_url: str | None = None, **options: Any) -> AsyncKayse:
-    """A client of ``url`` with both keys set and a quota wide enough never to wait."""
-    options.setdefault("quota", MemoryQuota(limit=100_000, period=1.0))
+    """A client of ``url`` with both keys set."""
     options.setdefault("max_retries", 1)
     options.setdefault("timeout", 5.0)
     return AsyncKayse(KEY, base_url=url, calls_base_url=calls_url or url, calls_api_key=CALLS_KEY, **options)

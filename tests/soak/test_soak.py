@@ -400,7 +400,7 @@ async def test_fault_soak(soak_size: SoakSize) -> None:
     """N clients and M cases through 10% faults and 100 req/s, async and sync at once: nothing lost, nothing twice."""
     started = time.monotonic()
     waits: list[float] = []
-    quota = MemoryQuota(limit=LIMIT, period=PERIOD, on_wait=lambda wait: waits.append(wait.seconds))
+    quota = MemoryQuota(limit=LIMIT, period=PERIOD, on_wait=lambda wait: waits.append(wait.seconds or 0.0))
     cases = [Item(i, f"case-{i}", "async" if i % 2 == 0 else "sync") for i in range(soak_size.cases)]
     clients = [Item(i, f"client-{i}", "async" if i % 2 == 0 else "sync") for i in range(soak_size.clients)]
     ledger = Ledger()

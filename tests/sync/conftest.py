@@ -17,7 +17,7 @@ from .helpers import portal_threads
 
 @pytest.fixture
 def quota() -> MemoryQuota:
-    """A budget no test spends, so that no test waits for the rate limiter."""
+    """A configured quota, for the tests about what the client does with one (wrapped, counted)."""
     return MemoryQuota(limit=1_000_000_000, period=3600.0)
 
 
@@ -28,9 +28,9 @@ def emulator(kayse_emulator: ThreadedEmulator) -> ThreadedEmulator:
 
 
 @pytest.fixture
-def kayse(emulator: ThreadedEmulator, quota: MemoryQuota) -> Iterator[Kayse]:
+def kayse(emulator: ThreadedEmulator) -> Iterator[Kayse]:
     """A blocking client of the emulator, closed after the test."""
-    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota) as client:
+    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url) as client:
         yield client
 
 

@@ -31,10 +31,10 @@ def _case_fields(n: int) -> dict[str, Any]:
     }
 
 
-def test_no_thread_until_the_first_call(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_no_thread_until_the_first_call(emulator: ThreadedEmulator) -> None:
     """Kayse() starts nothing; the first call starts exactly one portal thread; close() joins it."""
     before = len(portal_threads())
-    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota)
+    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url)
     assert kayse.portal_thread is None
     assert len(portal_threads()) == before
     kayse.metadata.objects()
@@ -51,7 +51,7 @@ def test_no_thread_until_the_first_call(emulator: ThreadedEmulator, quota: Memor
 
 
 def test_the_async_client_is_built_inside_the_portals_loop(
-    emulator: ThreadedEmulator, quota: MemoryQuota, monkeypatch: pytest.MonkeyPatch
+    emulator: ThreadedEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kayse() checks its arguments in the caller; the AsyncKayse that serves calls is made in the running loop."""
     from kayse_async._sync import base
@@ -69,7 +69,7 @@ def test_the_async_client_is_built_inside_the_portals_loop(
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(base, "AsyncKayse", Recording)
-    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota) as kayse:
+    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url) as kayse:
         assert built == [(threading.current_thread().name, False)]
         kayse.metadata.objects()
         kayse.metadata.objects()
@@ -154,7 +154,7 @@ def test_errors_come_up_with_their_type(kayse: Kayse) -> None:
     assert info.value.status == 404
 
 
-def test_quota_property_reads_the_clients_budget(kayse: Kayse, quota: MemoryQuota) -> None:
+def test_quota_property_reads_the_clients_budget(kayse: Kayse) -> None:
     """kayse.quota is the snapshot AsyncKayse.quota gives: the limit, and what the server said remains."""
     kayse.metadata.objects()
     snapshot = kayse.quota
@@ -233,10 +233,10 @@ def test_callbacks_may_call_another_client_but_not_close_a_cycle(
     assert "waiting for the first one" in str(outcomes["b->a"])
 
 
-def test_progress_callback_calling_the_client_fails_fast(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_progress_callback_calling_the_client_fails_fast(emulator: ThreadedEmulator) -> None:
     """The bulk progress callback runs on the loop: calling the client from it raises at once."""
     seen: list[BaseException] = []
-    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota) as kayse:
+    with Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url) as kayse:
 
         def progress(_: object) -> None:
             try:
@@ -278,9 +278,9 @@ def test_context_variables_cross_into_the_loop(emulator: ThreadedEmulator, quota
     assert sorted(after) == [f"request {n}" for n in range(4)]
 
 
-def test_calls_after_close_raise(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_calls_after_close_raise(emulator: ThreadedEmulator) -> None:
     """After close(): calls raise KayseError, an open iterator stops with it, close() again is a no-op."""
-    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota)
+    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url)
     for n in range(3):
         kayse.case_lists.create(name=f"l{n}")
     pages = kayse.case_lists.list(page_size=1)
@@ -293,10 +293,10 @@ def test_calls_after_close_raise(emulator: ThreadedEmulator, quota: MemoryQuota)
         next(pages)
 
 
-def test_close_fails_calls_in_flight_in_other_threads(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_close_fails_calls_in_flight_in_other_threads(emulator: ThreadedEmulator) -> None:
     """close() while another thread waits on a slow call: that call raises KayseError, close() returns."""
     emulator.configure(latency_ms=10_000)
-    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota)
+    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url)
     kayse.quota  # noqa: B018 - starts the portal without a request
     outcome: list[BaseException] = []
     started = threading.Event()
@@ -320,12 +320,12 @@ def test_close_fails_calls_in_flight_in_other_threads(emulator: ThreadedEmulator
     assert "closed" in str(outcome[0])
 
 
-def test_same_answers_as_the_async_client(emulator: ThreadedEmulator, quota: MemoryQuota, kayse: Kayse) -> None:
+def test_same_answers_as_the_async_client(emulator: ThreadedEmulator, kayse: Kayse) -> None:
     """The blocking and the async client read the same objects the same way."""
     made = kayse.clients.create(**_client_fields(9))
 
     async def read() -> models.Client:
-        async with AsyncKayse(emulator.api_key, base_url=emulator.url, quota=quota) as client:
+        async with AsyncKayse(emulator.api_key, base_url=emulator.url) as client:
             return await client.clients.get(made.id)
 
     # A loop_factory keeps the runner away from the policy's loop, which the test plugins own.

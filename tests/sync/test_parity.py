@@ -12,7 +12,6 @@ import pytest
 
 from kayse_async import AsyncKayse, Kayse
 from kayse_async._sync import api as _sync_api
-from kayse_async.quota import MemoryQuota
 
 from .generate_twins import OUTPUT, generate
 
@@ -78,8 +77,7 @@ def parity_problems(async_obj: object, sync_obj: object) -> list[str]:
 
 @pytest.fixture
 def pair() -> tuple[AsyncKayse, Kayse]:
-    quota = MemoryQuota(limit=1000)
-    return AsyncKayse("k", quota=quota), Kayse("k", quota=quota)
+    return AsyncKayse("k"), Kayse("k")
 
 
 def _resource_names(client: AsyncKayse) -> list[str]:

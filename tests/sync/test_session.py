@@ -12,7 +12,6 @@ import aiohttp
 import pytest
 
 from kayse_async import Kayse, errors
-from kayse_async.quota import MemoryQuota
 from kayse_async.testing import ThreadedEmulator
 
 
@@ -41,18 +40,14 @@ class _Factory:
         self.requests += 1
 
 
-def _kayse(emulator: ThreadedEmulator, quota: MemoryQuota, factory: Any) -> Kayse:
-    return Kayse(
-        emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota, session_factory=factory
-    )
+def _kayse(emulator: ThreadedEmulator, factory: Any) -> Kayse:
+    return Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, session_factory=factory)
 
 
-def test_the_factory_session_serves_the_calls_and_close_closes_it(
-    emulator: ThreadedEmulator, quota: MemoryQuota
-) -> None:
+def test_the_factory_session_serves_the_calls_and_close_closes_it(emulator: ThreadedEmulator) -> None:
     """The factory runs once, on the first call, in the portal's running loop; its session sends every request."""
     factory = _Factory()
-    with _kayse(emulator, quota, factory) as kayse:
+    with _kayse(emulator, factory) as kayse:
         assert factory.sessions == []
         made = kayse.clients.create(external_source="s", external_source_id="1", first_name="A", last_name="B")
         assert kayse.clients.get(made.id) == made
@@ -63,12 +58,10 @@ def test_the_factory_session_serves_the_calls_and_close_closes_it(
     assert session.closed
 
 
-def test_a_client_never_closed_closes_its_factory_session_when_collected(
-    emulator: ThreadedEmulator, quota: MemoryQuota
-) -> None:
+def test_a_client_never_closed_closes_its_factory_session_when_collected(emulator: ThreadedEmulator) -> None:
     """Dropped without close(): the session the factory made is closed with the client, nothing left open."""
     factory = _Factory()
-    kayse = _kayse(emulator, quota, factory)
+    kayse = _kayse(emulator, factory)
     kayse.metadata.objects()
     del kayse
     gc.collect()
@@ -76,7 +69,7 @@ def test_a_client_never_closed_closes_its_factory_session_when_collected(
     assert session.closed
 
 
-def test_a_failing_factory_fails_the_call_and_is_tried_again(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_a_failing_factory_fails_the_call_and_is_tried_again(emulator: ThreadedEmulator) -> None:
     """The factory's error reaches the caller; the next call runs the factory again and goes through."""
     outcomes: list[Any] = [OSError("no proxy configuration"), "not a session"]
     factory = _Factory()
@@ -89,7 +82,7 @@ def test_a_failing_factory_fails_the_call_and_is_tried_again(emulator: ThreadedE
             return outcome  # type: ignore[no-any-return]
         return factory()
 
-    with _kayse(emulator, quota, flaky) as kayse:
+    with _kayse(emulator, flaky) as kayse:
         with pytest.raises(OSError, match="no proxy configuration"):
             kayse.metadata.objects()
         with pytest.raises(errors.ConfigurationError, match=r"session_factory must return an aiohttp\.ClientSession"):

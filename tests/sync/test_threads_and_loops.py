@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 from kayse_async import Kayse, models
-from kayse_async.quota import MemoryQuota
 from kayse_async.testing import ThreadedEmulator
 
 from .helpers import portal_threads
@@ -16,10 +15,10 @@ from .helpers import portal_threads
 THREADS = 32
 
 
-def test_32_threads_share_one_client(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_32_threads_share_one_client(emulator: ThreadedEmulator) -> None:
     """32 threads at once on one Kayse: every answer is the caller's own, one portal, no thread after close()."""
     before = set(threading.enumerate())
-    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota)
+    kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url)
     barrier = threading.Barrier(THREADS)
     results: dict[int, list[Any]] = {}
     failures: list[BaseException] = []
@@ -56,19 +55,18 @@ def test_32_threads_share_one_client(emulator: ThreadedEmulator, quota: MemoryQu
 
 def test_1000_clients_made_and_dropped_start_no_thread() -> None:
     """Kayse() costs no thread: 1,000 clients made and dropped leave the thread count as it was."""
-    quota = MemoryQuota(limit=1000)
     before = threading.active_count()
     for _ in range(1000):
-        Kayse("k", quota=quota)
+        Kayse("k")
     gc.collect()
     assert threading.active_count() == before
 
 
-def test_used_clients_dropped_without_close_stop_their_threads(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_used_clients_dropped_without_close_stop_their_threads(emulator: ThreadedEmulator) -> None:
     """Clients used and dropped without close(): their loop threads end when they are collected."""
     before = len(portal_threads())
     for _ in range(10):
-        kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota)
+        kayse = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url)
         kayse.metadata.objects()
         assert len(portal_threads()) == before + 1
         del kayse
@@ -76,9 +74,9 @@ def test_used_clients_dropped_without_close_stop_their_threads(emulator: Threade
     assert len(portal_threads()) == before
 
 
-def test_a_resource_kept_alone_keeps_its_client_working(emulator: ThreadedEmulator, quota: MemoryQuota) -> None:
+def test_a_resource_kept_alone_keeps_its_client_working(emulator: ThreadedEmulator) -> None:
     """Holding only kayse.metadata (the Kayse dropped) still works: the portal lives while anything uses it."""
-    metadata = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url, quota=quota).metadata
+    metadata = Kayse(emulator.api_key, base_url=emulator.url, calls_base_url=emulator.url).metadata
     gc.collect()
     assert isinstance(metadata.objects(), list)
     del metadata

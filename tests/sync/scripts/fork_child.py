@@ -11,13 +11,12 @@ import sys
 import warnings
 
 from kayse_async import Kayse, errors
-from kayse_async.quota import MemoryQuota
 
 # Python 3.12+ warns about fork() in a process with threads; the point here is to do just that.
 warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
 
 url = sys.argv[1]
-kayse = Kayse("test-key", base_url=url, calls_base_url=url, quota=MemoryQuota(limit=1_000_000_000), timeout=20)
+kayse = Kayse("test-key", base_url=url, calls_base_url=url, timeout=20)
 kayse.metadata.objects()
 parent_thread = kayse.portal_thread
 assert parent_thread is not None

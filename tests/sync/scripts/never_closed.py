@@ -9,10 +9,9 @@ import sys
 import threading
 
 from kayse_async import Kayse
-from kayse_async.quota import MemoryQuota
 
 url = sys.argv[1]
-kayse = Kayse("test-key", base_url=url, calls_base_url=url, quota=MemoryQuota(limit=1_000_000_000))
+kayse = Kayse("test-key", base_url=url, calls_base_url=url)
 for n in range(3):
     kayse.case_lists.create(name=f"list {n}")
 pages = kayse.case_lists.list(page_size=1)
@@ -20,6 +19,6 @@ print(next(pages).name)
 worker = threading.Thread(target=kayse.metadata.objects)
 worker.start()
 worker.join()
-second = Kayse("test-key", base_url=url, calls_base_url=url, quota=MemoryQuota(limit=1_000_000_000))
+second = Kayse("test-key", base_url=url, calls_base_url=url)
 second.metadata.objects()
 print("exiting", flush=True)
