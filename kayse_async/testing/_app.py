@@ -355,7 +355,9 @@ class Service:
             "send_sms": self._send_sms,
             "send_email": self._send_email,
             "list_case_lists": self._list_case_lists,
-            "create_case_list": lambda call: store.put_case_list(None, v.check_case_list(_object(call), require=True)),
+            "create_case_list": lambda call: store.put_case_list(
+                None, v.check_case_list(v.require_object(call.body), require=True)
+            ),
             "bulk_upsert_case_lists": self._upsert_case_lists,
             "list_campaigns": lambda call: store.list_campaigns(call.query.get("key") or None),
             "create_campaign": lambda call: store.campaign_view(
@@ -432,10 +434,6 @@ class Call:
 Handler = Callable[[Call], Any]
 
 _CHECKS: Final = {"clients": v.check_client, "cases": v.check_case}
-
-
-def _object(call: Call) -> dict[str, Any]:
-    return v.require_object(call.body)
 
 
 def _fields(call: Call, fields: tuple[v.Field, ...]) -> dict[str, Any]:

@@ -383,30 +383,25 @@ class Page:
     hide_empty: bool
 
 
-_TRUE: Final = frozenset({"true", "1"})
-_FALSE: Final = frozenset({"false", "0"})
-
-
-def _query_int(query: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+def _query_int(query: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     text = query.get(name)
     if text is None:
         return default
     if not re.fullmatch(r"[0-9]{1,18}", text):
         raise bad(name, f"{name} must be an integer")
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise bad(name, f"{name} must be between {minimum} and {maximum}")
-    return value
+    if not 1 <= int(text) <= maximum:
+        raise bad(name, f"{name} must be between 1 and {maximum}")
+    return int(text)
 
 
 def check_case_list_query(query: Mapping[str, str]) -> Page:
     """Check the query of ``GET /v1/case_lists``; unknown parameters are ignored."""
-    hide = query.get("hide_empty")
-    if hide is not None and hide.lower() not in _TRUE | _FALSE:
+    hide = query.get("hide_empty", "false").lower()
+    if hide not in ("true", "1", "false", "0"):
         raise bad("hide_empty", "hide_empty must be true or false")
     return Page(
         key=query.get("key") or None,
-        page=_query_int(query, "page", 1, 1, MAX_INT),
-        page_size=_query_int(query, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
-        hide_empty=hide is not None and hide.lower() in _TRUE,
+        page=_query_int(query, "page", 1, MAX_INT),
+        page_size=_query_int(query, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+        hide_empty=hide in ("true", "1"),
     )
