@@ -23,10 +23,6 @@ SHUTDOWN_TIMEOUT = 2.0
 """Seconds a stopping emulator waits for requests still being served."""
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 class _Controls:
     """What both runners offer: the keys, the settings, the data, the stats, and changes while running."""
 
@@ -150,8 +146,7 @@ class Emulator(_Controls):
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
-        state = self.url if self._runner is not None else "stopped"
-        return f"<Emulator {state}>"
+        return f"<Emulator {self.url if self._runner is not None else 'stopped'}>"
 
     @property
     def port(self) -> int:
@@ -163,7 +158,8 @@ class Emulator(_Controls):
         """The base URL of the server, for both ``base_url`` and ``calls_base_url``."""
         if self._runner is None and self._port == 0:
             raise RuntimeError("the emulator is not started: its port is not known yet")
-        return _url(self.host, self._port)
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self._port}"
 
     async def start(self) -> None:
         """Start serving; returns once the socket accepts connections."""
