@@ -12,13 +12,14 @@ choices made where the reference is silent.
 from __future__ import annotations
 
 import importlib
+import json
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._cli import build_parser, main
     from ._emulator import Emulator, ThreadedEmulator
     from ._faults import FAULT_KINDS
-    from ._openapi import openapi_document
     from ._store import Store
 
 __all__ = ["FAULT_KINDS", "Emulator", "Store", "ThreadedEmulator", "build_parser", "main", "openapi_document"]
@@ -32,8 +33,13 @@ _HOMES = {
     "ThreadedEmulator": "._emulator",
     "build_parser": "._cli",
     "main": "._cli",
-    "openapi_document": "._openapi",
 }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API the emulator serves (the packaged ``openapi.json``)."""
+    document: dict[str, Any] = json.loads(resources.files(__name__).joinpath("openapi.json").read_text("utf-8"))
+    return document
 
 
 def __getattr__(name: str) -> Any:

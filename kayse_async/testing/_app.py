@@ -20,7 +20,7 @@ from aiohttp import web
 from . import _validation as v
 from ._faults import FAULT_KINDS, MIN_SPIKE_MS, FaultInjector, FaultKind, parse_kinds
 from ._ratelimit import WINDOWS, Decision, RateLimiter, Window
-from ._routes import AUTH_HEADERS, ROUTES, Route, match
+from ._routes import AUTH_HEADERS, Route, match
 from ._store import Store
 
 logger = logging.getLogger("kayse_async.testing")
@@ -28,8 +28,6 @@ logger = logging.getLogger("kayse_async.testing")
 ResetForm = Literal["delta", "epoch"]
 RESET_FORMS: Final[tuple[ResetForm, ...]] = ("delta", "epoch")
 MAX_BODY_BYTES: Final = 64 * 1024 * 1024
-
-Handler = Callable[[dict[str, int], Mapping[str, str], Any], Any]
 
 
 @attrs.define(kw_only=True)
@@ -159,9 +157,7 @@ class Service:
         self.faults = FaultInjector(settings.fault_rate, settings.fault_kinds, seed=settings.seed)
         self.limiter: RateLimiter | None = None
         self._build_limiter()
-        self._handlers: dict[str, Handler] = {
-            name: getattr(self, f"_op_{name}") for name in {route.operation for route in ROUTES}
-        }
+        self._handlers = self._operations()
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -182,10 +178,9 @@ class Service:
         unknown = set(changes) - CONFIG_FIELDS
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        if "fault_kinds" in changes and isinstance(changes["fault_kinds"], str):
-            changes["fault_kinds"] = changes["fault_kinds"].split(",")
         if "fault_kinds" in changes:
-            changes["fault_kinds"] = tuple(changes["fault_kinds"])
+            kinds = changes["fault_kinds"]
+            changes["fault_kinds"] = tuple(kinds.split(",") if isinstance(kinds, str) else kinds)
         candidate = attrs.evolve(self.settings, **changes)
         candidate.check()
         self.settings = candidate
@@ -239,26 +234,25 @@ class Service:
         except v.Reject as reject:
             return _json(reject.status, reject.body())
         except (ValueError, TypeError) as error:
-            return _json(400, {"message": str(error), "field": None})
+            return _error(400, str(error))
         return _json(200, self.settings.public())
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         """Serve one request to any path other than the introspection routes."""
         path = request.path
         if path != "/v1" and not path.startswith("/v1/"):
-            return self._stamp(_json(404, {"message": "not found", "field": None}), self._peek(request))
+            return self._stamp(_error(404, "not found"), self._peek(request))
         self.stats.requests += 1
         if self.settings.latency_ms > 0:
             await asyncio.sleep(self.settings.latency_ms / 1000)
         found = match(path)
         if found is None:
-            return self._finish(_json(404, {"message": "no such endpoint", "field": None}), self._peek(request))
+            return self._finish(_error(404, "no such endpoint"), self._peek(request))
         where, params = found
         self.stats.by_route[f"{request.method} {where.template}"] += 1
         route = where.routes.get(request.method)
         if route is None:
-            response = _json(405, {"message": f"method {request.method} not allowed", "field": None})
-            response.headers["Allow"] = where.allow
+            response = _error(405, f"method {request.method} not allowed", headers={"Allow": where.allow})
             return self._finish(response, self._peek(request))
         key = self._authenticate(request, route)
         if isinstance(key, web.Response):
@@ -266,8 +260,7 @@ class Service:
         decision = self.limiter.hit(key) if self.limiter is not None else None
         if decision is not None and not decision.allowed:
             self.stats.rate_limited += 1
-            response = _json(429, {"message": "rate limit exceeded", "field": None})
-            response.headers["Retry-After"] = str(decision.retry_after)
+            response = _error(429, "rate limit exceeded", headers={"Retry-After": str(decision.retry_after)})
             return self._finish(response, decision)
         return await self._serve(request, route, params, decision)
 
@@ -276,9 +269,9 @@ class Service:
         expected = self.settings.calls_api_key if route.auth == "calls" else self.settings.api_key
         given = request.headers.get(header)
         if not given:
-            return _json(401, {"message": f"missing API key: send it in the {header} header", "field": header})
+            return _error(401, f"missing API key: send it in the {header} header", header)
         if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
-            return _json(401, {"message": "invalid API key", "field": header})
+            return _error(401, "invalid API key", header)
         return expected
 
     async def _serve(
@@ -288,11 +281,9 @@ class Service:
         if fault is not None:
             self.stats.faults[fault] += 1
         if fault == "500":
-            return self._finish(_json(500, {"message": "internal server error (injected)", "field": None}), decision)
+            return self._finish(_error(500, "internal server error (injected)"), decision)
         if fault == "503":
-            response = _json(503, {"message": "service unavailable (injected)", "field": None})
-            response.headers["Retry-After"] = "1"
-            return self._finish(response, decision)
+            return self._finish(_error(503, "service unavailable (injected)", headers={"Retry-After": "1"}), decision)
         if fault == "drop":
             return _cut(request)
         if fault == "latency":
@@ -307,7 +298,8 @@ class Service:
                 body = parse_json(raw)
             with self.store.transaction():
                 # Serialised inside the transaction: a response that cannot be written undoes the change.
-                response = _json(200, self._handlers[route.operation](params, request.query, body))
+                call = Call(params.get("id", 0), request.query, body)
+                response = _json(200, self._handlers[route.operation](call))
         except v.Reject as reject:
             response = _json(reject.status, reject.body())
         except (ConnectionError, asyncio.CancelledError) as exc:
@@ -317,7 +309,7 @@ class Service:
         except Exception:
             # A bug of the emulator, never a reaction to input: log it (no headers, no body).
             logger.exception("emulator error in %s %s", route.method, route.template)
-            response = _json(500, {"message": "internal server error", "field": None})
+            response = _error(500, "internal server error")
         if fault == "lost":
             return _cut(request)
         return self._finish(response, decision)
@@ -336,10 +328,8 @@ class Service:
     def _stamp(self, response: web.Response, decision: Decision | None) -> web.Response:
         """Add the ``X-RateLimit-*`` headers of ``decision`` (none when rate limiting is off)."""
         if decision is not None:
-            if self.settings.reset == "epoch":
-                reset = math.ceil(self.now() + decision.reset_after)
-            else:
-                reset = decision.reset_seconds
+            epoch = self.settings.reset == "epoch"
+            reset = math.ceil(self.now() + decision.reset_after) if epoch else decision.reset_seconds
             response.headers["X-RateLimit-Limit"] = str(decision.limit)
             response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
             response.headers["X-RateLimit-Reset"] = str(reset)
@@ -347,126 +337,131 @@ class Service:
 
     # -- operations ----------------------------------------------------------------------------
 
-    def _extra(self) -> frozenset[str]:
-        return frozenset(self.settings.extra_fields)
+    def _operations(self) -> dict[str, Handler]:
+        """The handler of each operation of the route table, by name: the body of a 200 answer, or a Reject."""
+        store = self.store
+        return {
+            "create_client": lambda call: self._write("clients", None, call.body),
+            "get_client": lambda call: store.require(store.clients, call.id, "client"),
+            "update_client": lambda call: self._write("clients", call.id, call.body),
+            "delete_client": lambda call: _deleted(store.delete_client, call.id, "client"),
+            "bulk_upsert_clients": lambda call: self._write_many("clients", call.body),
+            "create_case": lambda call: self._write("cases", None, call.body),
+            "get_case": lambda call: store.require(store.cases, call.id, "case"),
+            "update_case": lambda call: self._write("cases", call.id, call.body),
+            "delete_case": lambda call: _deleted(store.delete_case, call.id, "case"),
+            "bulk_upsert_cases": lambda call: self._write_many("cases", call.body),
+            "bulk_delete_cases": self._bulk_delete,
+            "send_sms": self._send_sms,
+            "send_email": self._send_email,
+            "list_case_lists": self._list_case_lists,
+            "create_case_list": lambda call: store.put_case_list(
+                None, v.check_case_list(v.require_object(call.body), require=True)
+            ),
+            "bulk_upsert_case_lists": self._upsert_case_lists,
+            "list_campaigns": lambda call: store.list_campaigns(call.query.get("key") or None),
+            "create_campaign": lambda call: store.campaign_view(
+                store.create_campaign(_fields(call, v.CAMPAIGN_FIELDS))
+            ),
+            "schedule_call": self._schedule_call,
+            "metadata_objects": lambda _call: v.metadata_objects(),
+        }
 
     def _write(self, kind: str, item_id: int | None, body: Any) -> Any:
         """Create (``item_id`` None) or fully replace one client or case."""
         data = v.require_object(body)
         if item_id is not None:
-            data = self._without_own_id(data, item_id)
+            data = _without_own_id(data, item_id)
             self.store.require(getattr(self.store, kind), item_id, kind[:-1])  # a 404 before any 400
-        check, put = _WRITERS[kind]
-        extra = self._extra()
-        return put(self.store, item_id, check(data, require=item_id is None, extra_fields=extra), extra_fields=extra)
+        extra = frozenset(self.settings.extra_fields)
+        values = _CHECKS[kind](data, require=item_id is None, extra_fields=extra)
+        return self.store.put(kind, item_id, values, extra_fields=extra)
 
     def _write_many(self, kind: str, body: Any) -> Any:
         """A bulk upsert of clients or cases: every item checked, then all applied or none."""
-        check, put = _WRITERS[kind]
-        extra = self._extra()
-        items = v.check_items(
-            body, kind, functools.partial(check, extra_fields=extra), max_batch=self.settings.max_batch
-        )
+        extra = frozenset(self.settings.extra_fields)
+        check = functools.partial(_CHECKS[kind], extra_fields=extra)
+        items = v.check_items(body, kind, check, max_batch=self.settings.max_batch)
         return {
             kind: [
-                put(self.store, item_id, values, prefix=f"{kind}[{index}].", extra_fields=extra)
+                self.store.put(kind, item_id, values, prefix=f"{kind}[{index}].", extra_fields=extra)
                 for index, (item_id, values) in enumerate(items)
             ]
         }
 
-    def _op_create_client(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self._write("clients", None, body)
-
-    def _op_get_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        return self.store.require(self.store.clients, params["id"], "client")
-
-    def _op_update_client(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self._write("clients", params["id"], body)
-
-    def _op_delete_client(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        self.store.delete_client(params["id"])
-        return {"message": "client deleted successfully"}
-
-    def _op_bulk_upsert_clients(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self._write_many("clients", body)
-
-    def _op_create_case(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self._write("cases", None, body)
-
-    def _op_get_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        return self.store.require(self.store.cases, params["id"], "case")
-
-    def _op_update_case(self, params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self._write("cases", params["id"], body)
-
-    def _op_delete_case(self, params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        self.store.delete_case(params["id"])
-        return {"message": "case deleted successfully"}
-
-    def _op_bulk_upsert_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self._write_many("cases", body)
-
-    def _op_bulk_delete_cases(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        ids, with_clients = v.check_bulk_delete(body)
+    def _bulk_delete(self, call: Call) -> Any:
+        ids, with_clients = v.check_bulk_delete(call.body)
         return {"deleted_ids": self.store.delete_cases(ids, with_clients=with_clients)}
 
-    def _op_send_sms(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = v.check_fields(v.require_object(body), v.SMS_FIELDS, require=True)
+    def _send_sms(self, call: Call) -> Any:
+        data = _fields(call, v.SMS_FIELDS)
         self.store.send_sms(data["case_id"], data["client_id"], data["message"])
         return {"message": "sms scheduled"}
 
-    def _op_send_email(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = v.check_fields(v.require_object(body), v.EMAIL_FIELDS, require=True)
+    def _send_email(self, call: Call) -> Any:
+        data = _fields(call, v.EMAIL_FIELDS)
         self.store.send_email(data["case_id"], data["client_id"], data["subject"], data["message"])
         return {"message": "email scheduled"}
 
-    def _op_list_case_lists(self, _params: dict[str, int], query: Mapping[str, str], _body: Any) -> Any:
-        page = v.check_case_list_query(query)
+    def _list_case_lists(self, call: Call) -> Any:
+        page = v.check_case_list_query(call.query)
         lists, total = self.store.list_case_lists(page)
         return {"case_lists": lists, "page": page.page, "page_size": page.page_size, "total": total}
 
-    def _op_create_case_list(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        return self.store.put_case_list(None, v.check_case_list(v.require_object(body), require=True))
-
-    def _op_bulk_upsert_case_lists(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        items = v.check_items(body, "lists", v.check_case_list, max_batch=self.settings.max_batch)
+    def _upsert_case_lists(self, call: Call) -> Any:
+        items = v.check_items(call.body, "lists", v.check_case_list, max_batch=self.settings.max_batch)
         results: list[dict[str, Any]] = []
         for index, (item_id, values) in enumerate(items):
             record = self.store.put_case_list(item_id, values, prefix=f"lists[{index}].")
             results.append({"id": record["id"], "action": "created" if item_id is None else "updated"})
         return {"lists": results}
 
-    def _op_list_campaigns(self, _params: dict[str, int], query: Mapping[str, str], _body: Any) -> Any:
-        return self.store.list_campaigns(query.get("key") or None)
-
-    def _op_create_campaign(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = v.check_fields(v.require_object(body), v.CAMPAIGN_FIELDS, require=True)
-        return self.store.campaign_view(self.store.create_campaign(data))
-
-    def _op_schedule_call(self, _params: dict[str, int], _query: Mapping[str, str], body: Any) -> Any:
-        data = v.check_fields(v.require_object(body), v.CALL_FIELDS, require=True)
-        call = self.store.schedule_call(data["campaign_id"], data["case_id"])
-        return {"campaign_id": call["campaign_id"], "client_id": call["client_id"], "case_id": call["case_id"]}
-
-    def _op_metadata_objects(self, _params: dict[str, int], _query: Mapping[str, str], _body: Any) -> Any:
-        return v.metadata_objects()
-
-    @staticmethod
-    def _without_own_id(data: dict[str, Any], item_id: int) -> dict[str, Any]:
-        """A PUT body may repeat the path's id (as a GET returned it), and nothing else."""
-        if "id" not in data:
-            return data
-        if data["id"] != item_id or isinstance(data["id"], bool):
-            raise v.bad("id", "id must match the id in the path")
-        return {key: value for key, value in data.items() if key != "id"}
+    def _schedule_call(self, call: Call) -> Any:
+        data = _fields(call, v.CALL_FIELDS)
+        scheduled = self.store.schedule_call(data["campaign_id"], data["case_id"])
+        return {key: scheduled[key] for key in ("campaign_id", "client_id", "case_id")}
 
 
-_WRITERS: Final = {"clients": (v.check_client, Store.put_client), "cases": (v.check_case, Store.put_case)}
-"""How each of the two linked resources is checked and written."""
+@attrs.frozen
+class Call:
+    """What an operation is given: the id in its path (0 when the path has none), the query, the JSON body."""
+
+    id: int
+    query: Mapping[str, str]
+    body: Any
 
 
-def _json(status: int, payload: Any) -> web.Response:
-    return web.Response(status=status, body=_dumps(payload), content_type="application/json")
+Handler = Callable[[Call], Any]
+
+_CHECKS: Final = {"clients": v.check_client, "cases": v.check_case}
+
+
+def _fields(call: Call, fields: tuple[v.Field, ...]) -> dict[str, Any]:
+    return v.check_fields(v.require_object(call.body), fields, require=True)
+
+
+def _deleted(delete: Callable[[int], None], item_id: int, what: str) -> dict[str, str]:
+    delete(item_id)
+    return {"message": f"{what} deleted successfully"}
+
+
+def _without_own_id(data: dict[str, Any], item_id: int) -> dict[str, Any]:
+    """A PUT body may repeat the path's id (as a GET returned it), and nothing else."""
+    if "id" not in data:
+        return data
+    if data["id"] != item_id or isinstance(data["id"], bool):
+        raise v.bad("id", "id must match the id in the path")
+    return {key: value for key, value in data.items() if key != "id"}
+
+
+def _json(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=_dumps(payload), content_type="application/json", headers=headers)
+
+
+def _error(
+    status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return _json(status, {"message": message, "field": field}, headers)
 
 
 def _cut(request: web.Request) -> web.Response:

@@ -79,14 +79,12 @@ SERVING_GC_THRESHOLDS: tuple[int, int, int] = (50_000, 20, 20)
 
 
 def run_served(emulator: Emulator) -> None:
-    """Serve ``emulator`` in this process until SIGINT/SIGTERM, the process given over to it.
+    """Serve ``emulator`` until SIGINT/SIGTERM, the process given over to it.
 
-    While it serves, the collector is tuned for a long-lived, growing heap:
-    what was loaded at start is frozen out of its walks (unless something
-    else froze objects already), and :data:`SERVING_GC_THRESHOLDS` apply.
-    Both are undone when it returns, so that a tool embedding :func:`main`
-    gets its collector back as it was. (An emulator started inside a test
-    process, by ``Emulator`` or ``ThreadedEmulator``, never touches it.)
+    What was loaded at start is frozen out of the collector's walks (unless something else froze
+    objects already) and :data:`SERVING_GC_THRESHOLDS` apply; both are undone when it returns, so a
+    tool embedding :func:`main` gets its collector back. ``Emulator`` and ``ThreadedEmulator`` never
+    touch the collector.
     """
     thresholds = gc.get_threshold()
     froze = gc.get_freeze_count() == 0

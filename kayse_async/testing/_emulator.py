@@ -23,10 +23,6 @@ SHUTDOWN_TIMEOUT = 2.0
 """Seconds a stopping emulator waits for requests still being served."""
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 class _Controls:
     """What both runners offer: the keys, the settings, the data, the stats, and changes while running."""
 
@@ -75,15 +71,10 @@ class _Controls:
         latency_ms: float | None = None,
         seed: int | None = None,
     ) -> None:
-        """Inject faults into ``rate`` (0 to 1) of the requests, of the given kinds."""
-        changes: dict[str, Any] = {"fault_rate": rate}
-        if kinds is not None:
-            changes["fault_kinds"] = tuple(kinds)
-        if latency_ms is not None:
-            changes["latency_ms"] = latency_ms
-        if seed is not None:
-            changes["seed"] = seed
-        self.configure(**changes)
+        """Inject faults into ``rate`` (0 to 1) of the requests, of the given kinds (None: unchanged)."""
+        kinds = None if kinds is None else tuple(kinds)
+        changes = {"fault_rate": rate, "fault_kinds": kinds, "latency_ms": latency_ms, "seed": seed}
+        self.configure(**{name: value for name, value in changes.items() if value is not None})
 
     def set_rate_limit(
         self,
@@ -92,12 +83,9 @@ class _Controls:
         window: Window | None = None,
         reset: ResetForm | None = None,
     ) -> None:
-        """Change the rate limit (``limit`` 0: off); every budget starts afresh."""
-        changes: dict[str, Any] = {"limit": limit}
-        for name, value in (("period", period), ("window", window), ("reset", reset)):
-            if value is not None:
-                changes[name] = value
-        self.configure(**changes)
+        """Change the rate limit (``limit`` 0: off; None: unchanged); every budget starts afresh."""
+        changes = {"limit": limit, "period": period, "window": window, "reset": reset}
+        self.configure(**{name: value for name, value in changes.items() if value is not None})
 
 
 class Emulator(_Controls):
@@ -158,8 +146,7 @@ class Emulator(_Controls):
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
-        state = self.url if self._runner is not None else "stopped"
-        return f"<Emulator {state}>"
+        return f"<Emulator {self.url if self._runner is not None else 'stopped'}>"
 
     @property
     def port(self) -> int:
@@ -171,7 +158,8 @@ class Emulator(_Controls):
         """The base URL of the server, for both ``base_url`` and ``calls_base_url``."""
         if self._runner is None and self._port == 0:
             raise RuntimeError("the emulator is not started: its port is not known yet")
-        return _url(self.host, self._port)
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self._port}"
 
     async def start(self) -> None:
         """Start serving; returns once the socket accepts connections."""
@@ -285,16 +273,11 @@ class ThreadedEmulator(_Controls):
         loop = self._loop
         if loop is None:
             return function()
-        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
-        def run() -> None:
-            try:
-                done.set_result(function())
-            except BaseException as error:
-                done.set_exception(error)
+        async def run() -> _T:
+            return function()
 
-        loop.call_soon_threadsafe(run)
-        return done.result()
+        return asyncio.run_coroutine_threadsafe(run(), loop).result()
 
     @property
     def url(self) -> str:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, Final
+
+import attrs
 
 from ._validation import CAMPAIGN_FIELDS, CASE_FIELDS, CASE_LIST_FIELDS, CLIENT_FIELDS, Field, Page, Reject, bad
 
@@ -52,14 +54,29 @@ class _Undo:
             self.steps.pop()()
 
 
-def _order(fields: Iterable[Any], first: tuple[str, ...] = ("id",), last: tuple[str, ...] = ()) -> tuple[str, ...]:
-    return (*first, *(field.name for field in fields), *last)
+@attrs.frozen
+class _Linked:
+    """How clients or cases are written: each record holds the ids of the other kind's records it is linked to."""
+
+    what: str
+    fields: tuple[Field, ...]
+    links: str
+    other: str
+    unique: Mapping[str, tuple[str, ...]]
+    """Values no two records share: the field an error names -> the fields that make the value."""
 
 
-CLIENT_KEYS: Final = _order(CLIENT_FIELDS)
-CASE_KEYS: Final = _order(CASE_FIELDS)
-CASE_LIST_KEYS: Final = (*_order(CASE_LIST_FIELDS), "case_ids")
-CAMPAIGN_KEYS: Final = _order(CAMPAIGN_FIELDS)
+_SOURCE: Final = {"external_source_id": ("external_source", "external_source_id")}
+_LINKED: Final = {
+    "clients": _Linked("client", CLIENT_FIELDS, "case_ids", "cases", _SOURCE),
+    "cases": _Linked("case", CASE_FIELDS, "client_ids", "clients", {**_SOURCE, "case_number": ("case_number",)}),
+}
+
+CAMPAIGN_KEYS: Final = ("id", *(field.name for field in CAMPAIGN_FIELDS))
+
+
+def _by_id(table: dict[int, Record]) -> list[Record]:
+    return [table[item_id] for item_id in sorted(table)]
 
 
 class Store:
@@ -85,9 +102,8 @@ class Store:
         self.outbox: list[Record] = []
         self.lookups: dict[str, dict[str, int]] = {"statuses": {}, "types": {}, "agents": {}}
         self._next: dict[str, int] = {}
-        self._client_keys: dict[tuple[str, str], int] = {}
-        self._case_keys: dict[tuple[str, str], int] = {}
-        self._case_numbers: dict[str, int] = {}
+        self._taken: dict[tuple[Any, ...], int] = {}
+        """The uniqueness index: (kind, field, value) -> the id of the record holding the value."""
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -109,36 +125,31 @@ class Store:
         assert self._undo is not None, "store changes need a transaction"
         return self._undo
 
+    def _set(self, record: Record, name: str, value: Any) -> None:
+        if record.get(name, _MISSING) is not value:
+            self._u.set(record, name, value)
+
     def _new_id(self, kind: str) -> int:
         value = self._next.get(kind, 1)
         self._u.set(self._next, kind, value + 1)
         return value
 
-    def _lookup(self, table: str, name: str | None) -> int | None:
-        if name is None:
-            return None
+    def _lookup(self, table: str, name: str | None) -> None:
         ids = self.lookups[table]
-        if name not in ids:
+        if name is not None and name not in ids:
             self._u.set(ids, name, len(ids) + 1)
-        return ids[name]
 
-    # -- links -------------------------------------------------------------------------------
+    # -- clients and cases -------------------------------------------------------------------
 
-    def _link(self, client_id: int, case_id: int) -> None:
-        client_links: list[int] = self.clients[client_id]["case_ids"]
-        case_links: list[int] = self.cases[case_id]["client_ids"]
-        if case_id not in client_links:
-            self._u.append(client_links, case_id)
-        if client_id not in case_links:
-            self._u.append(case_links, client_id)
-
-    def _unlink(self, client_id: int, case_id: int) -> None:
-        client_links: list[int] = self.clients[client_id]["case_ids"]
-        case_links: list[int] = self.cases[case_id]["client_ids"]
-        if case_id in client_links:
-            self._u.remove(client_links, case_id)
-        if client_id in case_links:
-            self._u.remove(case_links, client_id)
+    def _link(self, kind: str, item_id: int, other_id: int, *, linked: bool = True) -> None:
+        """Link a client and a case both ways (``item_id`` is of ``kind``), or unlink them."""
+        client_id, case_id = (item_id, other_id) if kind == "clients" else (other_id, item_id)
+        ends = ((self.clients[client_id]["case_ids"], case_id), (self.cases[case_id]["client_ids"], client_id))
+        for links, value in ends:
+            if linked and value not in links:
+                self._u.append(links, value)
+            elif not linked and value in links:
+                self._u.remove(links, value)
 
     def _require_all(self, table: dict[int, Record], ids: list[int], path: str, what: str) -> None:
         for index, item in enumerate(ids):
@@ -147,133 +158,85 @@ class Store:
                 where = path if path.endswith("_id") else f"{path}[{index}]"
                 raise bad(where, f"{what} {item} not found")
 
-    def _opt_out_client(self, client_id: int) -> None:
-        client = self.clients[client_id]
-        if client["voice_calls_opted_out"] is not True:
-            self._u.set(client, "voice_calls_opted_out", True)
+    def _keys(self, kind: str, record: Record) -> dict[str, tuple[Any, ...]]:
+        unique = _LINKED[kind].unique
+        return {field: (kind, field, tuple(record[name] for name in names)) for field, names in unique.items()}
 
-    def _opt_out_case(self, case_id: int) -> None:
-        for client_id in self.cases[case_id]["client_ids"]:
-            self._opt_out_client(client_id)
-
-    # -- clients -----------------------------------------------------------------------------
-
-    def _unique(self, index: dict[Any, int], key: Any, own_id: int | None, field: str, what: str) -> None:
-        holder = index.get(key)
-        if holder is not None and holder != own_id:
-            raise bad(field, f"{what} is already used by another record")
-
-    def put_client(
+    def put(
         self,
-        client_id: int | None,
+        kind: str,
+        item_id: int | None,
         values: dict[str, Any],
         *,
         prefix: str = "",
         extra_fields: frozenset[str] = frozenset(),
     ) -> Record:
-        """Create (``client_id`` None) or fully replace a client; return the stored record.
+        """Create (``item_id`` None) or fully replace a client or a case (``kind``); return the stored record.
 
-        An update keeps the stored value of each required field it omits, and
-        of ``gender`` and the opt-out flag (outside the PUT table: only a value
-        changes them); every other omitted field becomes null (links: none).
+        Omitted fields are kept or cleared as :meth:`_replace` says; the links given replace the
+        record's links. Opting out spreads at write time: a case marks its clients, and a client its
+        cases and their clients ("across linked clients/cases", says the reference).
         """
-        old = self._existing(self.clients, client_id, "client", prefix)
-        links_field = "case_ids"
-        if "case_id" in values:
-            links_field = "case_id"
-            single = values["case_id"]
+        spec, table = _LINKED[kind], getattr(self, kind)
+        via = spec.links
+        if "case_id" in values:  # a client's single-id alias of case_ids
+            via, single = "case_id", values["case_id"]
             values = {key: value for key, value in values.items() if key != "case_id"}
             values["case_ids"] = None if single is None else [single]
-        merged = self._replace(old, values, CLIENT_FIELDS)
+        old = self._existing(table, item_id, spec.what, prefix)
+        merged = self._replace(old, values, spec.fields)
         merged.update({name: values.get(name) for name in extra_fields})
-        key = (merged["external_source"], merged["external_source_id"])
-        self._unique(self._client_keys, key, client_id, prefix + "external_source_id", "external_source_id")
-        case_ids: list[int] = merged.pop("case_ids") or []
-        self._require_all(self.cases, case_ids, prefix + links_field, "case")
-        if merged["voice_calls_opted_out"] is None:
-            merged["voice_calls_opted_out"] = False
+        keys = self._keys(kind, merged)
+        for field, key in keys.items():
+            holder = self._taken.get(key)
+            if holder is not None and holder != item_id:
+                raise bad(prefix + field, f"{field} is already used by another record")
+        links: list[int] = list(merged.pop(spec.links) or [])
+        self._require_all(getattr(self, spec.other), links, prefix + via, _LINKED[spec.other].what)
         if old is None:
-            client_id = self._new_id("clients")
-            record: Record = {"id": client_id, **merged, "case_ids": []}
-            self._u.set(self.clients, client_id, record)
+            item_id = self._new_id(kind)
+            record: Record = {"id": item_id, **merged, spec.links: []}
+            self._u.set(table, item_id, record)
         else:
-            assert client_id is not None
+            assert item_id is not None
             record = old
-            self._u.pop(self._client_keys, (old["external_source"], old["external_source_id"]))
+            for key in self._keys(kind, old).values():
+                self._u.pop(self._taken, key)
             for name, value in merged.items():
-                if record.get(name, _MISSING) is not value:
-                    self._u.set(record, name, value)
-            for case_id in list(record["case_ids"]):
-                if case_id not in case_ids:
-                    self._unlink(client_id, case_id)
-        self._u.set(self._client_keys, key, client_id)
-        for case_id in case_ids:
-            self._link(client_id, case_id)
-        if values.get("voice_calls_opted_out") is True:
-            # The reference: "apply the opt-out flag across linked clients/cases when set".
-            for case_id in record["case_ids"]:
-                case = self.cases[case_id]
-                if case["opt_out_voice_calls"] is not True:
-                    self._u.set(case, "opt_out_voice_calls", True)
-                self._opt_out_case(case_id)
+                self._set(record, name, value)
+        for key in keys.values():
+            self._u.set(self._taken, key, item_id)
+        for other_id in list(record[spec.links]):
+            if other_id not in links:
+                self._link(kind, item_id, other_id, linked=False)
+        for other_id in links:
+            self._link(kind, item_id, other_id)
+        if kind == "cases":
+            self._lookup("statuses", record["status"])
+            self._lookup("types", record["type"])
+            if record["opt_out_voice_calls"] is True:
+                self._opt_out_case(item_id)
+        else:
+            if record["voice_calls_opted_out"] is None:
+                self._u.set(record, "voice_calls_opted_out", False)
+            if values.get("voice_calls_opted_out") is True:
+                for case_id in record["case_ids"]:
+                    self._set(self.cases[case_id], "opt_out_voice_calls", True)
+                    self._opt_out_case(case_id)
         return record
+
+    def _opt_out_case(self, case_id: int) -> None:
+        for client_id in self.cases[case_id]["client_ids"]:
+            self._set(self.clients[client_id], "voice_calls_opted_out", True)
 
     def delete_client(self, client_id: int) -> None:
         """Delete a client and its links."""
         client = self.require(self.clients, client_id, "client")
         for case_id in list(client["case_ids"]):
-            self._unlink(client_id, case_id)
-        self._u.pop(self._client_keys, (client["external_source"], client["external_source_id"]))
+            self._link("clients", client_id, case_id, linked=False)
+        for key in self._keys("clients", client).values():
+            self._u.pop(self._taken, key)
         self._u.pop(self.clients, client_id)
-
-    # -- cases -------------------------------------------------------------------------------
-
-    def put_case(
-        self,
-        case_id: int | None,
-        values: dict[str, Any],
-        *,
-        prefix: str = "",
-        extra_fields: frozenset[str] = frozenset(),
-    ) -> Record:
-        """Create (``case_id`` None) or fully replace a case; return the stored record.
-
-        An update that omits ``client_ids`` or ``opt_out_voice_calls`` (outside
-        the PUT table) keeps them. ``opt_out_voice_calls`` true marks every
-        client linked to the case (after the links are replaced) as opted out.
-        """
-        old = self._existing(self.cases, case_id, "case", prefix)
-        merged = self._replace(old, values, CASE_FIELDS)
-        merged.update({name: values.get(name) for name in extra_fields})
-        key = (merged["external_source"], merged["external_source_id"])
-        self._unique(self._case_keys, key, case_id, prefix + "external_source_id", "external_source_id")
-        self._unique(self._case_numbers, merged["case_number"], case_id, prefix + "case_number", "case_number")
-        client_ids: list[int] = list(merged.pop("client_ids") or [])
-        self._require_all(self.clients, client_ids, prefix + "client_ids", "client")
-        self._lookup("statuses", merged["status"])
-        self._lookup("types", merged["type"])
-        if old is None:
-            case_id = self._new_id("cases")
-            record: Record = {"id": case_id, **merged, "client_ids": []}
-            self._u.set(self.cases, case_id, record)
-        else:
-            assert case_id is not None
-            record = old
-            self._u.pop(self._case_keys, (old["external_source"], old["external_source_id"]))
-            self._u.pop(self._case_numbers, old["case_number"])
-            for name, value in merged.items():
-                if record.get(name, _MISSING) is not value:
-                    self._u.set(record, name, value)
-            for client_id in list(record["client_ids"]):
-                if client_id not in client_ids:
-                    self._unlink(client_id, case_id)
-        self._u.set(self._case_keys, key, case_id)
-        self._u.set(self._case_numbers, merged["case_number"], case_id)
-        for client_id in client_ids:
-            self._link(client_id, case_id)
-        if merged["opt_out_voice_calls"] is True:
-            self._opt_out_case(case_id)
-        return record
 
     def delete_cases(self, case_ids: list[int], *, with_clients: bool = False) -> list[int]:
         """Delete the cases that exist among ``case_ids``; return their ids in input order.
@@ -292,9 +255,9 @@ class Store:
         for case_id in found:
             case = self.cases[case_id]
             for client_id in list(case["client_ids"]):
-                self._unlink(client_id, case_id)
-            self._u.pop(self._case_keys, (case["external_source"], case["external_source_id"]))
-            self._u.pop(self._case_numbers, case["case_number"])
+                self._link("cases", case_id, client_id, linked=False)
+            for key in self._keys("cases", case).values():
+                self._u.pop(self._taken, key)
             self._u.pop(self.cases, case_id)
         for case_list in self.case_lists.values():
             members: list[int] = case_list["case_ids"]
@@ -354,9 +317,7 @@ class Store:
                 self._u.set(record, name, value)
         if merged["is_obo"] is not None:
             for case_id in members:
-                case = self.cases[case_id]
-                if case["is_obo"] is not merged["is_obo"]:
-                    self._u.set(case, "is_obo", merged["is_obo"])
+                self._set(self.cases[case_id], "is_obo", merged["is_obo"])
         return record
 
     def list_case_lists(self, page: Page) -> tuple[list[Record], int]:
@@ -364,7 +325,7 @@ class Store:
         key = page.key.casefold() if page.key else None
         chosen = [
             record
-            for _, record in sorted(self.case_lists.items())
+            for record in _by_id(self.case_lists)
             if (key is None or key in (record["name"] or "").casefold()) and (record["case_ids"] or not page.hide_empty)
         ]
         start = (page.page - 1) * page.page_size
@@ -406,7 +367,7 @@ class Store:
         folded = key.casefold() if key else None
         return [
             self.campaign_view(record)
-            for _, record in sorted(self.campaigns.items())
+            for record in _by_id(self.campaigns)
             if folded is None or folded in record["name"].casefold()
         ]
 
@@ -449,12 +410,8 @@ class Store:
             raise bad("campaign_id", f"campaign {campaign_id} not found")
         if case_id not in self.cases:
             raise bad("case_id", f"case {case_id} not found")
-        callable_clients = [
-            client_id
-            for client_id in self.cases[case_id]["client_ids"]
-            if self.clients[client_id]["voice_calls_opted_out"] is not True
-        ]
-        client_id = callable_clients[0] if callable_clients else None
+        linked = self.cases[case_id]["client_ids"]
+        client_id = next((c for c in linked if self.clients[c]["voice_calls_opted_out"] is not True), None)
         return self._record(kind="call", campaign_id=campaign_id, case_id=case_id, client_id=client_id)
 
     # -- helpers and views -------------------------------------------------------------------
@@ -497,10 +454,10 @@ class Store:
         """A deep copy of all data, JSON-ready (``GET /_emulator/store``)."""
         return copy.deepcopy(
             {
-                "clients": [record for _, record in sorted(self.clients.items())],
-                "cases": [record for _, record in sorted(self.cases.items())],
-                "case_lists": [record for _, record in sorted(self.case_lists.items())],
-                "campaigns": [self.campaign_view(record) for _, record in sorted(self.campaigns.items())],
+                "clients": _by_id(self.clients),
+                "cases": _by_id(self.cases),
+                "case_lists": _by_id(self.case_lists),
+                "campaigns": [self.campaign_view(record) for record in _by_id(self.campaigns)],
                 "outbox": self.outbox,
                 "lookups": self.lookups,
             }

@@ -6,14 +6,14 @@ holds to the reference's own tables (tests/emulator/test_reference_tables.py).
 How a value is judged is written here again, independently of the SDK's
 checks, so that the emulator still catches the SDK sending what the API
 refuses. The request checks, ``GET /v1/metadata/objects`` and the OpenAPI
-document are all derived from these tables, so the three cannot disagree.
+document (tests/emulator/openapi_gen.py) are all derived from these tables.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any, Final, cast
 
 import attrs
@@ -55,33 +55,27 @@ def bad(field: str | None, message: str) -> Reject:
     return Reject(400, message, field)
 
 
-def _is_int(value: object) -> bool:
-    # bool is a subclass of int in Python, never in JSON.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_string(value: object, path: str) -> str:
     if not isinstance(value, str):
         raise bad(path, f"{path} must be a string")
     return value
 
 
-def _check_id(value: object, path: str) -> int:
-    if not _is_int(value):
+def _check_int(value: object, path: str, minimum: int, what: str) -> int:
+    # bool is a subclass of int in Python, never in JSON.
+    if not isinstance(value, int) or isinstance(value, bool):
         raise bad(path, f"{path} must be an integer")
-    assert isinstance(value, int)
-    if not 1 <= value <= MAX_INT:
-        raise bad(path, f"{path} must be a positive 64-bit integer")
+    if not minimum <= value <= MAX_INT:
+        raise bad(path, f"{path} must be a {what} 64-bit integer")
     return value
+
+
+def _check_id(value: object, path: str) -> int:
+    return _check_int(value, path, 1, "positive")
 
 
 def _check_count(value: object, path: str) -> int:
-    if not _is_int(value):
-        raise bad(path, f"{path} must be an integer")
-    assert isinstance(value, int)
-    if not 0 <= value <= MAX_INT:
-        raise bad(path, f"{path} must be a non-negative 64-bit integer")
-    return value
+    return _check_int(value, path, 0, "non-negative")
 
 
 def _check_bool(value: object, path: str) -> bool:
@@ -98,6 +92,12 @@ def _check_date(value: object, path: str) -> str:
         dt.date.fromisoformat(value)
     except ValueError:
         raise bad(path, message) from None
+    return value
+
+
+def _check_weekday(value: object, path: str) -> object:
+    if value not in WEEKDAYS:
+        raise bad(path, f"{path} must be one of {', '.join(WEEKDAYS)}")
     return value
 
 
@@ -127,56 +127,33 @@ def _check_object(value: object, path: str) -> dict[str, Any]:
     return dict(value)  # pyright: ignore[reportUnknownArgumentType]
 
 
-def _list(value: object, path: str, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise bad(path, f"{path} must be an array of {what}")
-    return value  # pyright: ignore[reportUnknownVariableType]
+Kind = Callable[[object, str], Any]
+"""A field's type: the check of a non-null value at a path, returning it cleaned (or raising a 400)."""
+
+
+def _list_of(kind: Kind, what: str) -> Kind:
+    def check(value: object, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise bad(path, f"{path} must be an array of {what}")
+        return [kind(item, f"{path}[{index}]") for index, item in enumerate(cast("list[object]", value))]
+
+    return check
 
 
 def _check_id_list(value: object, path: str) -> list[int]:
-    items = _list(value, path, "integers")
-    seen: dict[int, None] = {}
-    for index, item in enumerate(items):
-        seen[_check_id(item, f"{path}[{index}]")] = None
     # Repeated ids are harmless: keep the first occurrence of each.
-    return list(seen)
+    return list(dict.fromkeys(_list_of(_check_id, "integers")(value, path)))
 
 
-def _check_string_list(value: object, path: str) -> list[str]:
-    items = _list(value, path, "strings")
-    return [_check_string(item, f"{path}[{index}]") for index, item in enumerate(items)]
-
-
-def _check_weekdays(value: object, path: str) -> list[str]:
-    items = _list(value, path, "weekday names")
-    for index, item in enumerate(items):
-        if item not in WEEKDAYS:
-            raise bad(f"{path}[{index}]", f"{path}[{index}] must be one of {', '.join(WEEKDAYS)}")
-    return list(items)
-
-
-@attrs.frozen
-class Kind:
-    """A field's type: how it is checked, and its JSON Schema for the OpenAPI document."""
-
-    check: Callable[[object, str], Any]
-    schema: Callable[[], dict[str, Any]]
-    """The JSON Schema of a non-null value."""
-
-
-def _int_schema(minimum: int) -> dict[str, Any]:
-    return {"type": "integer", "minimum": minimum, "maximum": MAX_INT}
-
-
-STRING: Final = Kind(_check_string, lambda: {"type": "string"})
-ID: Final = Kind(_check_id, lambda: _int_schema(1))
-COUNT: Final = Kind(_check_count, lambda: _int_schema(0))
-BOOL: Final = Kind(_check_bool, lambda: {"type": "boolean"})
-DATE: Final = Kind(_check_date, lambda: {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"})
-OBJECT: Final = Kind(_check_object, lambda: {"type": "object"})
-ID_LIST: Final = Kind(_check_id_list, lambda: {"type": "array", "items": _int_schema(1)})
-STRING_LIST: Final = Kind(_check_string_list, lambda: {"type": "array", "items": {"type": "string"}})
-WEEKDAY_LIST: Final = Kind(_check_weekdays, lambda: {"type": "array", "items": {"enum": list(WEEKDAYS)}})
+STRING: Final[Kind] = _check_string
+ID: Final[Kind] = _check_id
+COUNT: Final[Kind] = _check_count
+BOOL: Final[Kind] = _check_bool
+DATE: Final[Kind] = _check_date
+OBJECT: Final[Kind] = _check_object
+ID_LIST: Final[Kind] = _check_id_list
+STRING_LIST: Final = _list_of(_check_string, "strings")
+WEEKDAY_LIST: Final = _list_of(_check_weekday, "weekday names")
 
 
 @attrs.frozen
@@ -194,22 +171,10 @@ def _object_kind(fields: tuple[Field, ...], *, defaults: Mapping[str, Any] | Non
     """A nested object with its own table; every nested field is optional and may be null."""
 
     def check(value: object, path: str) -> dict[str, Any]:
-        data = _check_object(value, path)
-        cleaned = check_fields(data, fields, prefix=f"{path}.", require=False)
+        cleaned = check_fields(_check_object(value, path), fields, prefix=f"{path}.", require=False)
         return {**(defaults or {}), **{k: v for k, v in cleaned.items() if v is not None}}
 
-    def schema() -> dict[str, Any]:
-        return object_schema(fields, require=False)
-
-    return Kind(check, schema)
-
-
-def _list_of(kind: Kind) -> Kind:
-    def check(value: object, path: str) -> list[Any]:
-        items = _list(value, path, "objects")
-        return [kind.check(item, f"{path}[{index}]") for index, item in enumerate(items)]
-
-    return Kind(check, lambda: {"type": "array", "items": kind.schema()})
+    return check
 
 
 def check_fields(
@@ -218,15 +183,15 @@ def check_fields(
     *,
     prefix: str = "",
     require: bool,
-    extra: frozenset[str] = frozenset(),
+    extra: Set[str] = frozenset(),
 ) -> dict[str, Any]:
     """Check ``data`` against a table; return the fields it gave, cleaned.
 
     With ``require`` the table's required fields must be present. A required
     field given must hold a value of its kind (never null; a string not
-    empty); an optional one may be null. Keys outside the table (and outside
-    ``extra``, which the caller checks) are refused. Fields are checked in
-    table order, so the error reported for a request is deterministic.
+    empty); an optional one may be null. ``extra`` names fields outside the
+    table taken as any JSON value; other keys outside it are refused. Fields
+    are checked in table order, so the error reported is deterministic.
     """
     cleaned: dict[str, Any] = {}
     for field in fields:
@@ -241,47 +206,16 @@ def check_fields(
                 raise bad(path, f"{path} must not be null")
             cleaned[field.name] = None
             continue
-        checked = field.kind.check(value, path)
+        checked = field.kind(value, path)
         if field.required and isinstance(checked, str) and not checked.strip():
             raise bad(path, f"{path} must not be empty")
         cleaned[field.name] = checked
-    known = {field.name for field in fields} | extra
+    known = {field.name for field in fields}
     for key in data:
-        if key not in known:
+        if key not in known and key not in extra:
             raise bad(prefix + key, f"unknown field {prefix}{key}")
+    cleaned.update({name: data[name] for name in extra if name in data})
     return cleaned
-
-
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` or null, in JSON Schema 2020-12 (OpenAPI 3.1) form."""
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def object_schema(
-    fields: tuple[Field, ...],
-    *,
-    require: bool,
-    extra: Mapping[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The JSON Schema of a request body checked by :func:`check_fields` with the same table."""
-    properties: dict[str, Any] = {}
-    for field in fields:
-        schema = field.kind.schema()
-        if field.required:
-            if schema.get("type") == "string" and "format" not in schema:
-                schema["minLength"] = 1
-                schema["pattern"] = r"\S"
-        else:
-            schema = nullable(schema)
-        if field.description:
-            schema["description"] = field.description
-        properties[field.name] = schema
-    properties.update(extra or {})
-    result: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
-    required = [field.name for field in fields if field.required and require]
-    if required:
-        result["required"] = required
-    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,14 +231,10 @@ FILTER_FIELDS: Final = (
 )
 FILTER: Final = _object_kind(FILTER_FIELDS)
 
-CALLBACK_DELAYS: Final = _list_of(
-    _object_kind(
-        tuple(Field(unit, COUNT, description=unit.title()) for unit in ("minutes", "hours", "days")),
-        defaults={"minutes": 0, "hours": 0, "days": 0},
-    )
-)
+DELAY_FIELDS: Final = tuple(Field(unit, COUNT, description=unit.title()) for unit in ("minutes", "hours", "days"))
+CALLBACK_DELAYS: Final = _list_of(_object_kind(DELAY_FIELDS, defaults={"minutes": 0, "hours": 0, "days": 0}), "objects")
 
-KINDS: Final = {
+KINDS: Final[dict[sdk.Kind, Kind]] = {
     sdk.Kind.STR: STRING,
     sdk.Kind.ID: ID,
     sdk.Kind.COUNT: COUNT,
@@ -357,13 +287,6 @@ def require_object(value: object, path: str | None = None) -> dict[str, Any]:
     return value  # pyright: ignore[reportUnknownVariableType]
 
 
-def _with_extra(cleaned: dict[str, Any], data: Mapping[str, Any], extra_fields: frozenset[str]) -> dict[str, Any]:
-    for name in extra_fields:
-        if name in data:
-            cleaned[name] = data[name]
-    return cleaned
-
-
 def check_client(
     data: Mapping[str, Any], *, prefix: str = "", require: bool, extra_fields: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
@@ -371,10 +294,7 @@ def check_client(
 
     ``extra_fields`` are fields a newer server knows (any JSON value).
     """
-    cleaned = check_fields(
-        data, CLIENT_FIELDS, prefix=prefix, require=require, extra=frozenset({"case_id"}) | extra_fields
-    )
-    _with_extra(cleaned, data, extra_fields)
+    cleaned = check_fields(data, CLIENT_FIELDS, prefix=prefix, require=require, extra={"case_id"} | extra_fields)
     if "case_id" in data:
         if "case_ids" in data:
             raise bad(prefix + "case_id", f"{prefix}case_id cannot be given together with {prefix}case_ids")
@@ -387,8 +307,7 @@ def check_case(
     data: Mapping[str, Any], *, prefix: str = "", require: bool, extra_fields: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """A case body; ``extra_fields`` are fields a newer server knows (any JSON value)."""
-    cleaned = check_fields(data, CASE_FIELDS, prefix=prefix, require=require, extra=extra_fields)
-    return _with_extra(cleaned, data, extra_fields)
+    return check_fields(data, CASE_FIELDS, prefix=prefix, require=require, extra=extra_fields)
 
 
 def check_case_list(data: Mapping[str, Any], *, prefix: str = "", require: bool) -> dict[str, Any]:
@@ -433,14 +352,12 @@ def check_items(
     for index, raw in enumerate(items):
         path = f"{container}[{index}]"
         item = dict(require_object(raw, path))
-        item_id: int | None = None
-        if "id" in item:
-            raw_id = item.pop("id")
-            if raw_id is not None:
-                item_id = _check_id(raw_id, f"{path}.id")
-                if item_id in seen:
-                    raise bad(f"{path}.id", f"{path}.id appears twice in the batch")
-                seen.add(item_id)
+        raw_id = item.pop("id", None)
+        item_id = None if raw_id is None else _check_id(raw_id, f"{path}.id")
+        if item_id is not None:
+            if item_id in seen:
+                raise bad(f"{path}.id", f"{path}.id appears twice in the batch")
+            seen.add(item_id)
         result.append((item_id, check(item, prefix=f"{path}.", require=item_id is None)))
     return result
 
@@ -466,30 +383,25 @@ class Page:
     hide_empty: bool
 
 
-_TRUE: Final = frozenset({"true", "1"})
-_FALSE: Final = frozenset({"false", "0"})
-
-
-def _query_int(query: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+def _query_int(query: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     text = query.get(name)
     if text is None:
         return default
     if not re.fullmatch(r"[0-9]{1,18}", text):
         raise bad(name, f"{name} must be an integer")
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise bad(name, f"{name} must be between {minimum} and {maximum}")
-    return value
+    if not 1 <= int(text) <= maximum:
+        raise bad(name, f"{name} must be between 1 and {maximum}")
+    return int(text)
 
 
 def check_case_list_query(query: Mapping[str, str]) -> Page:
     """Check the query of ``GET /v1/case_lists``; unknown parameters are ignored."""
-    hide = query.get("hide_empty")
-    if hide is not None and hide.lower() not in _TRUE | _FALSE:
+    hide = query.get("hide_empty", "false").lower()
+    if hide not in ("true", "1", "false", "0"):
         raise bad("hide_empty", "hide_empty must be true or false")
     return Page(
         key=query.get("key") or None,
-        page=_query_int(query, "page", 1, 1, MAX_INT),
-        page_size=_query_int(query, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
-        hide_empty=hide is not None and hide.lower() in _TRUE,
+        page=_query_int(query, "page", 1, MAX_INT),
+        page_size=_query_int(query, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+        hide_empty=hide in ("true", "1"),
     )

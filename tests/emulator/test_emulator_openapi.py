@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kayse_async.testing import Emulator, openapi_document
 from kayse_async.testing import _validation as v
-from kayse_async.testing._openapi import build_document, render
 from kayse_async.testing._routes import ROUTES
 
 from .helpers import Api
+from .openapi_gen import DOCS_COPY, PACKAGED, build_document, render
 from .test_emulator_http import TABLES, VALID, wrong_values
 
 
@@ -21,9 +20,7 @@ def schema_tools() -> tuple[Any, Any]:
     return pytest.importorskip("jsonschema"), pytest.importorskip("referencing")
 
 
-DOCS_COPY = Path(__file__).parents[2] / "docs" / "openapi.json"
-PACKAGED = Path(__file__).parents[2] / "kayse_async" / "testing" / "openapi.json"
-REGENERATE = "python -c 'from kayse_async.testing._openapi import regenerate; regenerate([\"docs/openapi.json\"])'"
+REGENERATE = "python tests/emulator/openapi_gen.py"
 
 INTROSPECTION = {
     ("GET", "/_emulator/stats"),

@@ -1,22 +1,25 @@
-"""The OpenAPI 3.1 document of the Kayse API as the emulator implements it.
+"""Writes the OpenAPI 3.1 document of the Kayse API as the emulator implements it.
 
-Generated from the route table and the validation tables
-(:func:`build_document`); the packaged ``openapi.json`` is that output, and a
-test keeps the two equal (:func:`regenerate` writes it again, and the docs
-copy with it).
+    python tests/emulator/openapi_gen.py
+
+The document is generated from the emulator's route table and validation tables, each field's
+JSON Schema derived from its kind (:func:`kind_schema`). It writes the packaged
+``kayse_async/testing/openapi.json`` and its copy ``docs/openapi.json``;
+``test_emulator_openapi.py`` fails while either differs from a fresh run.
 """
 
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from . import _validation as v
-from ._routes import AUTH_HEADERS, ROUTES, Route
+from kayse_async.testing import _validation as v
+from kayse_async.testing._routes import AUTH_HEADERS, ROUTES, Route
 
-DOCUMENT_NAME: Final = "openapi.json"
+ROOT: Final = Path(__file__).resolve().parents[2]
+PACKAGED: Final = ROOT / "kayse_async" / "testing" / "openapi.json"
+DOCS_COPY: Final = ROOT / "docs" / "openapi.json"
 
 _ERROR_STATUSES: Final = {
     "400": "Bad request: the body names the field and the rule",
@@ -30,20 +33,78 @@ _ERROR_STATUSES: Final = {
 }
 
 
+def _int(minimum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": v.MAX_INT}
+
+
+_KIND_SCHEMAS: Final[dict[v.Kind, dict[str, Any]]] = {
+    v.STRING: {"type": "string"},
+    v.ID: _int(1),
+    v.COUNT: _int(0),
+    v.BOOL: {"type": "boolean"},
+    v.DATE: {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+    v.OBJECT: {"type": "object"},
+    v.ID_LIST: {"type": "array", "items": _int(1)},
+    v.STRING_LIST: {"type": "array", "items": {"type": "string"}},
+    v.WEEKDAY_LIST: {"type": "array", "items": {"enum": list(v.WEEKDAYS)}},
+}
+
+
+def kind_schema(kind: v.Kind) -> dict[str, Any]:
+    """The JSON Schema of a non-null value of ``kind`` (a new dict: callers add to it)."""
+    if kind is v.FILTER:
+        return object_schema(v.FILTER_FIELDS, require=False)
+    if kind is v.CALLBACK_DELAYS:
+        return {"type": "array", "items": object_schema(v.DELAY_FIELDS, require=False)}
+    return dict(_KIND_SCHEMAS[kind])
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null, in JSON Schema 2020-12 (OpenAPI 3.1) form."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def object_schema(
+    fields: tuple[v.Field, ...],
+    *,
+    require: bool,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The JSON Schema of a request body that ``v.check_fields`` checks with the same table."""
+    properties: dict[str, Any] = {}
+    for field in fields:
+        schema = kind_schema(field.kind)
+        if field.required:
+            if schema.get("type") == "string" and "format" not in schema:
+                schema["minLength"] = 1
+                schema["pattern"] = r"\S"
+        else:
+            schema = nullable(schema)
+        if field.description:
+            schema["description"] = field.description
+        properties[field.name] = schema
+    properties.update(extra or {})
+    result: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    required = [field.name for field in fields if field.required and require]
+    if required:
+        result["required"] = required
+    return result
+
+
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _nullable_int() -> dict[str, Any]:
-    return v.nullable({"type": "integer"})
+    return nullable({"type": "integer"})
 
 
 def _record(fields: tuple[v.Field, ...], extra: dict[str, Any]) -> dict[str, Any]:
     """The schema of an object as the emulator returns it: every field present, optional ones nullable."""
     properties: dict[str, Any] = {"id": {"type": "integer"}}
     for field in fields:
-        schema = field.kind.schema()
-        properties[field.name] = schema if field.required else v.nullable(schema)
+        schema = kind_schema(field.kind)
+        properties[field.name] = schema if field.required else nullable(schema)
     properties.update(extra)
     return {"type": "object", "properties": properties, "required": list(properties)}
 
@@ -60,26 +121,26 @@ def _bulk(container: str, create: str, update: str) -> dict[str, Any]:
 
 
 def _with_id(schema: dict[str, Any]) -> dict[str, Any]:
-    properties = {"id": v.ID.schema(), **schema["properties"]}
+    properties = {"id": kind_schema(v.ID), **schema["properties"]}
     return {**schema, "properties": properties, "required": ["id"]}
 
 
 def _schemas() -> dict[str, Any]:
-    alias = {"case_id": {**v.nullable(v.ID.schema()), "deprecated": True, "description": v.CLIENT_ALIAS.description}}
-    client_create = v.object_schema(v.CLIENT_FIELDS, require=True, extra=alias)
-    client_update = v.object_schema(v.CLIENT_FIELDS, require=False, extra=alias)
-    case_create = v.object_schema(v.CASE_FIELDS, require=True)
-    case_update = v.object_schema(v.CASE_FIELDS, require=False)
-    list_create = v.object_schema(v.CASE_LIST_FIELDS, require=True)
-    list_update = v.object_schema(v.CASE_LIST_FIELDS, require=False)
+    alias = {"case_id": {**nullable(kind_schema(v.ID)), "deprecated": True, "description": v.CLIENT_ALIAS.description}}
+    client_create = object_schema(v.CLIENT_FIELDS, require=True, extra=alias)
+    client_update = object_schema(v.CLIENT_FIELDS, require=False, extra=alias)
+    case_create = object_schema(v.CASE_FIELDS, require=True)
+    case_update = object_schema(v.CASE_FIELDS, require=False)
+    list_create = object_schema(v.CASE_LIST_FIELDS, require=True)
+    list_update = object_schema(v.CASE_LIST_FIELDS, require=False)
     id_list = {"type": "array", "items": {"type": "integer"}}
     agent = {
         "type": "object",
         "properties": {
             "id": _nullable_int(),
-            "name": v.nullable({"type": "string"}),
-            "voice_id": v.nullable({"type": "string"}),
-            "avatar_url": v.nullable({"type": "string"}),
+            "name": nullable({"type": "string"}),
+            "voice_id": nullable({"type": "string"}),
+            "avatar_url": nullable({"type": "string"}),
         },
     }
     field_schema = {
@@ -96,7 +157,7 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": {
             "type": "object",
-            "properties": {"message": {"type": "string"}, "field": v.nullable({"type": "string"})},
+            "properties": {"message": {"type": "string"}, "field": nullable({"type": "string"})},
             "required": ["message", "field"],
         },
         "Message": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
@@ -110,25 +171,25 @@ def _schemas() -> dict[str, Any]:
         "CaseBulkUpdate": _with_id(case_update),
         "CaseBulk": _bulk("cases", "CaseCreate", "CaseBulkUpdate"),
         "Case": _record(v.CASE_FIELDS, {"client_ids": id_list}),
-        "BulkDelete": v.object_schema(v.BULK_DELETE_FIELDS, require=True)
+        "BulkDelete": object_schema(v.BULK_DELETE_FIELDS, require=True)
         | {
             "properties": {
-                "ids": {**v.ID_LIST.schema(), "minItems": 1, "maxItems": v.MAX_BULK_DELETE},
-                "with_clients": v.nullable(v.BOOL.schema()),
+                "ids": {**kind_schema(v.ID_LIST), "minItems": 1, "maxItems": v.MAX_BULK_DELETE},
+                "with_clients": nullable(kind_schema(v.BOOL)),
             }
         },
-        "Sms": v.object_schema(v.SMS_FIELDS, require=True),
-        "Email": v.object_schema(v.EMAIL_FIELDS, require=True),
+        "Sms": object_schema(v.SMS_FIELDS, require=True),
+        "Email": object_schema(v.EMAIL_FIELDS, require=True),
         "CaseListCreate": list_create,
         "CaseListBulkUpdate": _with_id(list_update),
         "CaseListBulk": _bulk("lists", "CaseListCreate", "CaseListBulkUpdate"),
-        "CaseList": _record(v.CASE_LIST_FIELDS, {"filter": v.nullable({"type": "object"}), "case_ids": id_list}),
-        "CampaignCreate": v.object_schema(v.CAMPAIGN_FIELDS, require=True),
+        "CaseList": _record(v.CASE_LIST_FIELDS, {"filter": nullable({"type": "object"}), "case_ids": id_list}),
+        "CampaignCreate": object_schema(v.CAMPAIGN_FIELDS, require=True),
         "Campaign": _record(
             v.CAMPAIGN_FIELDS,
-            {"case_list_name": v.nullable({"type": "string"}), "agent": agent, "stats": {"type": "object"}},
+            {"case_list_name": nullable({"type": "string"}), "agent": agent, "stats": {"type": "object"}},
         ),
-        "Call": v.object_schema(v.CALL_FIELDS, require=True),
+        "Call": object_schema(v.CALL_FIELDS, require=True),
         "ScheduledCall": {
             "type": "object",
             "properties": {
@@ -320,15 +381,13 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def openapi_document() -> dict[str, Any]:
-    """The packaged OpenAPI 3.1 document of the API the emulator serves."""
-    text = resources.files(__name__.rpartition(".")[0]).joinpath(DOCUMENT_NAME).read_text(encoding="utf-8")
-    document: dict[str, Any] = json.loads(text)
-    return document
-
-
-def regenerate(copies: list[str]) -> None:
-    """Write the generated document to the package and to the paths given (the docs copy)."""
+def main() -> None:
+    """Write the packaged document and its docs copy."""
     text = render(build_document())
-    for target in [Path(__file__).with_name(DOCUMENT_NAME), *(Path(copy) for copy in copies)]:
+    for target in (PACKAGED, DOCS_COPY):
         target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
