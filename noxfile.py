@@ -54,6 +54,13 @@ def twins(session: nox.Session) -> None:
 
 
 @nox.session
+def openapi(session: nox.Session) -> None:
+    """Regenerate the emulator's OpenAPI document (kayse_async/testing/openapi.json and docs/openapi.json)."""
+    session.install("-e", ".")
+    session.run("python", "tests/emulator/openapi_gen.py")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark at its full size (long: tens of minutes); pass a name to run one."""
     session.install("-e", ".[dev]")
