@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from .. import _defaults
 from ..errors import KayseError
 from ._commands import (
     campaigns_command,
@@ -28,7 +27,7 @@ from ._commands import (
     quota_command,
     sms_command,
 )
-from ._config import Config, translate
+from ._config import ENV_API_KEY, ENV_BASE_URL, Config, translate
 from ._import import import_command
 
 __all__ = ["cli", "main"]
@@ -51,17 +50,17 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--api-key",
-    envvar=_defaults.ENV_API_KEY,
+    envvar=ENV_API_KEY,
     show_envvar=True,
     metavar="KEY",
     help="Your Kayse API key (company settings, API Keys). Never printed.",
 )
 @click.option(
     "--base-url",
-    envvar=_defaults.ENV_BASE_URL,
+    envvar=ENV_BASE_URL,
     show_envvar=True,
     metavar="URL",
-    help=f"The API's address (default {_defaults.BASE_URL}); http:// only for localhost.",
+    help="The API's address (default: the Kayse API's); http:// only for localhost.",
 )
 @click.option(
     "--sandbox",

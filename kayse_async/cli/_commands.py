@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -10,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from .._defaults import BULK_DELETE_CHUNK
-from ..errors import AuthenticationError, BulkError, ConfigurationError, KayseError, NotFoundError, TransportError
+from ..errors import AuthenticationError, ConfigurationError, KayseError, NotFoundError, TransportError
 from ..models import BulkProgress
 from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, describe_error, translate
 from ._jobs import Mode, Report, command_line, progress_options, running
@@ -20,6 +20,8 @@ from ._render import as_json_ready, err_console, local_time, out_console, plural
 if TYPE_CHECKING:
     from rich.console import Console
 
+BULK_DELETE_CHUNK = 500
+"""Ids per ``bulk_delete`` request: the API's most."""
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
@@ -65,15 +67,18 @@ class Deletion(Report):
     kind: str
     ids: list[int]
     deleted: list[int] = attrs.field(factory=list)
+    """Ids an answer confirmed deleted."""
+    gone: list[int] = attrs.field(factory=list)
+    """Ids absent from an answer that came after a lost one: deleted by the lost attempt, or never there."""
     missing: list[int] = attrs.field(factory=list)
-    """Ids the server no longer had."""
+    """Ids the server did not have."""
     failed: dict[int, str] = attrs.field(factory=dict)
     """Ids whose delete failed, with the reason."""
 
     @property
     def not_done(self) -> int:
         """Ids with no outcome: the job stopped before them."""
-        return len(self.ids) - len(self.deleted) - len(self.missing) - len(self.failed)
+        return len(self.ids) - len(self.deleted) - len(self.gone) - len(self.missing) - len(self.failed)
 
     @property
     def complete(self) -> bool:
@@ -83,26 +88,33 @@ class Deletion(Report):
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary."""
         failed = [{"id": i, "reason": reason} for i, reason in self.failed.items()]
-        return super().as_dict() | {"requested": len(self.ids), "deleted_ids": self.deleted} | {
-            "not_found_ids": self.missing, "failed": failed, "not_done": self.not_done
-        }  # fmt: skip
+        return super().as_dict() | {"requested": len(self.ids), "deleted_ids": self.deleted, "gone_ids": self.gone,
+                                    "not_found_ids": self.missing, "failed": failed, "not_done": self.not_done}  # fmt: skip
 
     def print(self, console: Console) -> None:
-        """``Deleted 3 clients (1 id not found).``, the failures, and how to finish."""
-        counts = ((len(self.missing), "not found"), (len(self.failed), "failed"), (self.not_done, "not done"))
-        notes = ", ".join(f"{plural(n, 'id')} {what}" for n, what in counts if n)
-        verb = (
-            f"Interrupted by {self.signal}: deleted" if self.signal else "Stopped: deleted" if self.error else "Deleted"
-        )
-        console.print(f"{verb} {plural(len(self.deleted), self.kind)}{f' ({notes})' if notes else ''}.")
+        """``Deleted 3 clients (1 id not found).``, the ids gone after a lost answer, the failures, how to finish."""
+        counts = [(self.gone, "gone after a lost answer"), (self.missing, "not found"), (self.failed, "failed")]
+        notes = ", ".join(f"{plural(len(ids), 'id')} {what}" for ids, what in counts if ids)
+        notes += f"{', ' if notes else ''}{plural(self.not_done, 'id')} not done" if self.not_done else ""
+        say = functools.partial(console.print, markup=False, highlight=False)
+        confirmed = " confirmed" if self.gone else ""
+        say(f"{self.verb('Deleted')} {plural(len(self.deleted), self.kind)}{confirmed}{f' ({notes})' if notes else ''}.")
+        if self.gone:
+            say(f"  gone after a lost answer (deleted by it, or never there): {_ids(self.gone)}")
         for item_id, reason in self.failed.items():
-            console.print(f"  {self.kind} {item_id}: {reason}", markup=False, highlight=False)
+            say(f"  {self.kind} {item_id}: {reason}")
         if not self.complete:
-            console.print(f"Deleting again is safe; to finish, run:\n  {self.resume}", markup=False, highlight=False)
+            say(f"Deleting again is safe; to finish, run:\n  {self.resume}")
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:20])) + (
+        f" and {len(ids) - 20:,} more (--json lists every one)" if len(ids) > 20 else ""
+    )
 
 
 def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callable[..., None]], click.Command]:
-    """The options every ``kayse delete`` command takes, then ``extra``; the command gets a ready ``Deletion``."""
+    """The options every ``kayse delete`` command takes, then ``extra``; the command gets a confirmed ``Deletion``."""
 
     def decorate(body: Callable[..., None]) -> click.Command:
         @click.argument("values", nargs=-1, metavar="[ID|FILE]...")
@@ -118,8 +130,11 @@ def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callab
             ids = list(dict.fromkeys(parse_ids([*id_options, *values])))
             if not ids:
                 raise UsageProblem(f"no {kind} ids: give them as arguments or with --ids FILE|ID")
+            also = " and the clients linked only to them" if options.get("with_clients") else ""
+            if not yes:
+                click.confirm(f"Delete {plural(len(ids), kind)}{also}?", abort=True, err=True)
             job = Deletion(kind=kind, ids=ids, resume=command_line(ctx, *([] if yes else ["--yes"])))
-            body(ctx.obj, job, yes=yes, **options)
+            body(ctx.obj, job, **options)
             job.finish(options["as_json"])
 
         command.__doc__ = body.__doc__
@@ -137,19 +152,9 @@ def delete_group() -> None:
 
 @_delete_command("case", click.option("--with-clients", is_flag=True, help="Also delete clients linked only to them."))
 def delete_cases(
-    config: Config,
-    job: Deletion,
-    *,
-    yes: bool,
-    progress: Mode,
-    progress_interval: float,
-    as_json: bool,
-    with_clients: bool,
+    config: Config, job: Deletion, *, progress: Mode, progress_interval: float, as_json: bool, with_clients: bool
 ) -> None:
     """Delete cases by id, 500 per request (the API's maximum)."""
-    if not yes:
-        also = " and the clients linked only to them" if with_clients else ""
-        click.confirm(f"Delete {plural(len(job.ids), 'case')}{also}?", abort=True, err=True)
     # One call for every chunk, stopped at once by a signal (deleting again is safe).
     with running(config, "cases", len(job.ids), per_request=BULK_DELETE_CHUNK, progress=progress,
                  interval=progress_interval, quiet=as_json, grace=None) as meter:  # fmt: skip
@@ -158,26 +163,17 @@ def delete_cases(
             meter.done, meter.requests = done.items_done, done.requests
             meter.update()
 
-        try:
-            job.deleted = meter.kayse.cases.bulk_delete(job.ids, with_clients=with_clients, progress=on_progress)
-            gone = set(job.deleted)
-            job.missing = [i for i in job.ids if i not in gone]
-        except BulkError as exc:
-            for item in exc.result.items:
-                if item.ok:
-                    (job.deleted if item.value is not None else job.missing).append(job.ids[item.index])
-                else:
-                    job.failed[job.ids[item.index]] = describe_error(item.error or exc)
+        result = meter.kayse.cases.bulk_delete(
+            job.ids, with_clients=with_clients, progress=on_progress, raise_on_error=False
+        )
+        job.deleted, job.gone, job.missing = result.confirmed, result.gone, result.not_found
+        job.failed = {job.ids[item.index]: describe_error(item.error or KayseError("failed")) for item in result.failed}
     job.signal = meter.stop.name
 
 
 @_delete_command("client")
-def delete_clients(
-    config: Config, job: Deletion, *, yes: bool, progress: Mode, progress_interval: float, as_json: bool
-) -> None:
+def delete_clients(config: Config, job: Deletion, *, progress: Mode, progress_interval: float, as_json: bool) -> None:
     """Delete clients by id, one request each (the API has no bulk delete for clients), through the quota."""
-    if not yes:
-        click.confirm(f"Delete {plural(len(job.ids), 'client')}?", abort=True, err=True)
     with running(config, "clients", len(job.ids), per_request=1, progress=progress, interval=progress_interval,
                  quiet=as_json) as meter:  # fmt: skip
         for client_id in job.ids:
@@ -332,18 +328,9 @@ def emulator_command(config: Config, args: tuple[str, ...]) -> None:
 
     Its key is the global --api-key (or KAYSE_API_KEY), unless one is given after the command.
     """
-    from ..testing._cli import build_parser, emulator_from_args, run_served
+    from .. import testing
 
-    parser = build_parser("kayse emulator")
     # The global key first: a key given after the command comes later, and wins.
-    options = parser.parse_args([*(["--api-key", config.api_key] if config.api_key else []), *args])
-    try:
-        emulator = emulator_from_args(options)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        run_served(emulator)
-    except OSError as exc:
-        raise CommandFailed(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
-    except KeyboardInterrupt:
-        pass
+    argv = [*(["--api-key", config.api_key] if config.api_key else []), *args]
+    testing.build_parser("kayse emulator").parse_args(argv)  # --help and usage errors, named for this command
+    click.get_current_context().exit(testing.main(argv))

@@ -43,7 +43,7 @@ from ._render import clock, err_console, local_time, out_console, print_json
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .._sync import Kayse
+    from .. import Kayse
     from ..models import BulkProgress, QuotaSnapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -144,25 +144,26 @@ def eta_seconds(
     remaining: int,
     limit: int,
     reset_in: float | None,
-    period: float,
+    window: float | None,
     items_per_second: float | None,
 ) -> float | None:
-    """How long the rest of a job should take, from the quota.
+    """How long the rest of a job should take, from the quota as the server told it.
 
-    While the budget left covers the requests still needed, the pace so far
-    decides (None before there is one). Beyond it, the wait for the window to
-    reset, then a window per ``limit`` requests, dominates: each window's
-    requests are sent at its start.
+    While the budget left covers the requests still needed, the pace so far decides (None before
+    there is one). Beyond it, the wait for the server's Reset, then one learned ``window`` per
+    ``limit`` requests, each window's requests sent at its start. None while the server has not
+    told enough: no Reset and no window, or more windows needed and no window length learned.
     """
     if items_left <= 0:
         return 0.0
     requests_left = math.ceil(items_left / max(1, chunk_size))
     if requests_left <= remaining:
         return items_left / items_per_second if items_per_second else None
-    if limit <= 0:
+    windows = math.ceil((requests_left - remaining) / limit) if limit > 0 else 0
+    first = reset_in if reset_in is not None else window
+    if not windows or first is None or (windows > 1 and window is None):
         return None
-    waits = math.ceil((requests_left - remaining) / limit)
-    return max(0.0, period if reset_in is None else reset_in) + (waits - 1) * period
+    return max(0.0, first) + (windows - 1) * (window or 0.0)
 
 
 @attrs.define(eq=False)
@@ -174,7 +175,6 @@ class Meter:
     name: str
     total: int
     per_request: int
-    period: float
     done: int = 0
     requests: int = 0
     update: Callable[[], None] = lambda: None
@@ -205,7 +205,7 @@ class Meter:
                 remaining=snap.remaining,
                 limit=snap.limit,
                 reset_in=None if snap.resets_at is None else snap.resets_at.timestamp() - time.time(),
-                period=self.period,
+                window=snap.window,
                 items_per_second=self.done / elapsed if self.done and elapsed > 0 else None,
             )
         left = "?" if snap is None or snap.remaining is None else snap.remaining
@@ -237,7 +237,7 @@ def running(
 ) -> Iterator[Meter]:
     """A job's client, stop signals and progress display; a stop that cancels the job ends the block quietly."""
     with Stop(grace=grace) as stop, config.client(quiet=quiet) as kayse:
-        meter = Meter(kayse, stop, name, total, per_request, config.period)
+        meter = Meter(kayse, stop, name, total, per_request)
         if progress == "auto":
             progress = "bar" if sys.stderr.isatty() else "plain"
         try:
@@ -327,6 +327,11 @@ class Report:
     def complete(self) -> bool:
         """True when every record was done as asked."""
         raise NotImplementedError
+
+    def verb(self, done: str) -> str:
+        """How the summary starts: ``done`` (``Imported``), or what stopped the job first."""
+        stopped = f"Interrupted by {self.signal}" if self.signal else "Stopped" if self.error else None
+        return f"{stopped}: {done.lower()}" if stopped else done
 
     @property
     def exit_code(self) -> int:

@@ -35,9 +35,9 @@ def print_json(data: Any) -> None:
 
 def as_json_ready(value: Any) -> Any:
     """A model (or a list of them) as JSON-ready data, every field included."""
-    from .._wire.converter import unstructure
-
-    return unstructure(value)
+    if isinstance(value, list):
+        return [as_json_ready(item) for item in value]
+    return None if value is None else value.to_dict()
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
