@@ -98,7 +98,9 @@ class Deletion(Report):
         notes += f"{', ' if notes else ''}{plural(self.not_done, 'id')} not done" if self.not_done else ""
         say = functools.partial(console.print, markup=False, highlight=False)
         confirmed = " confirmed" if self.gone else ""
-        say(f"{self.verb('Deleted')} {plural(len(self.deleted), self.kind)}{confirmed}{f' ({notes})' if notes else ''}.")
+        say(
+            f"{self.verb('Deleted')} {plural(len(self.deleted), self.kind)}{confirmed}{f' ({notes})' if notes else ''}."
+        )
         if self.gone:
             say(f"  gone after a lost answer (deleted by it, or never there): {_ids(self.gone)}")
         for item_id, reason in self.failed.items():

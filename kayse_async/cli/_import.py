@@ -41,7 +41,7 @@ SHOWN_REJECTIONS = 50
 """Rejected records listed in the human summary (``--json`` lists every one)."""
 
 # A batch position (``clients[3].``) or input index in the SDK's text: the summary names file lines instead.
-_ITEM = re.compile(r"\b(?:clients|cases|case_lists)\[\d+\](?:\.|: )?")
+_ITEM = re.compile(r"\b(?:clients|cases|lists)\[\d+\](?:\.|: )?")
 
 
 @attrs.define

@@ -172,19 +172,32 @@ def test_parse_ids_reads_files_arguments_and_refuses_junk(tmp_path: Path) -> Non
     ("kwargs", "expected"),
     [
         # Budget covers the rest: the pace decides (1,000 items at 100/s).
-        ({"items_left": 1_000, "remaining": 10, "reset_in": 50.0, "items_per_second": 100.0}, 10.0),
+        ({"items_left": 1_000, "remaining": 10, "reset_in": 5.0, "items_per_second": 100.0}, 10.0),
         # No pace yet and enough budget: unknown.
-        ({"items_left": 1_000, "remaining": 10, "reset_in": 50.0, "items_per_second": None}, None),
-        # 20 requests needed, 5 left: wait for the reset (50 s), then the next window covers the rest.
-        ({"items_left": 10_000, "remaining": 5, "reset_in": 50.0, "items_per_second": 100.0}, 50.0),
-        # 1,020 requests needed, none left: the reset, then two more windows of 500.
-        ({"items_left": 510_000, "remaining": 0, "reset_in": 50.0, "items_per_second": 1.0}, 50.0 + 2 * 3600),
-        ({"items_left": 0, "remaining": 0, "reset_in": 50.0, "items_per_second": None}, 0.0),
+        ({"items_left": 1_000, "remaining": 10, "reset_in": 5.0, "items_per_second": None}, None),
+        # 20 requests needed, 5 left: wait for the Reset (5 s), then the next window covers the rest.
+        ({"items_left": 10_000, "remaining": 5, "reset_in": 5.0, "items_per_second": 100.0}, 5.0),
+        # 1,020 requests needed, none left: the Reset, then two more learned windows of 10 s.
+        ({"items_left": 510_000, "remaining": 0, "reset_in": 5.0, "items_per_second": 1.0}, 5.0 + 2 * 10.0),
+        # No Reset told (a token bucket): a window from now, then the rest.
+        ({"items_left": 510_000, "remaining": 0, "reset_in": None, "items_per_second": 1.0}, 3 * 10.0),
+        ({"items_left": 0, "remaining": 0, "reset_in": 5.0, "items_per_second": None}, 0.0),
     ],
 )
-def test_eta_follows_the_quota(kwargs: dict[str, float | int | None], expected: float | None) -> None:
-    """The ETA is the pace while the budget lasts, and the windows still needed beyond it."""
-    assert eta_seconds(chunk_size=500, limit=500, period=3600.0, **kwargs) == expected  # type: ignore[arg-type]
+def test_eta_follows_the_server_reset_and_the_learned_window(
+    kwargs: dict[str, float | int | None], expected: float | None
+) -> None:
+    """The ETA is the pace while the budget lasts, then the server's Reset and the learned windows still needed."""
+    assert eta_seconds(chunk_size=500, limit=500, window=10.0, **kwargs) == expected  # type: ignore[arg-type]
+
+
+def test_eta_is_unknown_while_the_window_is_not_learned() -> None:
+    """Beyond the next Reset, an unknown window length gives no ETA rather than an assumed hour."""
+    needs_two_more = {"items_left": 510_000, "chunk_size": 500, "remaining": 0, "limit": 500, "items_per_second": 1.0}
+    assert eta_seconds(**needs_two_more, reset_in=5.0, window=None) is None
+    assert eta_seconds(**needs_two_more, reset_in=None, window=None) is None
+    one_more = {**needs_two_more, "items_left": 250_000}  # 500 requests: the next window holds them all
+    assert eta_seconds(**one_more, reset_in=5.0, window=None) == 5.0
 
 
 def test_delete_with_clients_removes_clients_linked_only_to_deleted_cases(
