@@ -14,14 +14,12 @@ import click
 from ..errors import AuthenticationError, ConfigurationError, KayseError, NotFoundError, TransportError
 from ..models import BulkProgress
 from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, describe_error, translate
-from ._jobs import Mode, Report, command_line, progress_options, running
+from ._jobs import GRACE, Meter, Mode, Report, command_line, progress_options, running
 from ._render import as_json_ready, err_console, local_time, out_console, plural, print_json, print_table, short
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-BULK_DELETE_CHUNK = 500
-"""Ids per ``bulk_delete`` request: the API's most."""
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
@@ -88,8 +86,8 @@ class Deletion(Report):
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary."""
         failed = [{"id": i, "reason": reason} for i, reason in self.failed.items()]
-        return super().as_dict() | {"requested": len(self.ids), "deleted_ids": self.deleted, "gone_ids": self.gone,
-                                    "not_found_ids": self.missing, "failed": failed, "not_done": self.not_done}  # fmt: skip
+        ids = {"deleted_ids": self.deleted, "gone_ids": self.gone, "not_found_ids": self.missing}
+        return super().as_dict() | {"requested": len(self.ids), **ids, "failed": failed, "not_done": self.not_done}
 
     def print(self, console: Console) -> None:
         """``Deleted 3 clients (1 id not found).``, the ids gone after a lost answer, the failures, how to finish."""
@@ -110,13 +108,14 @@ class Deletion(Report):
 
 
 def _ids(ids: list[int]) -> str:
-    return ", ".join(map(str, ids[:20])) + (
-        f" and {len(ids) - 20:,} more (--json lists every one)" if len(ids) > 20 else ""
-    )
+    more = f" and {len(ids) - 20:,} more (--json lists every one)" if len(ids) > 20 else ""
+    return ", ".join(map(str, ids[:20])) + more
 
 
-def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callable[..., None]], click.Command]:
-    """The options every ``kayse delete`` command takes, then ``extra``; the command gets a confirmed ``Deletion``."""
+def _delete_command(
+    kind: str, per_request: int, grace: float | None = GRACE, *extra: Callable[[Any], Any]
+) -> Callable[[Callable[..., None]], click.Command]:
+    """A ``kayse delete`` command: ids, confirmation, progress, summary; ``body(meter, job, **extra)`` deletes."""
 
     def decorate(body: Callable[..., None]) -> click.Command:
         @click.argument("values", nargs=-1, metavar="[ID|FILE]...")
@@ -126,9 +125,8 @@ def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callab
         @progress_options
         @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
         @click.pass_context
-        def command(
-            ctx: click.Context, /, values: Sequence[str], id_options: Sequence[str], yes: bool, **options: Any
-        ) -> None:
+        def command(ctx: click.Context, /, values: Sequence[str], id_options: Sequence[str], yes: bool, progress: Mode,
+                    progress_interval: float, as_json: bool, **options: Any) -> None:  # fmt: skip
             ids = list(dict.fromkeys(parse_ids([*id_options, *values])))
             if not ids:
                 raise UsageProblem(f"no {kind} ids: give them as arguments or with --ids FILE|ID")
@@ -136,8 +134,11 @@ def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callab
             if not yes:
                 click.confirm(f"Delete {plural(len(ids), kind)}{also}?", abort=True, err=True)
             job = Deletion(kind=kind, ids=ids, resume=command_line(ctx, *([] if yes else ["--yes"])))
-            body(ctx.obj, job, **options)
-            job.finish(options["as_json"])
+            with running(ctx.obj, f"{kind}s", len(ids), per_request=per_request, progress=progress,
+                         interval=progress_interval, quiet=as_json, grace=grace) as meter:  # fmt: skip
+                body(meter, job, **options)
+            job.signal = meter.stop.name
+            job.finish(as_json)
 
         command.__doc__ = body.__doc__
         for option in extra:
@@ -152,50 +153,41 @@ def delete_group() -> None:
     """Delete records."""
 
 
-@_delete_command("case", click.option("--with-clients", is_flag=True, help="Also delete clients linked only to them."))
-def delete_cases(
-    config: Config, job: Deletion, *, progress: Mode, progress_interval: float, as_json: bool, with_clients: bool
-) -> None:
+# One call for every chunk, stopped at once by a signal (deleting again is safe).
+@_delete_command("case", 500, None, click.option("--with-clients", is_flag=True,
+                 help="Also delete clients linked only to them."))  # fmt: skip
+def delete_cases(meter: Meter, job: Deletion, *, with_clients: bool) -> None:
     """Delete cases by id, 500 per request (the API's maximum)."""
-    # One call for every chunk, stopped at once by a signal (deleting again is safe).
-    with running(config, "cases", len(job.ids), per_request=BULK_DELETE_CHUNK, progress=progress,
-                 interval=progress_interval, quiet=as_json, grace=None) as meter:  # fmt: skip
 
-        def on_progress(done: BulkProgress) -> None:
-            meter.done, meter.requests = done.items_done, done.requests
-            meter.update()
+    def on_progress(done: BulkProgress) -> None:
+        meter.done, meter.requests = done.items_done, done.requests
 
-        result = meter.kayse.cases.bulk_delete(
-            job.ids, with_clients=with_clients, progress=on_progress, raise_on_error=False
-        )
-        job.deleted, job.gone, job.missing = result.confirmed, result.gone, result.not_found
-        job.failed = {job.ids[item.index]: describe_error(item.error or KayseError("failed")) for item in result.failed}
-    job.signal = meter.stop.name
+    result = meter.kayse.cases.bulk_delete(
+        job.ids, with_clients=with_clients, progress=on_progress, raise_on_error=False
+    )
+    job.deleted, job.gone, job.missing = result.confirmed, result.gone, result.not_found
+    job.failed = {job.ids[item.index]: describe_error(item.error or KayseError("failed")) for item in result.failed}
 
 
-@_delete_command("client")
-def delete_clients(config: Config, job: Deletion, *, progress: Mode, progress_interval: float, as_json: bool) -> None:
+@_delete_command("client", 1)
+def delete_clients(meter: Meter, job: Deletion) -> None:
     """Delete clients by id, one request each (the API has no bulk delete for clients), through the quota."""
-    with running(config, "clients", len(job.ids), per_request=1, progress=progress, interval=progress_interval,
-                 quiet=as_json) as meter:  # fmt: skip
-        for client_id in job.ids:
-            if meter.stop.requested:
+    for client_id in job.ids:
+        if meter.stop.requested:
+            break
+        try:
+            meter.kayse.clients.delete(client_id)
+            job.deleted.append(client_id)
+        except NotFoundError:
+            job.missing.append(client_id)
+        except (AuthenticationError, ConfigurationError):
+            raise
+        except KayseError as exc:
+            if isinstance(exc, TransportError) and not exc.may_have_been_sent:
+                job.error = translate(exc).format_message()  # no server: every id after it would fail too
                 break
-            try:
-                meter.kayse.clients.delete(client_id)
-                job.deleted.append(client_id)
-            except NotFoundError:
-                job.missing.append(client_id)
-            except (AuthenticationError, ConfigurationError):
-                raise
-            except KayseError as exc:
-                if isinstance(exc, TransportError) and not exc.may_have_been_sent:
-                    job.error = translate(exc).format_message()  # no server: every id after it would fail too
-                    break
-                job.failed[client_id] = describe_error(exc)
-            meter.done = meter.requests = meter.done + 1
-            meter.update()
-    job.signal = meter.stop.name
+            job.failed[client_id] = describe_error(exc)
+        meter.done = meter.requests = meter.done + 1
 
 
 def _listing(

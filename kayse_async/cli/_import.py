@@ -15,13 +15,30 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import click
 
-from ..errors import APIError, AuthenticationError, BatchRefusedError, BulkError, ConfigurationError, KayseError
-from ..errors import ValidationError
+from ..errors import (
+    APIError,
+    AuthenticationError,
+    BatchRefusedError,
+    BulkError,
+    ConfigurationError,
+    KayseError,
+    ValidationError,
+)
 from ..models import BulkItem, QuotaSnapshot
 from ._config import Config, UsageProblem, translate
 from ._jobs import Meter, Mode, Report, command_line, default_journal, progress_options, running
-from ._readers import ENCODING, Format, InputError, Record, Resource, api, check_encoding, detect_format
-from ._readers import read_records, scan
+from ._readers import (
+    ENCODING,
+    Format,
+    InputError,
+    Record,
+    Resource,
+    api,
+    check_encoding,
+    detect_format,
+    read_records,
+    scan,
+)
 from ._render import as_json_ready, clock, plural
 
 if TYPE_CHECKING:
@@ -60,25 +77,18 @@ class Summary(Report):
 
     resource: Resource
     file: str
-    total: int
-    """Records in the file (read whole before anything is sent)."""
+    total: int  # records in the file, read whole before anything is sent
     dry_run: bool = False
     chunk_size: int = CHUNK_SIZE
     concurrency: int = CONCURRENCY
-    records: int = 0
-    """Records this run read (fewer than ``total`` when it stopped)."""
+    records: int = 0  # records this run read: fewer than ``total`` when it stopped
     created: int = 0
     updated: int = 0
-    resolved_stored_before: int = 0
-    """Records an earlier run left uncertain that the server already held (counted in ``created``)."""
-    resolved_stored_now: int = 0
-    """Records an earlier run left uncertain that it had not stored, stored by this run."""
-    rejected: list[Rejection] = attrs.field(factory=list)
-    """Records not stored: refused (by the file check, the record check or the server), or never sent."""
-    uncertain: list[Rejection] = attrs.field(factory=list)
-    """Records sent whose answer was lost: perhaps stored, their ids unknown."""
-    pending: int = 0
-    """Records handed to the engine that had no outcome when the job stopped."""
+    resolved_stored_before: int = 0  # left uncertain by an earlier run, found stored (counted in ``created``)
+    resolved_stored_now: int = 0  # left uncertain by an earlier run, not stored then, stored now
+    rejected: list[Rejection] = attrs.field(factory=list)  # refused (file, check, server) or never sent
+    uncertain: list[Rejection] = attrs.field(factory=list)  # sent, answer lost: perhaps stored
+    pending: int = 0  # handed to the engine, no outcome when the job stopped
     requests: int = 0
     seconds: float = 0.0
     quota: QuotaSnapshot | None = None
@@ -153,9 +163,8 @@ class Summary(Report):
     def _print_plan(self, say: Callable[..., None]) -> None:
         plan = self.plan()
         say(f"[bold]Dry run[/] of {plural(self.records, 'record')} of {self.resource} from {self.file}: nothing sent")
-        say(
-            f"  would create  {self.created:,}\n  would update  {self.updated:,}\n  rejected      {len(self.rejected):,}"
-        )
+        say(f"  would create  {self.created:,}\n  would update  {self.updated:,}")
+        say(f"  rejected      {len(self.rejected):,}")
         say(
             f"  requests      {self.requests:,} ({plural(self.requests, 'chunk')} of up to "
             f"{self.chunk_size:,}, {self.concurrency} at a time)"
@@ -172,31 +181,24 @@ class Summary(Report):
     def _print_advice(self, say: Callable[..., None]) -> None:
         if self.uncertain:
             lines = [r.line for r in self.uncertain]
-            where = f"{plural(len(lines), 'record')} between lines {min(lines)} and {max(lines)}"
-            if self.resource == "case-lists":
-                how = (
-                    "case lists have no key the server keeps unique, so no command can tell: look for them with "
-                    "'kayse case-lists' before sending them again"
-                )
-            elif self.journal is None:
-                how = "without a journal nothing can tell: look them up by external_source_id before sending them"
-            else:
-                how = (
-                    "the same command asks the server about each by its external_source and external_source_id: "
-                    "one it holds counts as stored, one it does not is sent; none is stored twice"
-                )
-            say(f"[bold yellow]Uncertain[/]: {where} were sent but their answer was lost; {how}.")
-        if self.journal is None:
-            if self.not_done:
-                say("No journal was kept: running the command again sends every record again.")
-        elif self.not_done or self.uncertain or self.rejected:
-            mend = "; mend the rejected lines first" if self.rejected else ""
-            say(
-                f"To resume, run the same command (its journal is {self.journal}{mend}; what was stored is not "
-                f"sent again):\n  {self.resume}",
-                markup=False,
-                highlight=False,
+            how = (
+                "the same command asks the server about each by its external_source and external_source_id: one "
+                "it holds counts as stored, one it does not is sent; none is stored twice"
             )
+            if self.resource == "case-lists":
+                how = "case lists have no key the server keeps unique: look for them with 'kayse case-lists' first"
+            elif self.journal is None:
+                how = "no journal was kept, so no command can tell: look them up by their external_source_id"
+            say(
+                f"[bold yellow]Uncertain[/]: {plural(len(lines), 'record')} between lines {min(lines)} and "
+                f"{max(lines)} were sent but their answer was lost; {how}."
+            )
+        if self.journal is None and self.not_done:
+            say("No journal was kept: running the command again sends every record again.")
+        elif self.journal and (self.not_done or self.uncertain or self.rejected):
+            mend = "; mend the rejected lines first" if self.rejected else ""
+            say(f"To resume, run the same command (its journal is {self.journal}{mend}; what was stored is not "
+                f"sent again):\n  {self.resume}", markup=False, highlight=False)  # fmt: skip
             if "***" in (self.resume or ""):
                 say("  (*** stands for your API key, which is never printed)")
 
@@ -295,7 +297,6 @@ def run_import(summary: Summary, records: Iterator[Record], meter: Meter, bisect
                 summary.resolved_stored_before += item.resolved == "stored_before"
                 summary.resolved_stored_now += item.resolved == "stored_now"
                 meter.done = summary.records - len(pending)
-                meter.update()
     except InputError as exc:  # the file changed since it was read up front
         summary.error = str(exc)
     except ConfigurationError as exc:  # the journal is another job's, damaged, or in use
@@ -330,8 +331,8 @@ def _outcomes(
 @click.option("--encoding", default=ENCODING, show_default=True, metavar="NAME",
               help="The file's encoding (latin-1, cp1252, ...).")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Check every record and print the request plan; send nothing.")
-@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to record finished chunks (default: FILE.kayse-journal); the same command resumes from it.")  # fmt: skip
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="Where to record finished "
+              "chunks (default: FILE.kayse-journal); the same command resumes from it.")  # fmt: skip
 @click.option("--no-journal", is_flag=True, help="Keep no journal: an interrupted import cannot be resumed.")
 @click.option("--chunk-size", type=click.IntRange(1, CHUNK_SIZE), default=CHUNK_SIZE, show_default=True,
               help="Records per request.")  # fmt: skip

@@ -193,11 +193,14 @@ def test_eta_follows_the_server_reset_and_the_learned_window(
 
 def test_eta_is_unknown_while_the_window_is_not_learned() -> None:
     """Beyond the next Reset, an unknown window length gives no ETA rather than an assumed hour."""
-    needs_two_more = {"items_left": 510_000, "chunk_size": 500, "remaining": 0, "limit": 500, "items_per_second": 1.0}
-    assert eta_seconds(**needs_two_more, reset_in=5.0, window=None) is None
-    assert eta_seconds(**needs_two_more, reset_in=None, window=None) is None
-    one_more = {**needs_two_more, "items_left": 250_000}  # 500 requests: the next window holds them all
-    assert eta_seconds(**one_more, reset_in=5.0, window=None) == 5.0
+
+    def eta(items_left: int, reset_in: float | None) -> float | None:
+        return eta_seconds(items_left=items_left, chunk_size=500, remaining=0, limit=500, reset_in=reset_in,
+                           window=None, items_per_second=1.0)  # fmt: skip
+
+    assert eta(510_000, 5.0) is None  # 1,020 requests: three windows, two of unknown length
+    assert eta(510_000, None) is None
+    assert eta(250_000, 5.0) == 5.0  # 500 requests: the next window holds them all
 
 
 def test_delete_with_clients_removes_clients_linked_only_to_deleted_cases(

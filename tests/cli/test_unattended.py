@@ -353,7 +353,8 @@ def test_rows_left_uncertain_by_faults_resolve_themselves_on_the_rerun(
     out, err = first.communicate(timeout=TIMEOUT)
     assert first.returncode == 1, out + err
     faults = emulator.stats()["faults"]
-    assert faults["lost"] and faults["drop"]
+    assert faults["lost"] > 0
+    assert faults["drop"] > 0
     uncertain = int(re.search(r"uncertain (\d+)", out).group(1))  # type: ignore[union-attr]
     assert "asks the server about each by its external_source and external_source_id" in out
     assert "Check them" not in out
@@ -365,7 +366,8 @@ def test_rows_left_uncertain_by_faults_resolve_themselves_on_the_rerun(
     resolved = re.search(r"resolved  (\d+) left uncertain by an earlier run: (\d+) stored by it, (\d+) stored now", out)
     assert resolved, out
     assert int(resolved.group(1)) == uncertain == int(resolved.group(2)) + int(resolved.group(3))
-    assert int(resolved.group(2)) > 0 and int(resolved.group(3)) > 0
+    assert int(resolved.group(2)) > 0  # stored by the first run (answers lost)
+    assert int(resolved.group(3)) > 0  # not stored then (connections dropped), stored now
     assert stored_ids(emulator) == [f"u{n:04d}" for n in range(200)]  # none lost, none twice
 
 
