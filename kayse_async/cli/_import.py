@@ -15,30 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import click
 
-from ..errors import (
-    APIError,
-    AuthenticationError,
-    BatchRefusedError,
-    BulkError,
-    ConfigurationError,
-    KayseError,
-    ValidationError,
-)
+from .. import errors
 from ..models import BulkItem, QuotaSnapshot
 from ._config import Config, UsageProblem, translate
 from ._jobs import Meter, Mode, Report, command_line, default_journal, progress_options, running
-from ._readers import (
-    ENCODING,
-    Format,
-    InputError,
-    Record,
-    Resource,
-    api,
-    check_encoding,
-    detect_format,
-    read_records,
-    scan,
-)
+from ._readers import ENCODING, Format, InputError, Record, Resource, api, open_file
 from ._render import as_json_ready, clock, plural
 
 if TYPE_CHECKING:
@@ -46,18 +27,13 @@ if TYPE_CHECKING:
 
     from .. import Kayse
 
-CHUNK_SIZE = 500
-"""Records per request: the most the API takes, and what counts at 500 requests an hour."""
+CHUNK_SIZE = 500  # records per request: the most the API takes, and what counts at 500 requests an hour
 CONCURRENCY = 4
-"""Requests in flight at once."""
-BISECT_BUDGET = 50
-"""Requests an import may spend narrowing refused batches down to the record at fault."""
-PLAN_RATE_PER_HOUR = 500
-"""The rate a dry run plans with: the Kayse API's documented budget per key."""
-SHOWN_REJECTIONS = 50
-"""Rejected records listed in the human summary (``--json`` lists every one)."""
-
-# A batch position (``clients[3].``) or input index in the SDK's text: the summary names file lines instead.
+BISECT_BUDGET = 50  # requests a job may spend narrowing refused batches down to the record at fault
+PLAN_RATE_PER_HOUR = 500  # the rate a dry run plans with: the API's documented budget per key
+SHOWN_REJECTIONS = 50  # rejected records listed in the human summary (``--json`` lists every one)
+_LISTS = ("rejected", "uncertain")
+# A batch position or input index (``clients[3].``) in the SDK's text: the summary names file lines instead.
 _ITEM = re.compile(r"\b(?:clients|cases|lists)\[\d+\](?:\.|: )?")
 
 
@@ -129,26 +105,7 @@ class Summary(Report):
     def print(self, console: Console) -> None:
         """The human summary of an import or a dry run."""
         say = console.print
-        if self.dry_run:
-            self._print_plan(say)
-        else:
-            say(f"[bold]{self.verb('Imported')}[/] {self.resource} from {self.file} in {self.seconds:.1f} s")
-            say(f"  created   {self.created:,}\n  updated   {self.updated:,}\n  rejected  {len(self.rejected):,}")
-            if self.resolved_stored_before or self.resolved_stored_now:
-                say(
-                    f"  resolved  {self.resolved_stored_before + self.resolved_stored_now:,} left uncertain by an "
-                    f"earlier run: {self.resolved_stored_before:,} stored by it, {self.resolved_stored_now:,} "
-                    "stored now"
-                )
-            if self.uncertain:
-                say(f"  uncertain {len(self.uncertain):,} (sent, answer lost: perhaps stored)")
-            if self.not_done:
-                flight = f" ({self.pending:,} cut off in flight)" if self.pending and self.signal else ""
-                say(f"  not done  {self.not_done:,}{flight}")
-            quota, left = self.quota, ""
-            if quota is not None and quota.remaining is not None:
-                left = f" (quota left: {quota.remaining:,} of {quota.limit:,})"
-            say(f"  requests  {self.requests:,}{left}")
+        (self._print_plan if self.dry_run else self._print_counts)(say)
         ordered = sorted(self.rejected, key=lambda r: r.line)
         if ordered:
             say("[bold red]Rejected[/]:")
@@ -160,17 +117,29 @@ class Summary(Report):
         if not self.dry_run:
             self._print_advice(say)
 
+    def _print_counts(self, say: Callable[..., None]) -> None:
+        say(f"[bold]{self.verb('Imported')}[/] {self.resource} from {self.file} in {self.seconds:.1f} s")
+        say(f"  created   {self.created:,}\n  updated   {self.updated:,}\n  rejected  {len(self.rejected):,}")
+        if resolved := self.resolved_stored_before + self.resolved_stored_now:
+            say(f"  resolved  {resolved:,} left uncertain by an earlier run: {self.resolved_stored_before:,} stored "
+                f"by it, {self.resolved_stored_now:,} stored now")  # fmt: skip
+        if self.uncertain:
+            say(f"  uncertain {len(self.uncertain):,} (sent, answer lost: perhaps stored)")
+        if self.not_done:
+            flight = f" ({self.pending:,} cut off in flight)" if self.pending and self.signal else ""
+            say(f"  not done  {self.not_done:,}{flight}")
+        quota = self.quota
+        left = f" (quota left: {quota.remaining:,} of {quota.limit:,})" if quota and quota.remaining is not None else ""
+        say(f"  requests  {self.requests:,}{left}")
+
     def _print_plan(self, say: Callable[..., None]) -> None:
-        plan = self.plan()
+        plan, requests = self.plan(), self.requests
         say(f"[bold]Dry run[/] of {plural(self.records, 'record')} of {self.resource} from {self.file}: nothing sent")
         say(f"  would create  {self.created:,}\n  would update  {self.updated:,}")
-        say(f"  rejected      {len(self.rejected):,}")
-        say(
-            f"  requests      {self.requests:,} ({plural(self.requests, 'chunk')} of up to "
-            f"{self.chunk_size:,}, {self.concurrency} at a time)"
-        )
-        when = f"fits in one hour's budget ({self.requests} of {PLAN_RATE_PER_HOUR} requests)"
-        if self.requests > PLAN_RATE_PER_HOUR:
+        say(f"  rejected      {len(self.rejected):,}\n  requests      {requests:,} ({plural(requests, 'chunk')} "
+            f"of up to {self.chunk_size:,}, {self.concurrency} at a time)")  # fmt: skip
+        when = f"fits in one hour's budget ({requests} of {PLAN_RATE_PER_HOUR} requests)"
+        if requests > PLAN_RATE_PER_HOUR:
             when = (
                 f"{plan['hourly_windows']} hourly windows: about {clock(plan['seconds_with_fresh_budget'])} "
                 f"if the key's budget is unused at start, {clock(plan['seconds_at_steady_rate'])} at a steady "
@@ -189,10 +158,8 @@ class Summary(Report):
                 how = "case lists have no key the server keeps unique: look for them with 'kayse case-lists' first"
             elif self.journal is None:
                 how = "no journal was kept, so no command can tell: look them up by their external_source_id"
-            say(
-                f"[bold yellow]Uncertain[/]: {plural(len(lines), 'record')} between lines {min(lines)} and "
-                f"{max(lines)} were sent but their answer was lost; {how}."
-            )
+            say(f"[bold yellow]Uncertain[/]: {plural(len(lines), 'record')} between lines {min(lines)} and "
+                f"{max(lines)} were sent but their answer was lost; {how}.")  # fmt: skip
         if self.journal is None and self.not_done:
             say("No journal was kept: running the command again sends every record again.")
         elif self.journal and (self.not_done or self.uncertain or self.rejected):
@@ -203,19 +170,16 @@ class Summary(Report):
                 say("  (*** stands for your API key, which is never printed)")
 
 
-_LISTS = ("rejected", "uncertain")
-
-
 def _rejection(line: int, item: BulkItem[Any], unreadable: str | None, line_of: Callable[[int], int]) -> Rejection:
     """The line's outcome from the engine's, naming file lines only (never ``clients[3]``)."""
     error, field = item.error, None
     if unreadable is not None:  # the file check refused it; the engine only kept its place
         reason = unreadable
-    elif isinstance(error, BatchRefusedError):
-        reason = f"batch refused because of line {line_of(error.culprit)}"
-    elif isinstance(error, ValidationError):
+    elif isinstance(error, errors.BatchRefusedError):
+        reason = f"not sent: batch refused because of line {line_of(error.culprit)}"
+    elif isinstance(error, errors.ValidationError):
         field, reason = _ITEM.sub("", error.field) or None, error.reason
-    elif isinstance(error, APIError):
+    elif isinstance(error, errors.APIError):
         named = error.body.get("field") if isinstance(error.body, dict) else None
         field = (_ITEM.sub("", named) or None) if isinstance(named, str) else None
         message = _ITEM.sub("", " ".join(error.message.split()))
@@ -226,7 +190,7 @@ def _rejection(line: int, item: BulkItem[Any], unreadable: str | None, line_of: 
         return Rejection(line, f"sent, but no answer came back: it may be stored ({reason})", field, "uncertain")
     if item.status == "not_attempted":
         return Rejection(line, f"not sent: {reason}", field, "not_attempted")
-    return Rejection(line, f"not sent: {reason}" if isinstance(error, BatchRefusedError) else reason, field)
+    return Rejection(line, reason, field)
 
 
 def plan_records(summary: Summary, records: Iterator[Record]) -> None:
@@ -236,9 +200,9 @@ def plan_records(summary: Summary, records: Iterator[Record]) -> None:
         summary.records += 1
         try:
             if record.fields is None:
-                raise ValidationError("", record.error or "unreadable")
+                raise errors.ValidationError("", record.error or "unreadable")
             check(record.fields)
-        except ValidationError as exc:
+        except errors.ValidationError as exc:
             summary.rejected.append(Rejection(record.line, exc.reason, exc.field or None))
             continue
         if record.fields.get("id") is None:
@@ -257,8 +221,7 @@ def run_import(summary: Summary, records: Iterator[Record], meter: Meter, bisect
     refused line is mended. ``lines`` maps those places back to file lines.
     """
     pending: collections.deque[tuple[int, bool, str | None]] = collections.deque()
-    lines = array.array("L")
-    started = time.perf_counter()
+    lines, started = array.array("L"), time.perf_counter()
 
     def items() -> Iterator[dict[str, Any] | None]:
         # Runs where the bulk engine reads its input: it must only read, never print.
@@ -270,21 +233,16 @@ def run_import(summary: Summary, records: Iterator[Record], meter: Meter, bisect
             pending.append((record.line, bool(record.fields and record.fields.get("id") is not None), record.error))
             yield record.fields
 
-    options = {
-        "chunk_size": summary.chunk_size,
-        "concurrency": summary.concurrency,
-        "bisect_budget": bisect_budget,
-        "journal": summary.journal,
-        "progress": meter.on_progress,
-    }
+    options = {"chunk_size": summary.chunk_size, "concurrency": summary.concurrency, "bisect_budget": bisect_budget,
+               "journal": summary.journal, "progress": meter.on_progress}  # fmt: skip
     try:
         with contextlib.closing(_outcomes(meter.kayse, summary.resource, items(), options)) as stream:
             for item in stream:
-                if isinstance(item.error, AuthenticationError):
+                if isinstance(item.error, errors.AuthenticationError):
                     raise item.error  # a refused key refuses every record: a configuration error
                 if item.status == "not_attempted":
                     # No server, a wrong URL, no budget: every record after it would say the same.
-                    summary.error = translate(item.error or KayseError("the job stopped")).format_message()
+                    summary.error = translate(item.error or errors.KayseError("the job stopped")).format_message()
                     break
                 line, has_id, unreadable = pending.popleft()
                 if item.status != "succeeded":
@@ -299,7 +257,7 @@ def run_import(summary: Summary, records: Iterator[Record], meter: Meter, bisect
                 meter.done = summary.records - len(pending)
     except InputError as exc:  # the file changed since it was read up front
         summary.error = str(exc)
-    except ConfigurationError as exc:  # the journal is another job's, damaged, or in use
+    except errors.ConfigurationError as exc:  # the journal is another job's, damaged, or in use
         raise UsageProblem(f"{exc}; the journal is {summary.journal}") from None
     finally:
         summary.pending, summary.requests = len(pending), meter.requests
@@ -307,9 +265,7 @@ def run_import(summary: Summary, records: Iterator[Record], meter: Meter, bisect
         summary.quota = meter.quota(fresh=True)
 
 
-def _outcomes(
-    kayse: Kayse, resource: Resource, items: Iterator[Any], options: dict[str, Any]
-) -> Generator[BulkItem[Any]]:
+def _outcomes(kayse: Kayse, resource: Resource, items: Iterator[Any], options: Any) -> Generator[BulkItem[Any]]:
     """One ``BulkItem`` per record, in input order."""
     if resource != "case-lists":
         yield from (kayse.clients if resource == "clients" else kayse.cases).bulk_upsert_iter(items, **options)
@@ -318,7 +274,7 @@ def _outcomes(
     batch = list(items)
     try:
         stored = kayse.case_lists.bulk_upsert(batch, **options) if batch else []
-    except BulkError as exc:
+    except errors.BulkError as exc:
         yield from exc.result.items
         return
     yield from (BulkItem(index=index, status="succeeded", value=value) for index, value in enumerate(stored))
@@ -370,18 +326,13 @@ def import_command(
     """
     config: Config = ctx.obj
     try:
-        detected, encoding = detect_format(file, fmt), check_encoding(encoding)
-        if not file.is_file():
-            raise InputError(f"no such file: {file}")
         if journal is not None and no_journal:
             raise InputError("--journal and --no-journal: choose one")
-        total = scan(file, detected, resource, encoding)
+        total, records = open_file(file, fmt, resource, encoding)
     except InputError as exc:
         raise UsageProblem(str(exc)) from None
-    summary = Summary(
-        resource=resource, file=str(file), total=total, dry_run=dry_run, chunk_size=chunk_size, concurrency=concurrency
-    )
-    records = read_records(file, detected, resource, encoding)
+    summary = Summary(resource=resource, file=str(file), total=total, dry_run=dry_run, chunk_size=chunk_size,
+                      concurrency=concurrency)  # fmt: skip
     if dry_run:
         plan_records(summary, records)
         summary.finish(as_json)
@@ -390,9 +341,8 @@ def import_command(
     keep = journal is not None or not (no_journal or config.sandbox)
     summary.journal = str(journal or default_journal(file)) if keep else None
     summary.resume = command_line(ctx)
-    with running(
-        config, resource, total, per_request=chunk_size, progress=progress, interval=progress_interval, quiet=as_json
-    ) as meter:
+    with running(config, resource, total, per_request=chunk_size, progress=progress, interval=progress_interval,
+                 quiet=as_json) as meter:  # fmt: skip
         run_import(summary, records, meter, bisect_budget)
     summary.signal = meter.stop.name
     if journal is None and summary.journal and summary.exit_code == 0:

@@ -1,16 +1,8 @@
-"""Readers of import files: CSV, JSON Lines and JSON arrays, one record at a time with its line number.
+"""Readers of import files (CSV, JSON Lines, JSON arrays): one :class:`Record` at a time, with its line.
 
-Each :class:`Record` holds the line where it starts and its fields, or the
-reason it could not be read; a bad record never stops the reading. A fault of
-the whole file (bytes not in its encoding, an unknown CSV column, a JSON file
-that is not one array) raises :class:`InputError`.
-
-CSV cells are text, typed by the resource's public ``schema()``: an empty
-cell is "not given"; ``id`` and ``uint`` fields are whole numbers; ``bool``
-fields ``true`` / ``false``; arrays ``1;2;3`` or a JSON array; ``object``
-fields a JSON object; strings and dates as written. JSON is already typed.
-Every record is then checked by the resource's public ``check()``, as the
-bulk call checks it.
+A bad record never stops the reading; a fault of the whole file raises :class:`InputError`. CSV
+cells are typed by the resource's public ``schema()``: an empty cell is "not given", ``uint`` a
+whole number, ``bool`` ``true``/``false``, arrays ``1;2;3`` or JSON, objects JSON, text as written.
 """
 
 from __future__ import annotations
@@ -34,9 +26,7 @@ Format = Literal["csv", "jsonl", "json"]
 Resource = Literal["clients", "cases", "case-lists"]
 
 FORMATS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
-"""File extensions and the format each implies."""
-ENCODING = "utf-8-sig"
-"""UTF-8, with or without the byte-order mark spreadsheet programs often write first."""
+ENCODING = "utf-8-sig"  # UTF-8, with or without the byte-order mark spreadsheets often write first
 _SPACE = re.compile(r"[ \t\r\n]*")
 _ID = FieldSchema(name="id", type="uint")
 
@@ -68,10 +58,9 @@ def fields_of(resource: Resource) -> dict[str, FieldSchema]:
 
 def detect_format(path: Path, given: Format | None) -> Format:
     """The format of ``path``: ``given`` if set, else from the file's extension."""
-    found = given or FORMATS.get(path.suffix.lower())
-    if found is None:
-        raise InputError(f"cannot tell the format of {path.name} from its extension: pass --format csv|jsonl|json")
-    return found
+    if found := given or FORMATS.get(path.suffix.lower()):
+        return found
+    raise InputError(f"cannot tell the format of {path.name} from its extension: pass --format csv|jsonl|json")
 
 
 def check_encoding(name: str) -> str:
@@ -81,6 +70,14 @@ def check_encoding(name: str) -> str:
     except LookupError:
         raise InputError(f"unknown encoding {name!r} (for example utf-8, latin-1, cp1252)") from None
     return ENCODING if found == "utf-8" else found
+
+
+def open_file(path: Path, fmt: Format | None, resource: Resource, encoding: str) -> tuple[int, Iterator[Record]]:
+    """The number of records of ``path`` (read whole and checked first, see :func:`scan`) and a reader of them."""
+    fmt, encoding = detect_format(path, fmt), check_encoding(encoding)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    return scan(path, fmt, resource, encoding), read_records(path, fmt, resource, encoding)
 
 
 def read_records(path: Path, fmt: Format, resource: Resource, encoding: str = ENCODING) -> Iterator[Record]:
@@ -94,11 +91,8 @@ def read_records(path: Path, fmt: Format, resource: Resource, encoding: str = EN
 
 
 def scan(path: Path, fmt: Format, resource: Resource, encoding: str = ENCODING) -> int:
-    """Read the whole file once, before anything is sent; return its number of records.
-
-    Raises :class:`InputError` for what would fail every record: a fault of the file, no record at all,
-    or a field required to create a record (one without an id) that no record gives (a missing column).
-    """
+    """The number of records, the file read whole before anything is sent; :class:`InputError` for what would
+    fail every record: a fault of the file, no record, a field required to create that no record gives."""
     total, creates, given = 0, 0, set[str]()
     for record in read_records(path, fmt, resource, encoding):
         total += 1
