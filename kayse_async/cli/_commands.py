@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from ..errors import AuthenticationError, ConfigurationError, KayseError, NotFoundError, TransportError
+from .. import errors
 from ..models import BulkProgress
 from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, describe_error, translate
 from ._jobs import GRACE, Meter, Mode, Report, command_line, progress_options, running
@@ -33,7 +33,7 @@ def get_command(config: Config, kind: str, item_id: int) -> None:
     with config.client(quiet=True) as kayse:
         try:
             item: Any = kayse.clients.get(item_id) if kind == "client" else kayse.cases.get(item_id)
-        except NotFoundError as exc:
+        except errors.NotFoundError as exc:
             hint = " (the sandbox starts empty at every command; see 'kayse emulator')" if config.sandbox else ""
             raise CommandFailed(f"{describe_error(exc)}{hint}") from None
     print_json(as_json_ready(item))
@@ -64,14 +64,12 @@ class Deletion(Report):
 
     kind: str
     ids: list[int]
-    deleted: list[int] = attrs.field(factory=list)
-    """Ids an answer confirmed deleted."""
-    gone: list[int] = attrs.field(factory=list)
-    """Ids absent from an answer that came after a lost one: deleted by the lost attempt, or never there."""
-    missing: list[int] = attrs.field(factory=list)
-    """Ids the server did not have."""
-    failed: dict[int, str] = attrs.field(factory=dict)
-    """Ids whose delete failed, with the reason."""
+    deleted: list[int] = attrs.field(factory=list)  # confirmed by an answer
+    gone: list[int] = attrs.field(
+        factory=list
+    )  # absent from a retry's answer: deleted by the lost attempt, or never there
+    missing: list[int] = attrs.field(factory=list)  # the server did not have them
+    failed: dict[int, str] = attrs.field(factory=dict)  # with the reason
 
     @property
     def not_done(self) -> int:
@@ -95,10 +93,8 @@ class Deletion(Report):
         notes = ", ".join(f"{plural(len(ids), 'id')} {what}" for ids, what in counts if ids)
         notes += f"{', ' if notes else ''}{plural(self.not_done, 'id')} not done" if self.not_done else ""
         say = functools.partial(console.print, markup=False, highlight=False)
-        confirmed = " confirmed" if self.gone else ""
-        say(
-            f"{self.verb('Deleted')} {plural(len(self.deleted), self.kind)}{confirmed}{f' ({notes})' if notes else ''}."
-        )
+        notes = f"{' confirmed' if self.gone else ''}{f' ({notes})' if notes else ''}"
+        say(f"{self.verb('Deleted')} {plural(len(self.deleted), self.kind)}{notes}.")
         if self.gone:
             say(f"  gone after a lost answer (deleted by it, or never there): {_ids(self.gone)}")
         for item_id, reason in self.failed.items():
@@ -166,7 +162,7 @@ def delete_cases(meter: Meter, job: Deletion, *, with_clients: bool) -> None:
         job.ids, with_clients=with_clients, progress=on_progress, raise_on_error=False
     )
     job.deleted, job.gone, job.missing = result.confirmed, result.gone, result.not_found
-    job.failed = {job.ids[item.index]: describe_error(item.error or KayseError("failed")) for item in result.failed}
+    job.failed = {job.ids[i.index]: describe_error(i.error or errors.KayseError("failed")) for i in result.failed}
 
 
 @_delete_command("client", 1)
@@ -178,12 +174,12 @@ def delete_clients(meter: Meter, job: Deletion) -> None:
         try:
             meter.kayse.clients.delete(client_id)
             job.deleted.append(client_id)
-        except NotFoundError:
+        except errors.NotFoundError:
             job.missing.append(client_id)
-        except (AuthenticationError, ConfigurationError):
+        except (errors.AuthenticationError, errors.ConfigurationError):
             raise
-        except KayseError as exc:
-            if isinstance(exc, TransportError) and not exc.may_have_been_sent:
+        except errors.KayseError as exc:
+            if isinstance(exc, errors.TransportError) and not exc.may_have_been_sent:
                 job.error = translate(exc).format_message()  # no server: every id after it would fail too
                 break
             job.failed[client_id] = describe_error(exc)
@@ -328,3 +324,7 @@ def emulator_command(config: Config, args: tuple[str, ...]) -> None:
     argv = [*(["--api-key", config.api_key] if config.api_key else []), *args]
     testing.build_parser("kayse emulator").parse_args(argv)  # --help and usage errors, named for this command
     click.get_current_context().exit(testing.main(argv))
+
+
+COMMANDS = (delete_group, get_command, case_lists_command, campaigns_command, metadata_command, quota_command,
+            sms_command, email_command, emulator_command)  # fmt: skip
