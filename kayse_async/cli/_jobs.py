@@ -116,30 +116,21 @@ class Stop:
             raise KeyboardInterrupt
 
 
-def eta_seconds(
-    *,
-    items_left: int,
-    chunk_size: int,
-    remaining: int,
-    limit: int,
-    reset_in: float | None,
-    window: float | None,
-    items_per_second: float | None,
-) -> float | None:
+def eta_seconds(quota: QuotaSnapshot, items_left: int, chunk_size: int, pace: float | None) -> float | None:
     """How long the rest of a job should take, from the quota as the server told it.
 
-    While the budget left covers the requests still needed, the pace so far decides (None before
-    there is one). Beyond it, the wait for the server's Reset, then one learned ``window`` per
-    ``limit`` requests, each window's requests sent at its start. None while the server has not
-    told enough: no Reset and no window, or more windows needed and no window length learned.
+    While the budget left covers the requests still needed, the ``pace`` so far (items a second)
+    decides. Beyond it, the wait for the server's Reset, then one learned ``window`` per ``limit``
+    requests. None while unknown: no pace yet, or the server has not told enough (no Reset and no
+    window, or more windows needed and no window length learned).
     """
     if items_left <= 0:
         return 0.0
-    requests_left = math.ceil(items_left / max(1, chunk_size))
-    if requests_left <= remaining:
-        return items_left / items_per_second if items_per_second else None
-    windows = math.ceil((requests_left - remaining) / limit) if limit > 0 else 0
-    first = reset_in if reset_in is not None else window
+    requests_left, remaining, window = math.ceil(items_left / max(1, chunk_size)), quota.remaining, quota.window
+    if remaining is None or requests_left <= remaining:
+        return items_left / pace if pace and remaining is not None else None
+    windows = math.ceil((requests_left - remaining) / quota.limit) if quota.limit > 0 else 0
+    first = quota.resets_at.timestamp() - time.time() if quota.resets_at else window
     if not windows or first is None or (windows > 1 and window is None):
         return None
     return max(0.0, first) + (windows - 1) * (window or 0.0)
@@ -173,17 +164,9 @@ class Meter:
 
     def tail(self, *, resets: bool = False) -> str:
         """``10 req · quota 490/500 · ETA 0:12``: what the bar shows after its count (a log line: when it resets)."""
-        snap, elapsed, eta = self.quota(), time.monotonic() - self.started, None
-        if snap is not None and snap.remaining is not None:
-            eta = eta_seconds(
-                items_left=self.total - self.done,
-                chunk_size=self.per_request,
-                remaining=snap.remaining,
-                limit=snap.limit,
-                reset_in=None if snap.resets_at is None else snap.resets_at.timestamp() - time.time(),
-                window=snap.window,
-                items_per_second=self.done / elapsed if self.done and elapsed > 0 else None,
-            )
+        snap, elapsed = self.quota(), time.monotonic() - self.started
+        pace = self.done / elapsed if self.done and elapsed > 0 else None
+        eta = None if snap is None else eta_seconds(snap, self.total - self.done, self.per_request, pace)
         quota = "quota ?" if snap is None else f"quota {'?' if snap.remaining is None else snap.remaining}/{snap.limit}"
         if resets and snap and snap.resets_at:
             quota += f" (resets {local_time(snap.resets_at)[11:]})"
