@@ -17,19 +17,13 @@ if TYPE_CHECKING:
 ENV_API_KEY = "KAYSE_API_KEY"
 ENV_BASE_URL = "KAYSE_BASE_URL"
 
-EXIT_OK = 0
-"""Everything was done (every record stored)."""
-EXIT_FAILED = 1
-"""The command ran, but something was refused or failed (rejected records, a 404, a lost connection)."""
-EXIT_USAGE = 2
-"""The command could not start or go on: bad usage, a bad file, no or a wrong key, no server at the base URL."""
+EXIT_OK = 0  # everything was done (every record stored)
+EXIT_FAILED = 1  # the command ran, but something was refused or failed (rejected records, a 404, ...)
+EXIT_USAGE = 2  # it could not start or go on: bad usage, a bad file, no or a wrong key, no server
 
-SANDBOX_API_KEY = "sandbox"
-"""The key of the in-process emulator that ``--sandbox`` starts; it is not a secret."""
-SANDBOX_LIMIT = 500
-"""Requests per sandbox window: the real API's budget, ..."""
-SANDBOX_PERIOD = 60.0
-"""... in a window of one minute instead of one hour, so a demo shows the quota without waiting for it."""
+SANDBOX_API_KEY = "sandbox"  # the key of the emulator ``--sandbox`` starts in the process; not a secret
+# The real API's budget, in a window of a minute instead of an hour: a demo shows the quota without waiting.
+SANDBOX_LIMIT, SANDBOX_PERIOD = 500, 60.0
 
 NO_KEY_MESSAGE = (
     f"no API key: pass --api-key or set {ENV_API_KEY} (make one in Kayse under company settings, "
