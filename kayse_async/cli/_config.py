@@ -62,7 +62,15 @@ class Config:
         with contextlib.ExitStack() as stack:
             options: dict[str, Any] = {"base_url": self.base_url}  # None: the SDK's default
             if self.sandbox:
-                url = stack.enter_context(_sandbox(quiet=quiet))
+                from ..testing import ThreadedEmulator
+                from ._render import err_console
+
+                emulator = ThreadedEmulator(api_key=SANDBOX_API_KEY, limit=SANDBOX_LIMIT, period=SANDBOX_PERIOD)
+                url = stack.enter_context(emulator).url
+                if not quiet:
+                    budget = f"{SANDBOX_LIMIT} requests per {SANDBOX_PERIOD:g} s"
+                    err_console().print(f"[dim]sandbox: a local emulator at {url}, empty at start, {budget}; nothing "
+                                        "leaves this machine[/]")  # fmt: skip
                 # The sandbox's server is new at every run: its budget is its own, not the process's.
                 options = {"base_url": url, "calls_base_url": url, "quota": MemoryQuota(SANDBOX_LIMIT, SANDBOX_PERIOD)}
             try:
@@ -70,20 +78,6 @@ class Config:
             except ConfigurationError as exc:
                 raise UsageProblem(str(exc)) from None
             yield stack.enter_context(kayse)
-
-
-@contextlib.contextmanager
-def _sandbox(*, quiet: bool) -> Generator[str]:
-    from ..testing import ThreadedEmulator
-    from ._render import err_console
-
-    with ThreadedEmulator(api_key=SANDBOX_API_KEY, limit=SANDBOX_LIMIT, period=SANDBOX_PERIOD) as emulator:
-        if not quiet:
-            err_console().print(
-                f"[dim]sandbox: a local emulator at {emulator.url}, empty at start, "
-                f"{SANDBOX_LIMIT} requests per {SANDBOX_PERIOD:g} s; nothing leaves this machine[/]"
-            )
-        yield emulator.url
 
 
 def describe_error(exc: BaseException) -> str:

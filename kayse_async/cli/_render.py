@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 
 def out_console() -> Console:
@@ -42,15 +42,11 @@ def as_json_ready(value: Any) -> Any:
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Print a table on stdout; returns the number of rows."""
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    count = 0
+    table = Table(*(Column(name, overflow="fold") for name in columns), title=title, title_justify="left")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-        count += 1
     out_console().print(table)
-    return count
+    return table.row_count
 
 
 def short(value: Any, width: int = 60) -> str:
