@@ -266,12 +266,9 @@ def _say(line: str) -> None:
 class Report:
     """How a long job ended, as both its summaries (human and ``--json``) and its exit status say it."""
 
-    signal: str | None = None
-    """The signal that stopped the job (``SIGTERM``), if one did."""
-    error: str | None = None
-    """The error that stopped the job (no server, a wrong URL), if one did."""
-    resume: str | None = None
-    """The command line that resumes the job (``--api-key``'s value hidden)."""
+    signal: str | None = None  # the signal that stopped the job (``SIGTERM``), if one did
+    error: str | None = None  # the error that stopped the job (no server, a wrong URL), if one did
+    resume: str | None = None  # the command line that resumes the job (``--api-key``'s value hidden)
 
     @property
     def complete(self) -> bool:

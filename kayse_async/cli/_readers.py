@@ -63,18 +63,13 @@ def detect_format(path: Path, given: Format | None) -> Format:
     raise InputError(f"cannot tell the format of {path.name} from its extension: pass --format csv|jsonl|json")
 
 
-def check_encoding(name: str) -> str:
-    """The codec to read files with: ``name`` checked (UTF-8 always accepts a byte-order mark)."""
-    try:
-        found = codecs.lookup(name).name
-    except LookupError:
-        raise InputError(f"unknown encoding {name!r} (for example utf-8, latin-1, cp1252)") from None
-    return ENCODING if found == "utf-8" else found
-
-
 def open_file(path: Path, fmt: Format | None, resource: Resource, encoding: str) -> tuple[int, Iterator[Record]]:
     """The number of records of ``path`` (read whole and checked first, see :func:`scan`) and a reader of them."""
-    fmt, encoding = detect_format(path, fmt), check_encoding(encoding)
+    fmt = detect_format(path, fmt)
+    try:  # UTF-8 always accepts a byte-order mark
+        encoding = ENCODING if codecs.lookup(encoding).name == "utf-8" else codecs.lookup(encoding).name
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r} (for example utf-8, latin-1, cp1252)") from None
     if not path.is_file():
         raise InputError(f"no such file: {path}")
     return scan(path, fmt, resource, encoding), read_records(path, fmt, resource, encoding)
