@@ -263,47 +263,33 @@ def quota_command(config: Config, as_json: bool) -> None:
     out_console().print(f"{left} of {snap.limit:,} requests left{resets} (this check spent 1)")
 
 
-def _send(config: Config, what: str, yes: bool, texts: dict[str, str], send: Callable[[Any], str]) -> None:
-    """Check the texts, ask (unless ``yes``), then send once: a message is never retried once it may have gone."""
-    for name, value in texts.items():
-        if not value.strip():
-            raise UsageProblem(f"{name} must not be empty")
-    if not yes and not click.confirm(f"Send this {what}?\n  " + "\n  ".join(texts.values()) + "\nSend?", err=True):
-        err_console().print("Nothing sent.")
-        click.get_current_context().exit(EXIT_FAILED)
-    with config.client(quiet=True) as kayse:
-        out_console().print(send(kayse) or "sent")
+def _message_command(kind: str, name: str, *texts: Callable[[Any], Any]) -> click.Command:
+    """``kayse sms`` / ``kayse email``: check the texts, ask (unless ``--yes``), then send once."""
+
+    @click.pass_obj
+    def command(config: Config, /, case_id: int, client_id: int, yes: bool, **text: str) -> None:
+        for option, value in text.items():
+            if not value.strip():
+                raise UsageProblem(f"--{option} must not be empty")
+        asked = f"Send this {name} to client {client_id} (case {case_id})?\n  " + "\n  ".join(text.values())
+        if not yes and not click.confirm(f"{asked}\nSend?", err=True):
+            err_console().print("Nothing sent.")
+            click.get_current_context().exit(EXIT_FAILED)
+        with config.client(quiet=True) as kayse:
+            send = kayse.cases.send_sms if kind == "sms" else kayse.cases.send_email
+            out_console().print(send(case_id=case_id, client_id=client_id, **text) or "sent")
+
+    command.__doc__ = f"Send an {name} to a client about a case (asks first; never retried once it may have been sent)."
+    ids = [click.option(f"--{of}-id", type=click.IntRange(min=1), required=True) for of in ("case", "client")]
+    yes = click.option("--yes", "-y", is_flag=True, help="Send without asking for confirmation.")
+    for option in reversed((*ids, *texts, yes)):
+        command = option(command)
+    return click.command(kind)(command)
 
 
-_case_id = click.option("--case-id", type=click.IntRange(min=1), required=True)
-_client_id = click.option("--client-id", type=click.IntRange(min=1), required=True)
-_yes = click.option("--yes", "-y", is_flag=True, help="Send without asking for confirmation.")
-
-
-@click.command("sms")
-@_case_id
-@_client_id
-@click.option("--message", required=True, help="The text of the SMS.")
-@_yes
-@click.pass_obj
-def sms_command(config: Config, case_id: int, client_id: int, message: str, yes: bool) -> None:
-    """Send an SMS to a client about a case (asks first; never retried once it may have been sent)."""
-    _send(config, f"SMS to client {client_id} (case {case_id})", yes, {"--message": message},
-          lambda kayse: kayse.cases.send_sms(case_id=case_id, client_id=client_id, message=message))  # fmt: skip
-
-
-@click.command("email")
-@_case_id
-@_client_id
-@click.option("--subject", required=True)
-@click.option("--message", required=True, help="The body of the email.")
-@_yes
-@click.pass_obj
-def email_command(config: Config, case_id: int, client_id: int, subject: str, message: str, yes: bool) -> None:
-    """Send an email to a client about a case (asks first; never retried once it may have been sent)."""
-    texts, to = {"--subject": subject, "--message": message}, {"case_id": case_id, "client_id": client_id}
-    _send(config, f"email to client {client_id} (case {case_id})", yes, texts,
-          lambda kayse: kayse.cases.send_email(**to, subject=subject, message=message))  # fmt: skip
+sms_command = _message_command("sms", "SMS", click.option("--message", required=True, help="The text of the SMS."))
+email_command = _message_command("email", "email", click.option("--subject", required=True),
+                                 click.option("--message", required=True, help="The body of the email."))  # fmt: skip
 
 
 @click.command(
