@@ -186,48 +186,36 @@ def delete_clients(meter: Meter, job: Deletion) -> None:
         meter.done = meter.requests = meter.done + 1
 
 
-def _listing(
-    config: Config, as_json: bool, fetch: Callable[[Any], list[Any]], title: str, columns: list[str], row: Any
-) -> None:
-    with config.client(quiet=as_json) as kayse:
-        items = fetch(kayse)
-    if as_json:
-        print_json(as_json_ready(items))
-    elif not print_table(title, columns, map(row, items)):
-        err_console().print(f"no {title.lower()}")
+def _listing(name: str, title: str, columns: list[str], row: Callable[[Any], tuple[Any, ...]],
+             fetch: Callable[..., list[Any]], *filters: Callable[[Any], Any]) -> click.Command:  # fmt: skip
+    """A command that prints ``fetch(kayse, **filters)`` as a table of ``columns``, or as JSON."""
+
+    @_json_option
+    @click.pass_obj
+    def command(config: Config, /, as_json: bool, **options: Any) -> None:
+        with config.client(quiet=as_json) as kayse:
+            items = fetch(kayse, **options)
+        if as_json:
+            print_json(as_json_ready(items))
+        elif not print_table(title, columns, map(row, items)):
+            err_console().print(f"no {title.lower()}")
+
+    for option in (*reversed(filters), click.option("--key", help="Search the names.")):
+        command = option(command)
+    return click.command(name, help=f"List the {title.lower()}.")(command)
 
 
-@click.command("case-lists")
-@click.option("--key", help="Search the names.")
-@click.option("--hide-empty", is_flag=True, help="Only lists that hold cases now.")
-@_json_option
-@click.pass_obj
-def case_lists_command(config: Config, key: str | None, hide_empty: bool, as_json: bool) -> None:
-    """List the case lists (every page)."""
-    _listing(
-        config,
-        as_json,
-        lambda kayse: list(kayse.case_lists.list(key=key, hide_empty=hide_empty or None, page_size=100)),
-        "Case lists",
-        ["id", "name", "description", "cases"],
-        lambda cl: (cl.id, short(cl.name, 40), short(cl.description, 40), len(cl.case_ids or [])),
-    )
-
-
-@click.command("campaigns")
-@click.option("--key", help="Search the names.")
-@_json_option
-@click.pass_obj
-def campaigns_command(config: Config, key: str | None, as_json: bool) -> None:
-    """List the AI call campaigns."""
-    _listing(
-        config,
-        as_json,
-        lambda kayse: kayse.campaigns.list(key=key),
-        "Campaigns",
-        ["id", "name", "agent", "case list", "days"],
-        lambda c: (c.id, short(c.name, 40), c.agent_id, c.case_list_id, ", ".join(c.days or [])),
-    )
+case_lists_command = _listing(
+    "case-lists", "Case lists", ["id", "name", "description", "cases"],
+    lambda cl: (cl.id, short(cl.name, 40), short(cl.description, 40), len(cl.case_ids or [])),
+    lambda kayse, key, hide_empty: list(kayse.case_lists.list(key=key, hide_empty=hide_empty or None, page_size=100)),
+    click.option("--hide-empty", is_flag=True, help="Only lists that hold cases now."),
+)  # fmt: skip
+campaigns_command = _listing(
+    "campaigns", "Campaigns", ["id", "name", "agent", "case list", "days"],
+    lambda c: (c.id, short(c.name, 40), c.agent_id, c.case_list_id, ", ".join(c.days or [])),
+    lambda kayse, key: kayse.campaigns.list(key=key),
+)  # fmt: skip
 
 
 @click.command("metadata")
