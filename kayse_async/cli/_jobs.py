@@ -43,12 +43,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 Mode = Literal["auto", "bar", "plain", "none"]
 
-GRACE = 10.0
-"""Seconds the requests in flight get to finish after the first stop signal."""
-POLL = 1.0
-"""Seconds between two looks at the quota for a new window, in plain mode."""
-RENEWED = dt.timedelta(seconds=1.5)
-"""How far the quota's reset must move on to be a new window (the server's header rounds to whole seconds)."""
+GRACE = 10.0  # seconds the requests in flight get to finish after the first stop signal
+POLL = 1.0  # seconds between two looks at the quota for a new window, in plain mode
+RENEWED = dt.timedelta(seconds=1.5)  # how far the Reset must move on to be a new window (it rounds to seconds)
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 JOURNAL_SUFFIX = ".kayse-journal"
 
@@ -234,17 +231,14 @@ def _plain(meter: Meter, interval: float) -> Iterator[None]:
     def write() -> None:
         # A line at start, every interval, and when the quota's reset moves on by more than its rounding.
         _say(meter.line())
-        last, window = time.monotonic(), meter.quota()
+        last, reset = time.monotonic(), None
         while not done.wait(min(POLL, interval)):
             snap = meter.quota(fresh=True)
-            renewed = (
-                snap and window and snap.resets_at and window.resets_at and snap.resets_at > window.resets_at + RENEWED
-            )
-            if renewed or time.monotonic() - last >= interval:
+            now = snap.resets_at if snap else None
+            if (now and reset and now > reset + RENEWED) or time.monotonic() - last >= interval:
                 _say(meter.line())
                 last = time.monotonic()
-            if snap is not None and snap.resets_at is not None:
-                window = snap
+            reset = now or reset
 
     thread = threading.Thread(target=write, name="kayse-progress", daemon=True)
     thread.start()
