@@ -47,7 +47,8 @@ class Record:
 @functools.cache
 def api(resource: Resource) -> Any:
     """The SDK's resource object, for its ``check()`` and ``schema()`` (class methods: they send nothing)."""
-    offline = AsyncKayse("offline", base_url="http://127.0.0.1")  # never sends: no key, no session needed
+    local = "http://127.0.0.1"  # never sent to: the client only lends its resources' class methods
+    offline = AsyncKayse("offline", base_url=local, calls_base_url=local, calls_api_key="offline")
     return {"clients": offline.clients, "cases": offline.cases, "case-lists": offline.case_lists}[resource]
 
 
