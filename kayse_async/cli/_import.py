@@ -290,7 +290,7 @@ def _outcomes(kayse: Kayse, resource: Resource, items: Iterator[Any], options: A
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="Where to record finished "
               "chunks (default: FILE.kayse-journal); the same command resumes from it.")  # fmt: skip
 @click.option("--no-journal", is_flag=True, help="Keep no journal: an interrupted import cannot be resumed.")
-@click.option("--chunk-size", type=click.IntRange(1, CHUNK_SIZE), default=CHUNK_SIZE, show_default=True,
+@click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK_SIZE, show_default=True,
               help="Records per request.")  # fmt: skip
 @click.option("--concurrency", type=click.IntRange(1, 64), default=CONCURRENCY, show_default=True,
               help="Requests at once.")  # fmt: skip
