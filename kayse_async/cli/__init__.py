@@ -1,11 +1,8 @@
 """The ``kayse`` command: import records, look them up, delete them, send messages, run the emulator.
 
-Installed with the ``cli`` extra (``pip install 'kayse-async[cli]'``). Every
-command takes ``--api-key`` (or ``KAYSE_API_KEY``), ``--base-url`` (or
-``KAYSE_BASE_URL``) or ``--sandbox``, which runs it against an emulator
-started inside the process. Exit status: 0 done, 1 something was refused or
-failed, 2 a usage or configuration error (or no server), 128 + N stopped by
-signal N. SDK errors become one line on stderr, never a traceback.
+Installed with the ``cli`` extra (``pip install 'kayse-async[cli]'``); see docs/cli.md. Exit status:
+0 done, 1 something was refused or failed, 2 a usage or configuration error (or no server), 128 + N
+stopped by signal N. SDK errors become one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,20 +12,9 @@ from typing import Any
 
 import click
 
-from .. import _defaults
 from ..errors import KayseError
-from ._commands import (
-    campaigns_command,
-    case_lists_command,
-    delete_group,
-    email_command,
-    emulator_command,
-    get_command,
-    metadata_command,
-    quota_command,
-    sms_command,
-)
-from ._config import Config, translate
+from ._commands import COMMANDS
+from ._config import ENV_API_KEY, ENV_BASE_URL, Config, translate
 from ._import import import_command
 
 __all__ = ["cli", "main"]
@@ -49,20 +35,10 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "--api-key",
-    envvar=_defaults.ENV_API_KEY,
-    show_envvar=True,
-    metavar="KEY",
-    help="Your Kayse API key (company settings, API Keys). Never printed.",
-)
-@click.option(
-    "--base-url",
-    envvar=_defaults.ENV_BASE_URL,
-    show_envvar=True,
-    metavar="URL",
-    help=f"The API's address (default {_defaults.BASE_URL}); http:// only for localhost.",
-)
+@click.option("--api-key", envvar=ENV_API_KEY, show_envvar=True, metavar="KEY",
+              help="Your Kayse API key (company settings, API Keys). Never printed.")  # fmt: skip
+@click.option("--base-url", envvar=ENV_BASE_URL, show_envvar=True, metavar="URL",
+              help="The API's address (default: the Kayse API's); http:// only for localhost.")  # fmt: skip
 @click.option(
     "--sandbox",
     is_flag=True,
@@ -78,8 +54,7 @@ def cli(ctx: click.Context, api_key: str | None, base_url: str | None, sandbox: 
     ctx.obj = Config(api_key=api_key or None, base_url=base_url or None, sandbox=sandbox)
 
 
-for _command in (import_command, delete_group, get_command, case_lists_command, campaigns_command,
-                 metadata_command, quota_command, sms_command, email_command, emulator_command):  # fmt: skip
+for _command in (import_command, *COMMANDS):
     cli.add_command(_command)
 
 

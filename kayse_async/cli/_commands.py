@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -10,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from .._defaults import BULK_DELETE_CHUNK
-from ..errors import AuthenticationError, BulkError, ConfigurationError, KayseError, NotFoundError, TransportError
+from .. import errors
 from ..models import BulkProgress
 from ._config import EXIT_FAILED, CommandFailed, Config, UsageProblem, describe_error, translate
-from ._jobs import Mode, Report, command_line, progress_options, running
+from ._jobs import GRACE, Meter, Mode, Report, command_line, progress_options, running
 from ._render import as_json_ready, err_console, local_time, out_console, plural, print_json, print_table, short
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def get_command(config: Config, kind: str, item_id: int) -> None:
     with config.client(quiet=True) as kayse:
         try:
             item: Any = kayse.clients.get(item_id) if kind == "client" else kayse.cases.get(item_id)
-        except NotFoundError as exc:
+        except errors.NotFoundError as exc:
             hint = " (the sandbox starts empty at every command; see 'kayse emulator')" if config.sandbox else ""
             raise CommandFailed(f"{describe_error(exc)}{hint}") from None
     print_json(as_json_ready(item))
@@ -64,16 +64,17 @@ class Deletion(Report):
 
     kind: str
     ids: list[int]
-    deleted: list[int] = attrs.field(factory=list)
-    missing: list[int] = attrs.field(factory=list)
-    """Ids the server no longer had."""
-    failed: dict[int, str] = attrs.field(factory=dict)
-    """Ids whose delete failed, with the reason."""
+    deleted: list[int] = attrs.field(factory=list)  # confirmed by an answer
+    gone: list[int] = attrs.field(
+        factory=list
+    )  # absent from a retry's answer: deleted by the lost attempt, or never there
+    missing: list[int] = attrs.field(factory=list)  # the server did not have them
+    failed: dict[int, str] = attrs.field(factory=dict)  # with the reason
 
     @property
     def not_done(self) -> int:
         """Ids with no outcome: the job stopped before them."""
-        return len(self.ids) - len(self.deleted) - len(self.missing) - len(self.failed)
+        return len(self.ids) - len(self.deleted) - len(self.gone) - len(self.missing) - len(self.failed)
 
     @property
     def complete(self) -> bool:
@@ -83,26 +84,34 @@ class Deletion(Report):
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary."""
         failed = [{"id": i, "reason": reason} for i, reason in self.failed.items()]
-        return super().as_dict() | {"requested": len(self.ids), "deleted_ids": self.deleted} | {
-            "not_found_ids": self.missing, "failed": failed, "not_done": self.not_done
-        }  # fmt: skip
+        ids = {"deleted_ids": self.deleted, "gone_ids": self.gone, "not_found_ids": self.missing}
+        return super().as_dict() | {"requested": len(self.ids), **ids, "failed": failed, "not_done": self.not_done}
 
     def print(self, console: Console) -> None:
-        """``Deleted 3 clients (1 id not found).``, the failures, and how to finish."""
-        counts = ((len(self.missing), "not found"), (len(self.failed), "failed"), (self.not_done, "not done"))
-        notes = ", ".join(f"{plural(n, 'id')} {what}" for n, what in counts if n)
-        verb = (
-            f"Interrupted by {self.signal}: deleted" if self.signal else "Stopped: deleted" if self.error else "Deleted"
-        )
-        console.print(f"{verb} {plural(len(self.deleted), self.kind)}{f' ({notes})' if notes else ''}.")
+        """``Deleted 3 clients (1 id not found).``, the ids gone after a lost answer, the failures, how to finish."""
+        counts = [(self.gone, "gone after a lost answer"), (self.missing, "not found"), (self.failed, "failed")]
+        notes = ", ".join(f"{plural(len(ids), 'id')} {what}" for ids, what in counts if ids)
+        notes += f"{', ' if notes else ''}{plural(self.not_done, 'id')} not done" if self.not_done else ""
+        say = functools.partial(console.print, markup=False, highlight=False)
+        notes = f"{' confirmed' if self.gone else ''}{f' ({notes})' if notes else ''}"
+        say(f"{self.verb('Deleted')} {plural(len(self.deleted), self.kind)}{notes}.")
+        if self.gone:
+            say(f"  gone after a lost answer (deleted by it, or never there): {_ids(self.gone)}")
         for item_id, reason in self.failed.items():
-            console.print(f"  {self.kind} {item_id}: {reason}", markup=False, highlight=False)
+            say(f"  {self.kind} {item_id}: {reason}")
         if not self.complete:
-            console.print(f"Deleting again is safe; to finish, run:\n  {self.resume}", markup=False, highlight=False)
+            say(f"Deleting again is safe; to finish, run:\n  {self.resume}")
 
 
-def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callable[..., None]], click.Command]:
-    """The options every ``kayse delete`` command takes, then ``extra``; the command gets a ready ``Deletion``."""
+def _ids(ids: list[int]) -> str:
+    more = f" and {len(ids) - 20:,} more (--json lists every one)" if len(ids) > 20 else ""
+    return ", ".join(map(str, ids[:20])) + more
+
+
+def _delete_command(
+    kind: str, per_request: int, grace: float | None = GRACE, *extra: Callable[[Any], Any]
+) -> Callable[[Callable[..., None]], click.Command]:
+    """A ``kayse delete`` command: ids, confirmation, progress, summary; ``body(meter, job, **extra)`` deletes."""
 
     def decorate(body: Callable[..., None]) -> click.Command:
         @click.argument("values", nargs=-1, metavar="[ID|FILE]...")
@@ -112,15 +121,20 @@ def _delete_command(kind: str, *extra: Callable[[Any], Any]) -> Callable[[Callab
         @progress_options
         @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
         @click.pass_context
-        def command(
-            ctx: click.Context, /, values: Sequence[str], id_options: Sequence[str], yes: bool, **options: Any
-        ) -> None:
+        def command(ctx: click.Context, /, values: Sequence[str], id_options: Sequence[str], yes: bool, progress: Mode,
+                    progress_interval: float, as_json: bool, **options: Any) -> None:  # fmt: skip
             ids = list(dict.fromkeys(parse_ids([*id_options, *values])))
             if not ids:
                 raise UsageProblem(f"no {kind} ids: give them as arguments or with --ids FILE|ID")
+            also = " and the clients linked only to them" if options.get("with_clients") else ""
+            if not yes:
+                click.confirm(f"Delete {plural(len(ids), kind)}{also}?", abort=True, err=True)
             job = Deletion(kind=kind, ids=ids, resume=command_line(ctx, *([] if yes else ["--yes"])))
-            body(ctx.obj, job, yes=yes, **options)
-            job.finish(options["as_json"])
+            with running(ctx.obj, f"{kind}s", len(ids), per_request=per_request, progress=progress,
+                         interval=progress_interval, quiet=as_json, grace=grace) as meter:  # fmt: skip
+                body(meter, job, **options)
+            job.signal = meter.stop.name
+            job.finish(as_json)
 
         command.__doc__ = body.__doc__
         for option in extra:
@@ -135,113 +149,73 @@ def delete_group() -> None:
     """Delete records."""
 
 
-@_delete_command("case", click.option("--with-clients", is_flag=True, help="Also delete clients linked only to them."))
-def delete_cases(
-    config: Config,
-    job: Deletion,
-    *,
-    yes: bool,
-    progress: Mode,
-    progress_interval: float,
-    as_json: bool,
-    with_clients: bool,
-) -> None:
+# One call for every chunk, stopped at once by a signal (deleting again is safe).
+@_delete_command("case", 500, None, click.option("--with-clients", is_flag=True,
+                 help="Also delete clients linked only to them."))  # fmt: skip
+def delete_cases(meter: Meter, job: Deletion, *, with_clients: bool) -> None:
     """Delete cases by id, 500 per request (the API's maximum)."""
-    if not yes:
-        also = " and the clients linked only to them" if with_clients else ""
-        click.confirm(f"Delete {plural(len(job.ids), 'case')}{also}?", abort=True, err=True)
-    # One call for every chunk, stopped at once by a signal (deleting again is safe).
-    with running(config, "cases", len(job.ids), per_request=BULK_DELETE_CHUNK, progress=progress,
-                 interval=progress_interval, quiet=as_json, grace=None) as meter:  # fmt: skip
 
-        def on_progress(done: BulkProgress) -> None:
-            meter.done, meter.requests = done.items_done, done.requests
-            meter.update()
+    def on_progress(done: BulkProgress) -> None:
+        meter.done, meter.requests = done.items_done, done.requests
 
-        try:
-            job.deleted = meter.kayse.cases.bulk_delete(job.ids, with_clients=with_clients, progress=on_progress)
-            gone = set(job.deleted)
-            job.missing = [i for i in job.ids if i not in gone]
-        except BulkError as exc:
-            for item in exc.result.items:
-                if item.ok:
-                    (job.deleted if item.value is not None else job.missing).append(job.ids[item.index])
-                else:
-                    job.failed[job.ids[item.index]] = describe_error(item.error or exc)
-    job.signal = meter.stop.name
+    result = meter.kayse.cases.bulk_delete(
+        job.ids, with_clients=with_clients, progress=on_progress, raise_on_error=False
+    )
+    job.deleted, job.gone, job.missing = result.confirmed, result.gone, result.not_found
+    job.failed = {job.ids[i.index]: describe_error(i.error or errors.KayseError("failed")) for i in result.failed}
 
 
-@_delete_command("client")
-def delete_clients(
-    config: Config, job: Deletion, *, yes: bool, progress: Mode, progress_interval: float, as_json: bool
-) -> None:
+@_delete_command("client", 1)
+def delete_clients(meter: Meter, job: Deletion) -> None:
     """Delete clients by id, one request each (the API has no bulk delete for clients), through the quota."""
-    if not yes:
-        click.confirm(f"Delete {plural(len(job.ids), 'client')}?", abort=True, err=True)
-    with running(config, "clients", len(job.ids), per_request=1, progress=progress, interval=progress_interval,
-                 quiet=as_json) as meter:  # fmt: skip
-        for client_id in job.ids:
-            if meter.stop.requested:
+    for client_id in job.ids:
+        if meter.stop.requested:
+            break
+        try:
+            meter.kayse.clients.delete(client_id)
+            job.deleted.append(client_id)
+        except errors.NotFoundError:
+            job.missing.append(client_id)
+        except (errors.AuthenticationError, errors.ConfigurationError):
+            raise
+        except errors.KayseError as exc:
+            if isinstance(exc, errors.TransportError) and not exc.may_have_been_sent:
+                job.error = translate(exc).format_message()  # no server: every id after it would fail too
                 break
-            try:
-                meter.kayse.clients.delete(client_id)
-                job.deleted.append(client_id)
-            except NotFoundError:
-                job.missing.append(client_id)
-            except (AuthenticationError, ConfigurationError):
-                raise
-            except KayseError as exc:
-                if isinstance(exc, TransportError) and not exc.may_have_been_sent:
-                    job.error = translate(exc).format_message()  # no server: every id after it would fail too
-                    break
-                job.failed[client_id] = describe_error(exc)
-            meter.done = meter.requests = meter.done + 1
-            meter.update()
-    job.signal = meter.stop.name
+            job.failed[client_id] = describe_error(exc)
+        meter.done = meter.requests = meter.done + 1
 
 
-def _listing(
-    config: Config, as_json: bool, fetch: Callable[[Any], list[Any]], title: str, columns: list[str], row: Any
-) -> None:
-    with config.client(quiet=as_json) as kayse:
-        items = fetch(kayse)
-    if as_json:
-        print_json(as_json_ready(items))
-    elif not print_table(title, columns, map(row, items)):
-        err_console().print(f"no {title.lower()}")
+def _listing(name: str, title: str, columns: list[str], row: Callable[[Any], tuple[Any, ...]],
+             fetch: Callable[..., list[Any]], *filters: Callable[[Any], Any]) -> click.Command:  # fmt: skip
+    """A command that prints ``fetch(kayse, **filters)`` as a table of ``columns``, or as JSON."""
+
+    @_json_option
+    @click.pass_obj
+    def command(config: Config, /, as_json: bool, **options: Any) -> None:
+        with config.client(quiet=as_json) as kayse:
+            items = fetch(kayse, **options)
+        if as_json:
+            print_json(as_json_ready(items))
+        elif not print_table(title, columns, map(row, items)):
+            err_console().print(f"no {title.lower()}")
+
+    for option in (*reversed(filters), click.option("--key", help="Search the names.")):
+        command = option(command)
+    return click.command(name, help=f"List the {title.lower()}.")(command)
 
 
-@click.command("case-lists")
-@click.option("--key", help="Search the names.")
-@click.option("--hide-empty", is_flag=True, help="Only lists that hold cases now.")
-@_json_option
-@click.pass_obj
-def case_lists_command(config: Config, key: str | None, hide_empty: bool, as_json: bool) -> None:
-    """List the case lists (every page)."""
-    _listing(
-        config,
-        as_json,
-        lambda kayse: list(kayse.case_lists.list(key=key, hide_empty=hide_empty or None, page_size=100)),
-        "Case lists",
-        ["id", "name", "description", "cases"],
-        lambda cl: (cl.id, short(cl.name, 40), short(cl.description, 40), len(cl.case_ids or [])),
-    )
-
-
-@click.command("campaigns")
-@click.option("--key", help="Search the names.")
-@_json_option
-@click.pass_obj
-def campaigns_command(config: Config, key: str | None, as_json: bool) -> None:
-    """List the AI call campaigns."""
-    _listing(
-        config,
-        as_json,
-        lambda kayse: kayse.campaigns.list(key=key),
-        "Campaigns",
-        ["id", "name", "agent", "case list", "days"],
-        lambda c: (c.id, short(c.name, 40), c.agent_id, c.case_list_id, ", ".join(c.days or [])),
-    )
+case_lists_command = _listing(
+    "case-lists", "Case lists", ["id", "name", "description", "cases"],
+    lambda cl: (cl.id, short(cl.name, 40), short(cl.description, 40), len(cl.case_ids or [])),
+    lambda kayse, key, hide_empty: list(kayse.case_lists.list(key=key, hide_empty=hide_empty or None, page_size=100)),
+    click.option("--hide-empty", is_flag=True, help="Only lists that hold cases now."),
+)  # fmt: skip
+campaigns_command = _listing(
+    "campaigns", "Campaigns", ["id", "name", "agent", "case list", "days"],
+    lambda c: (c.id, short(c.name, 40), c.agent_id, c.case_list_id, ", ".join(c.days or [])),
+    lambda kayse, key: kayse.campaigns.list(key=key),
+)  # fmt: skip
 
 
 @click.command("metadata")
@@ -277,47 +251,33 @@ def quota_command(config: Config, as_json: bool) -> None:
     out_console().print(f"{left} of {snap.limit:,} requests left{resets} (this check spent 1)")
 
 
-def _send(config: Config, what: str, yes: bool, texts: dict[str, str], send: Callable[[Any], str]) -> None:
-    """Check the texts, ask (unless ``yes``), then send once: a message is never retried once it may have gone."""
-    for name, value in texts.items():
-        if not value.strip():
-            raise UsageProblem(f"{name} must not be empty")
-    if not yes and not click.confirm(f"Send this {what}?\n  " + "\n  ".join(texts.values()) + "\nSend?", err=True):
-        err_console().print("Nothing sent.")
-        click.get_current_context().exit(EXIT_FAILED)
-    with config.client(quiet=True) as kayse:
-        out_console().print(send(kayse) or "sent")
+def _message_command(kind: str, name: str, *texts: Callable[[Any], Any]) -> click.Command:
+    """``kayse sms`` / ``kayse email``: check the texts, ask (unless ``--yes``), then send once."""
+
+    @click.pass_obj
+    def command(config: Config, /, case_id: int, client_id: int, yes: bool, **text: str) -> None:
+        for option, value in text.items():
+            if not value.strip():
+                raise UsageProblem(f"--{option} must not be empty")
+        asked = f"Send this {name} to client {client_id} (case {case_id})?\n  " + "\n  ".join(text.values())
+        if not yes and not click.confirm(f"{asked}\nSend?", err=True):
+            err_console().print("Nothing sent.")
+            click.get_current_context().exit(EXIT_FAILED)
+        with config.client(quiet=True) as kayse:
+            send = kayse.cases.send_sms if kind == "sms" else kayse.cases.send_email
+            out_console().print(send(case_id=case_id, client_id=client_id, **text) or "sent")
+
+    command.__doc__ = f"Send an {name} to a client about a case (asks first; never retried once it may have been sent)."
+    ids = [click.option(f"--{of}-id", type=click.IntRange(min=1), required=True) for of in ("case", "client")]
+    yes = click.option("--yes", "-y", is_flag=True, help="Send without asking for confirmation.")
+    for option in reversed((*ids, *texts, yes)):
+        command = option(command)
+    return click.command(kind)(command)
 
 
-_case_id = click.option("--case-id", type=click.IntRange(min=1), required=True)
-_client_id = click.option("--client-id", type=click.IntRange(min=1), required=True)
-_yes = click.option("--yes", "-y", is_flag=True, help="Send without asking for confirmation.")
-
-
-@click.command("sms")
-@_case_id
-@_client_id
-@click.option("--message", required=True, help="The text of the SMS.")
-@_yes
-@click.pass_obj
-def sms_command(config: Config, case_id: int, client_id: int, message: str, yes: bool) -> None:
-    """Send an SMS to a client about a case (asks first; never retried once it may have been sent)."""
-    _send(config, f"SMS to client {client_id} (case {case_id})", yes, {"--message": message},
-          lambda kayse: kayse.cases.send_sms(case_id=case_id, client_id=client_id, message=message))  # fmt: skip
-
-
-@click.command("email")
-@_case_id
-@_client_id
-@click.option("--subject", required=True)
-@click.option("--message", required=True, help="The body of the email.")
-@_yes
-@click.pass_obj
-def email_command(config: Config, case_id: int, client_id: int, subject: str, message: str, yes: bool) -> None:
-    """Send an email to a client about a case (asks first; never retried once it may have been sent)."""
-    texts, to = {"--subject": subject, "--message": message}, {"case_id": case_id, "client_id": client_id}
-    _send(config, f"email to client {client_id} (case {case_id})", yes, texts,
-          lambda kayse: kayse.cases.send_email(**to, subject=subject, message=message))  # fmt: skip
+sms_command = _message_command("sms", "SMS", click.option("--message", required=True, help="The text of the SMS."))
+email_command = _message_command("email", "email", click.option("--subject", required=True),
+                                 click.option("--message", required=True, help="The body of the email."))  # fmt: skip
 
 
 @click.command(
@@ -332,18 +292,13 @@ def emulator_command(config: Config, args: tuple[str, ...]) -> None:
 
     Its key is the global --api-key (or KAYSE_API_KEY), unless one is given after the command.
     """
-    from ..testing._cli import build_parser, emulator_from_args, run_served
+    from .. import testing
 
-    parser = build_parser("kayse emulator")
     # The global key first: a key given after the command comes later, and wins.
-    options = parser.parse_args([*(["--api-key", config.api_key] if config.api_key else []), *args])
-    try:
-        emulator = emulator_from_args(options)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        run_served(emulator)
-    except OSError as exc:
-        raise CommandFailed(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
-    except KeyboardInterrupt:
-        pass
+    argv = [*(["--api-key", config.api_key] if config.api_key else []), *args]
+    testing.build_parser("kayse emulator").parse_args(argv)  # --help and usage errors, named for this command
+    click.get_current_context().exit(testing.main(argv))
+
+
+COMMANDS = (delete_group, get_command, case_lists_command, campaigns_command, metadata_command, quota_command,
+            sms_command, email_command, emulator_command)  # fmt: skip

@@ -9,28 +9,24 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from .. import _defaults
 from ..errors import AuthenticationError, ConfigurationError, KayseError, TransportError, ValidationError
 
 if TYPE_CHECKING:
-    from .._sync import Kayse
+    from .. import Kayse
 
-EXIT_OK = 0
-"""Everything was done (every record stored)."""
-EXIT_FAILED = 1
-"""The command ran, but something was refused or failed (rejected records, a 404, a lost connection)."""
-EXIT_USAGE = 2
-"""The command could not start or go on: bad usage, a bad file, no or a wrong key, no server at the base URL."""
+ENV_API_KEY = "KAYSE_API_KEY"
+ENV_BASE_URL = "KAYSE_BASE_URL"
 
-SANDBOX_API_KEY = "sandbox"
-"""The key of the in-process emulator that ``--sandbox`` starts; it is not a secret."""
-SANDBOX_LIMIT = 500
-"""Requests per sandbox window: the real API's budget, ..."""
-SANDBOX_PERIOD = 60.0
-"""... in a window of one minute instead of one hour, so a demo shows the quota without waiting for it."""
+EXIT_OK = 0  # everything was done (every record stored)
+EXIT_FAILED = 1  # the command ran, but something was refused or failed (rejected records, a 404, ...)
+EXIT_USAGE = 2  # it could not start or go on: bad usage, a bad file, no or a wrong key, no server
+
+SANDBOX_API_KEY = "sandbox"  # the key of the emulator ``--sandbox`` starts in the process; not a secret
+# The real API's budget, in a window of a minute instead of an hour: a demo shows the quota without waiting.
+SANDBOX_LIMIT, SANDBOX_PERIOD = 500, 60.0
 
 NO_KEY_MESSAGE = (
-    f"no API key: pass --api-key or set {_defaults.ENV_API_KEY} (make one in Kayse under company settings, "
+    f"no API key: pass --api-key or set {ENV_API_KEY} (make one in Kayse under company settings, "
     "API Keys), or add --sandbox to try the command against a local emulator with no account"
 )
 
@@ -54,43 +50,34 @@ class Config:
     api_key: str | None = attrs.field(default=None, repr=False)
     base_url: str | None = None
     sandbox: bool = False
-    period: float = attrs.field(default=3600.0, init=False)
-    """The server's rate-limit window in seconds (for ETAs): an hour, or the sandbox's minute."""
 
     @contextlib.contextmanager
     def client(self, *, quiet: bool = False) -> Generator[Kayse]:
         """A blocking client for the command, starting the sandbox emulator first if asked."""
-        from .._sync import Kayse
+        from .. import Kayse
         from ..quota import MemoryQuota
 
         if not self.sandbox and not self.api_key:
             raise UsageProblem(NO_KEY_MESSAGE)
         with contextlib.ExitStack() as stack:
-            options: dict[str, Any] = {"base_url": self.base_url or _defaults.BASE_URL}
+            options: dict[str, Any] = {"base_url": self.base_url}  # None: the SDK's default
             if self.sandbox:
-                url = stack.enter_context(_sandbox(quiet=quiet))
+                from ..testing import ThreadedEmulator
+                from ._render import err_console
+
+                emulator = ThreadedEmulator(api_key=SANDBOX_API_KEY, limit=SANDBOX_LIMIT, period=SANDBOX_PERIOD)
+                url = stack.enter_context(emulator).url
+                if not quiet:
+                    budget = f"{SANDBOX_LIMIT} requests per {SANDBOX_PERIOD:g} s"
+                    err_console().print(f"[dim]sandbox: a local emulator at {url}, empty at start, {budget}; nothing "
+                                        "leaves this machine[/]")  # fmt: skip
                 # The sandbox's server is new at every run: its budget is its own, not the process's.
                 options = {"base_url": url, "calls_base_url": url, "quota": MemoryQuota(SANDBOX_LIMIT, SANDBOX_PERIOD)}
-                self.period = SANDBOX_PERIOD
             try:
                 kayse = Kayse(SANDBOX_API_KEY if self.sandbox else self.api_key, **options)
             except ConfigurationError as exc:
                 raise UsageProblem(str(exc)) from None
             yield stack.enter_context(kayse)
-
-
-@contextlib.contextmanager
-def _sandbox(*, quiet: bool) -> Generator[str]:
-    from ..testing import ThreadedEmulator
-    from ._render import err_console
-
-    with ThreadedEmulator(api_key=SANDBOX_API_KEY, limit=SANDBOX_LIMIT, period=SANDBOX_PERIOD) as emulator:
-        if not quiet:
-            err_console().print(
-                f"[dim]sandbox: a local emulator at {emulator.url}, empty at start, "
-                f"{SANDBOX_LIMIT} requests per {SANDBOX_PERIOD:g} s; nothing leaves this machine[/]"
-            )
-        yield emulator.url
 
 
 def describe_error(exc: BaseException) -> str:
@@ -105,7 +92,7 @@ def translate(exc: KayseError) -> click.ClickException:
     if isinstance(exc, ConfigurationError):
         return UsageProblem(describe_error(exc))
     if isinstance(exc, AuthenticationError):
-        return UsageProblem(f"the API key was refused (401): check --api-key or {_defaults.ENV_API_KEY}")
+        return UsageProblem(f"the API key was refused (401): check --api-key or {ENV_API_KEY}")
     if isinstance(exc, TransportError) and not exc.may_have_been_sent:
         return UsageProblem(f"{describe_error(exc)}; check --base-url and your connection")
     return CommandFailed(describe_error(exc))

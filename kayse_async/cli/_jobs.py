@@ -1,19 +1,13 @@
 """What the long jobs (imports, deletes) share: progress, stop signals, the journal's place, the resume command.
 
-Progress goes to stderr. ``--progress auto`` (the default) draws a bar at a
-terminal and writes plain lines otherwise (cron, systemd, CI): one at start,
-one every ``--progress-interval`` seconds, one whenever the rate-limit window
-renews and one at the end, each whole in itself: the time, records done of the
-total, the rate, the requests spent, the quota left and the ETA.
+Progress goes to stderr: a bar at a terminal, else (cron, systemd, CI) plain whole lines at start,
+every ``--progress-interval`` seconds, at each new rate-limit window and at the end.
 
-SIGINT (Ctrl-C), SIGTERM (``kill``, a service manager stopping the job) and
-SIGHUP (a closed terminal or SSH session) are handled alike. The first asks
-the job to stop: it reads no more input and lets the requests already in
-flight finish, for at most :data:`GRACE` seconds. A second signal, or the end
-of the grace, cancels them: their batches stay in the journal as sent without
-an answer, and the rerun finds out whether they were stored. Either way the
-summary is printed, with the command that resumes, and the exit status is
-128 + the signal's number (130, 143, 129).
+SIGINT, SIGTERM and SIGHUP are handled alike. The first asks the job to stop: it reads no more
+input and lets the requests in flight finish, for at most :data:`GRACE` seconds. A second signal,
+or the end of the grace, cancels them (their batches stay in the journal as sent, and the rerun
+finds out). Either way the summary is printed, with the command that resumes, and the exit status
+is 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -34,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.live import Live
 from rich.text import Text
 
 from ._config import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Config
@@ -43,51 +37,35 @@ from ._render import clock, err_console, local_time, out_console, print_json
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .._sync import Kayse
+    from .. import Kayse
     from ..models import BulkProgress, QuotaSnapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
 Mode = Literal["auto", "bar", "plain", "none"]
 
-GRACE = 10.0
-"""Seconds the requests in flight get to finish after the first stop signal."""
-INTERVAL = 30.0
-"""Seconds between two plain progress lines (``--progress-interval``)."""
-POLL = 1.0
-"""Seconds between two looks at the quota for a new window, in plain mode."""
-RENEWED = dt.timedelta(seconds=1.5)
-"""How far the quota's reset must move on to be a new window (the server's header rounds to whole seconds)."""
+GRACE = 10.0  # seconds the requests in flight get to finish after the first stop signal
+POLL = 1.0  # seconds between two looks at the quota for a new window, in plain mode
+RENEWED = dt.timedelta(seconds=1.5)  # how far the Reset must move on to be a new window (it rounds to seconds)
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 JOURNAL_SUFFIX = ".kayse-journal"
 
 
 def progress_options(command: F) -> F:
     """The ``--progress`` and ``--progress-interval`` options of a long job."""
-    command = click.option(
-        "--progress-interval",
-        type=click.FloatRange(min=0.1),
-        default=INTERVAL,
-        show_default=True,
-        envvar="KAYSE_PROGRESS_INTERVAL",
-        show_envvar=True,
-        metavar="SECONDS",
-        help="Seconds between plain progress lines (one also comes at each new rate-limit window).",
-    )(command)
-    return click.option(
-        "--progress",
-        type=click.Choice(["auto", "bar", "plain", "none"]),
-        default="auto",
-        show_default=True,
-        help="On stderr: a bar, plain lines for a log file, or nothing; auto: a bar at a terminal, else lines.",
-    )(command)
+    command = click.option("--progress-interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+                           envvar="KAYSE_PROGRESS_INTERVAL", show_envvar=True, metavar="SECONDS",
+                           help="Seconds between plain progress lines (one also comes at each new rate-limit window).",
+                           )(command)  # fmt: skip
+    return click.option("--progress", type=click.Choice(["auto", "bar", "plain", "none"]), default="auto",
+                        show_default=True, help="On stderr: a bar, plain lines for a log file, or nothing; auto: a "
+                        "bar at a terminal, else lines.")(command)  # fmt: skip
 
 
 class Stop:
-    """While a job runs (``with Stop() as stop:``): the stop signals, handled as the module says.
+    """The stop signals while a job runs (``with Stop() as stop:``), handled as the module says.
 
-    ``grace=None`` stops at once on the first signal (for a job made of one
-    call, which cannot stop between its requests). Outside the main thread
-    no handler can be installed, and Ctrl-C keeps Python's own meaning.
+    ``grace=None`` stops at once on the first signal (a job of one call cannot stop between its
+    requests). Outside the main thread no handler can be installed: Ctrl-C keeps its own meaning.
     """
 
     def __init__(self, *, grace: float | None = GRACE) -> None:
@@ -128,41 +106,31 @@ class Stop:
         first = self.signal is None
         if signum != getattr(signal, "SIGALRM", None):
             self.signal = self.signal or signum
-        if not self._armed:
-            return
-        if first and self._grace:
+        if self._armed and first and self._grace:
             signal.setitimer(signal.ITIMER_REAL, self._grace)
-            return
-        self.over()
-        raise KeyboardInterrupt
+        elif self._armed:
+            self.over()
+            raise KeyboardInterrupt
 
 
-def eta_seconds(
-    *,
-    items_left: int,
-    chunk_size: int,
-    remaining: int,
-    limit: int,
-    reset_in: float | None,
-    period: float,
-    items_per_second: float | None,
-) -> float | None:
-    """How long the rest of a job should take, from the quota.
+def eta_seconds(quota: QuotaSnapshot, items_left: int, chunk_size: int, pace: float | None) -> float | None:
+    """How long the rest of a job should take, from the quota as the server told it.
 
-    While the budget left covers the requests still needed, the pace so far
-    decides (None before there is one). Beyond it, the wait for the window to
-    reset, then a window per ``limit`` requests, dominates: each window's
-    requests are sent at its start.
+    While the budget left covers the requests still needed, the ``pace`` so far (items a second)
+    decides. Beyond it, the wait for the server's Reset, then one learned ``window`` per ``limit``
+    requests. None while unknown: no pace yet, or the server has not told enough (no Reset and no
+    window, or more windows needed and no window length learned).
     """
     if items_left <= 0:
         return 0.0
-    requests_left = math.ceil(items_left / max(1, chunk_size))
-    if requests_left <= remaining:
-        return items_left / items_per_second if items_per_second else None
-    if limit <= 0:
+    requests_left, remaining, window = math.ceil(items_left / max(1, chunk_size)), quota.remaining, quota.window
+    if remaining is None or requests_left <= remaining:
+        return items_left / pace if pace and remaining is not None else None
+    windows = math.ceil((requests_left - remaining) / quota.limit) if quota.limit > 0 else 0
+    first = quota.resets_at.timestamp() - time.time() if quota.resets_at else window
+    if not windows or first is None or (windows > 1 and window is None):
         return None
-    waits = math.ceil((requests_left - remaining) / limit)
-    return max(0.0, period if reset_in is None else reset_in) + (waits - 1) * period
+    return max(0.0, first) + (windows - 1) * (window or 0.0)
 
 
 @attrs.define(eq=False)
@@ -174,11 +142,8 @@ class Meter:
     name: str
     total: int
     per_request: int
-    period: float
     done: int = 0
     requests: int = 0
-    update: Callable[[], None] = lambda: None
-    """Call when ``done`` changed: the bar redraws (plain lines come on their own clock)."""
     started: float = attrs.field(factory=time.monotonic)
     _snapshot: QuotaSnapshot | None = None
     _snapshot_at: float = -math.inf
@@ -197,19 +162,9 @@ class Meter:
     def tail(self, *, resets: bool = False) -> str:
         """``10 req · quota 490/500 · ETA 0:12``: what the bar shows after its count (a log line: when it resets)."""
         snap, elapsed = self.quota(), time.monotonic() - self.started
-        eta = None
-        if snap is not None and snap.remaining is not None:
-            eta = eta_seconds(
-                items_left=self.total - self.done,
-                chunk_size=self.per_request,
-                remaining=snap.remaining,
-                limit=snap.limit,
-                reset_in=None if snap.resets_at is None else snap.resets_at.timestamp() - time.time(),
-                period=self.period,
-                items_per_second=self.done / elapsed if self.done and elapsed > 0 else None,
-            )
-        left = "?" if snap is None or snap.remaining is None else snap.remaining
-        quota = "quota ?" if snap is None else f"quota {left}/{snap.limit}"
+        pace = self.done / elapsed if self.done and elapsed > 0 else None
+        eta = None if snap is None else eta_seconds(snap, self.total - self.done, self.per_request, pace)
+        quota = "quota ?" if snap is None else f"quota {'?' if snap.remaining is None else snap.remaining}/{snap.limit}"
         if resets and snap and snap.resets_at:
             quota += f" (resets {local_time(snap.resets_at)[11:]})"
         text = f"{self.requests:,} req · {quota} · ETA {'--:--' if eta is None else clock(eta)}"
@@ -237,17 +192,12 @@ def running(
 ) -> Iterator[Meter]:
     """A job's client, stop signals and progress display; a stop that cancels the job ends the block quietly."""
     with Stop(grace=grace) as stop, config.client(quiet=quiet) as kayse:
-        meter = Meter(kayse, stop, name, total, per_request, config.period)
+        meter = Meter(kayse, stop, name, total, per_request)
         if progress == "auto":
             progress = "bar" if sys.stderr.isatty() else "plain"
+        display = _bar(meter) if progress == "bar" else _plain(meter, interval) if progress == "plain" else None
         try:
-            if progress == "bar":
-                with _bar(meter):
-                    yield meter
-            elif progress == "plain":
-                with _plain(meter, interval):
-                    yield meter
-            else:
+            with display or contextlib.nullcontext():
                 yield meter
         except KeyboardInterrupt:
             stop.signal = stop.signal or signal.SIGINT  # without a handler (not the main thread): Ctrl-C
@@ -255,26 +205,23 @@ def running(
             stop.over()
 
 
-class _Tail(ProgressColumn):
-    def __init__(self, meter: Meter) -> None:
-        super().__init__()
-        self.meter = meter
-
-    def render(self, task: Task) -> Text:
-        return Text(f"· {self.meter.tail()}", style="cyan")
-
-
 @contextlib.contextmanager
 def _bar(meter: Meter) -> Iterator[None]:
-    columns = (TextColumn(f"[bold]{meter.name}[/]"), BarColumn(bar_width=20), MofNCompleteColumn(), _Tail(meter))
-    with Progress(*columns, console=err_console()) as bar:
-        task = bar.add_task(meter.name, total=meter.total)
-        meter.update = lambda: bar.update(task, completed=meter.done)
-        try:
-            yield
-        finally:
-            meter.quota(fresh=True)  # the last frame shows the budget as it is at the end
-            meter.update()
+    def frame() -> Text:  # drawn four times a second, so that the ETA moves while the job waits on the quota
+        filled = 20 * meter.done // meter.total if meter.total else 20
+        text = Text.assemble((meter.name, "bold"), " ", ("━" * filled, "magenta"), ("━" * (20 - filled), "grey23"))
+        return text.append(f" {meter.done}/{meter.total} ").append(f"· {meter.tail()}", style="cyan")
+
+    console = err_console()
+    try:
+        with Live(get_renderable=frame, console=console):
+            try:
+                yield
+            finally:
+                meter.quota(fresh=True)  # the last frame shows the budget as it is at the end
+    finally:
+        if not console.is_interactive:
+            console.print()  # a terminal ends the frame's line itself
 
 
 @contextlib.contextmanager
@@ -284,17 +231,14 @@ def _plain(meter: Meter, interval: float) -> Iterator[None]:
     def write() -> None:
         # A line at start, every interval, and when the quota's reset moves on by more than its rounding.
         _say(meter.line())
-        last, window = time.monotonic(), meter.quota()
+        last, reset = time.monotonic(), None
         while not done.wait(min(POLL, interval)):
             snap = meter.quota(fresh=True)
-            renewed = (
-                snap and window and snap.resets_at and window.resets_at and snap.resets_at > window.resets_at + RENEWED
-            )
-            if renewed or time.monotonic() - last >= interval:
+            now = snap.resets_at if snap else None
+            if (now and reset and now > reset + RENEWED) or time.monotonic() - last >= interval:
                 _say(meter.line())
                 last = time.monotonic()
-            if snap is not None and snap.resets_at is not None:
-                window = snap
+            reset = now or reset
 
     thread = threading.Thread(target=write, name="kayse-progress", daemon=True)
     thread.start()
@@ -316,12 +260,9 @@ def _say(line: str) -> None:
 class Report:
     """How a long job ended, as both its summaries (human and ``--json``) and its exit status say it."""
 
-    signal: str | None = None
-    """The signal that stopped the job (``SIGTERM``), if one did."""
-    error: str | None = None
-    """The error that stopped the job (no server, a wrong URL), if one did."""
-    resume: str | None = None
-    """The command line that resumes the job (``--api-key``'s value hidden)."""
+    signal: str | None = None  # the signal that stopped the job (``SIGTERM``), if one did
+    error: str | None = None  # the error that stopped the job (no server, a wrong URL), if one did
+    resume: str | None = None  # the command line that resumes the job (``--api-key``'s value hidden)
 
     @property
     def complete(self) -> bool:
@@ -334,6 +275,11 @@ class Report:
         if self.signal:
             return 128 + signal.Signals[self.signal].value
         return EXIT_USAGE if self.error else EXIT_OK if self.complete else EXIT_FAILED
+
+    def verb(self, done: str) -> str:
+        """How the summary starts: ``done`` (``Imported``), or what stopped the job first."""
+        stopped = f"Interrupted by {self.signal}" if self.signal else "Stopped" if self.error else None
+        return f"{stopped}: {done.lower()}" if stopped else done
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary."""
@@ -357,12 +303,8 @@ class Report:
 
 
 def default_journal(path: Path) -> Path:
-    """Where an import of ``path`` keeps its journal when not told.
-
-    Beside the input (``clients.csv.kayse-journal``) when its folder is
-    writable; else in ``$XDG_STATE_HOME/kayse/`` (``~/.local/state/kayse/``),
-    named after the input and a digest of its absolute path.
-    """
+    """Where an import of ``path`` keeps its journal when not told: beside it, if its folder is writable,
+    else in ``$XDG_STATE_HOME/kayse/`` (``~/.local/state/kayse/``), named after it and its full path."""
     full = path.resolve()
     if os.access(full.parent, os.W_OK):
         return path.with_name(path.name + JOURNAL_SUFFIX)

@@ -1,54 +1,34 @@
-"""Readers of import files: CSV, JSON Lines and JSON arrays, one record at a time with its line number.
+"""Readers of import files (CSV, JSON Lines, JSON arrays): one :class:`Record` at a time, with its line.
 
-Every reader yields :class:`Record` objects: the line where the record starts
-and either its fields (typed as the API wants them) or the reason it could not
-be read. A bad record never stops the reading: it is reported, and the rest
-goes. What stops it is a fault of the whole file (:class:`InputError`): bytes
-that are not text in the file's encoding (named by their exact line), an
-unknown CSV column, a JSON file that is not one array.
-
-CSV cells are text; they are converted with the resource's field table:
-
-- an empty cell means "not given" (on an update, a full replacement, an
-  optional field not given is cleared by the server);
-- ``id`` and integer fields: whole numbers; booleans: ``true`` / ``false``;
-- lists of ids (``case_ids``, ``client_ids``, ``include_ids``, ``exclude_ids``):
-  ``1;2;3`` or a JSON array ``[1, 2, 3]``;
-- object fields (``meta``, ``external_source_data``, ``filter``): a JSON object;
-- dates stay ``YYYY-MM-DD`` text, checked like every other field before sending.
-
-JSON Lines and JSON values are taken as they are: JSON is already typed.
+A bad record never stops the reading; a fault of the whole file raises :class:`InputError`. CSV
+cells are typed by the resource's public ``schema()``: an empty cell is "not given", ``uint`` a
+whole number, ``bool`` ``true``/``false``, arrays ``1;2;3`` or JSON, objects JSON, text as written.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
-from .._wire.fields import CASE_LISTS, CASES, CLIENTS, MAX_INT, Field, Kind
+from .. import AsyncKayse
+from ..models import FieldSchema
 
 Format = Literal["csv", "jsonl", "json"]
 Resource = Literal["clients", "cases", "case-lists"]
 
 FORMATS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
-"""File extensions and the format each implies."""
-TABLES: dict[Resource, Mapping[str, Field]] = {
-    "clients": CLIENTS.by_name,
-    "cases": CASES.by_name,
-    "case-lists": CASE_LISTS.by_name,
-}
-"""The field table of each importable resource."""
+ENCODING = "utf-8-sig"  # UTF-8, with or without the byte-order mark spreadsheets often write first
 _SPACE = re.compile(r"[ \t\r\n]*")
-ENCODING = "utf-8-sig"
-"""UTF-8, with or without the byte-order mark spreadsheet programs often write first."""
+_ID = FieldSchema(name="id", type="uint")
 
 
 class InputError(Exception):
@@ -64,27 +44,41 @@ class Record:
     error: str | None = None
 
 
+@functools.cache
+def api(resource: Resource) -> Any:
+    """The SDK's resource object, for its ``check()`` and ``schema()`` (class methods: they send nothing)."""
+    local = "http://127.0.0.1"  # never sent to: the client only lends its resources' class methods
+    offline = AsyncKayse("offline", base_url=local, calls_base_url=local, calls_api_key="offline")
+    return {"clients": offline.clients, "cases": offline.cases, "case-lists": offline.case_lists}[resource]
+
+
+def fields_of(resource: Resource) -> dict[str, FieldSchema]:
+    """The fields of ``resource`` by name, as its public ``schema()`` describes them."""
+    return {field.name: field for field in api(resource).schema().fields}
+
+
 def detect_format(path: Path, given: Format | None) -> Format:
     """The format of ``path``: ``given`` if set, else from the file's extension."""
-    found = given or FORMATS.get(path.suffix.lower())
-    if found is None:
-        raise InputError(f"cannot tell the format of {path.name} from its extension: pass --format csv|jsonl|json")
-    return found
+    if found := given or FORMATS.get(path.suffix.lower()):
+        return found
+    raise InputError(f"cannot tell the format of {path.name} from its extension: pass --format csv|jsonl|json")
 
 
-def check_encoding(name: str) -> str:
-    """The codec to read files with: ``name`` checked (UTF-8 always accepts a byte-order mark)."""
-    try:
-        found = codecs.lookup(name).name
+def open_file(path: Path, fmt: Format | None, resource: Resource, encoding: str) -> tuple[int, Iterator[Record]]:
+    """The number of records of ``path`` (read whole and checked first, see :func:`scan`) and a reader of them."""
+    fmt = detect_format(path, fmt)
+    try:  # UTF-8 always accepts a byte-order mark
+        encoding = ENCODING if codecs.lookup(encoding).name == "utf-8" else codecs.lookup(encoding).name
     except LookupError:
-        raise InputError(f"unknown encoding {name!r} (for example utf-8, latin-1, cp1252)") from None
-    return ENCODING if found == "utf-8" else found
+        raise InputError(f"unknown encoding {encoding!r} (for example utf-8, latin-1, cp1252)") from None
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    return scan(path, fmt, resource, encoding), read_records(path, fmt, resource, encoding)
 
 
 def read_records(path: Path, fmt: Format, resource: Resource, encoding: str = ENCODING) -> Iterator[Record]:
     """Every record of ``path`` in order, read lazily (a JSON array is read whole)."""
-    table = TABLES[resource]
-    lines = _lines(path, encoding)
+    table, lines = fields_of(resource), _lines(path, encoding)
     if fmt == "csv":
         return _read_csv(path.name, lines, table)
     if fmt == "jsonl":
@@ -93,12 +87,8 @@ def read_records(path: Path, fmt: Format, resource: Resource, encoding: str = EN
 
 
 def scan(path: Path, fmt: Format, resource: Resource, encoding: str = ENCODING) -> int:
-    """Read the whole file once, before anything is sent; return its number of records.
-
-    Raises :class:`InputError` for what would fail every record: a fault of
-    the file, no record at all, or a field required to create a record
-    (one without an id) that no record gives (a missing CSV column).
-    """
+    """The number of records, the file read whole before anything is sent; :class:`InputError` for what would
+    fail every record: a fault of the file, no record, a field required to create that no record gives."""
     total, creates, given = 0, 0, set[str]()
     for record in read_records(path, fmt, resource, encoding):
         total += 1
@@ -107,12 +97,13 @@ def scan(path: Path, fmt: Format, resource: Resource, encoding: str = ENCODING) 
             given.update(record.fields)
     if not total:
         raise InputError(f"{path.name} holds no records: nothing to import")
-    missing = [name for name, spec in TABLES[resource].items() if spec.required and name not in given]
+    missing = [name for name, spec in fields_of(resource).items() if spec.required and name not in given]
     if creates and missing:
-        what = f"the {'column' if fmt == 'csv' else 'field'}{'s' if len(missing) > 1 else ''}"
+        many = len(missing) > 1
         raise InputError(
-            f"{path.name}: {what} {', '.join(map(repr, missing))} {'are' if len(missing) > 1 else 'is'} required to "
-            f"create {resource} (records without an id), and no record gives {'them' if len(missing) > 1 else 'it'}"
+            f"{path.name}: the {'column' if fmt == 'csv' else 'field'}{'s' if many else ''} "
+            f"{', '.join(map(repr, missing))} {'are' if many else 'is'} required to create {resource} "
+            f"(records without an id), and no record gives {'them' if many else 'it'}"
         )
     return total
 
@@ -143,7 +134,7 @@ def _lines(path: Path, encoding: str) -> Iterator[str]:
         yield rest
 
 
-def _read_csv(name: str, lines: Iterator[str], table: Mapping[str, Field]) -> Iterator[Record]:
+def _read_csv(name: str, lines: Iterator[str], table: dict[str, FieldSchema]) -> Iterator[Record]:
     reader = csv.reader(lines, strict=True)
     try:
         header = [cell.strip() for cell in next(reader, [])]
@@ -165,56 +156,42 @@ def _read_csv(name: str, lines: Iterator[str], table: Mapping[str, Field]) -> It
                 yield Record(line, error=f"expected {len(header)} cells as in the header, found {len(row)}")
                 continue
             try:
-                fields = {col: _cell(col, table.get(col), cell) for col, cell in zip(header, row, strict=True) if cell}
+                cells = zip(header, row, strict=True)
+                yield Record(line, fields={col: _cell(col, table.get(col, _ID), cell) for col, cell in cells if cell})
             except ValueError as exc:
                 yield Record(line, error=str(exc))
-                continue
-            yield Record(line, fields=fields)
     except csv.Error as exc:
         raise InputError(f"{name}, line {reader.line_num}: not valid CSV: {exc}") from None
 
 
-def _cell(name: str, spec: Field | None, text: str) -> Any:
-    """Convert one CSV cell to the value the field takes; ValueError names the field."""
-    kind = Kind.ID if name == "id" else (spec.kind if spec is not None else Kind.STR)
-    value = text.strip()
-    if kind is Kind.STR:
-        return text
-    if kind is Kind.DATE:
-        return value
-    if kind in (Kind.ID, Kind.COUNT):
+def _cell(name: str, spec: FieldSchema, text: str) -> Any:
+    """One CSV cell as the value its field takes (by the schema's type); ValueError names the field."""
+    value, items = text.strip(), spec.extra.get("items")
+    if spec.type == "uint":
         return _int(name, value)
-    if kind is Kind.BOOL:
+    if spec.type == "bool":
         if value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise ValueError(f"{name}: expected true or false, got {value[:40]!r}")
-    if kind is Kind.OBJECT or value.startswith("["):
-        shape = (dict, "object") if kind is Kind.OBJECT else (list, "array")
-        try:
-            parsed = json.loads(value)
+    if spec.type == "object" or (spec.type == "array" and (value.startswith("[") or items not in ("uint", "string"))):
+        try:  # of the right shape or not: the resource's check() says
+            return json.loads(value)
         except ValueError as exc:
             raise ValueError(f"{name}: not valid JSON ({exc.args[0].split(':')[0]})") from None
-        if not isinstance(parsed, shape[0]):
-            raise ValueError(f"{name}: expected a JSON {shape[1]}, got {value[:40]!r}")
-        return parsed
-    if kind is Kind.ID_LIST:
-        return [_int(f"{name}[{i}]", part.strip()) for i, part in enumerate(value.split(";"))]
-    if kind is Kind.WEEKDAYS:
-        return [part.strip() for part in value.split(";")]
-    raise ValueError(f"{name}: expected a JSON array, got {value[:40]!r}")
+    if spec.type == "array":
+        parts = [part.strip() for part in value.split(";")]
+        return [_int(f"{name}[{i}]", part) for i, part in enumerate(parts)] if items == "uint" else parts
+    return value if spec.type == "date" else text
 
 
 def _int(name: str, value: str) -> int:
     try:
-        number = int(value, 10)
+        return int(value, 10)
     except ValueError:
         raise ValueError(f"{name}: expected a whole number, got {value[:40]!r}") from None
-    if abs(number) > MAX_INT:
-        raise ValueError(f"{name}: number out of range")
-    return number
 
 
-def _record(line: int, value: Any, table: Mapping[str, Field]) -> Record:
+def _record(line: int, value: Any, table: dict[str, FieldSchema]) -> Record:
     """A record from a JSON value (or a JSON Lines line, still text)."""
     if isinstance(value, str):
         try:

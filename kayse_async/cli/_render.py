@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 
 def out_console() -> Console:
@@ -35,22 +35,18 @@ def print_json(data: Any) -> None:
 
 def as_json_ready(value: Any) -> Any:
     """A model (or a list of them) as JSON-ready data, every field included."""
-    from .._wire.converter import unstructure
-
-    return unstructure(value)
+    if isinstance(value, list):
+        return [as_json_ready(item) for item in value]
+    return None if value is None else value.to_dict()
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Print a table on stdout; returns the number of rows."""
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    count = 0
+    table = Table(*(Column(name, overflow="fold") for name in columns), title=title, title_justify="left")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-        count += 1
     out_console().print(table)
-    return count
+    return table.row_count
 
 
 def short(value: Any, width: int = 60) -> str:

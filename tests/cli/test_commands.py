@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from kayse_async import Kayse
 from kayse_async.cli._commands import parse_ids
 from kayse_async.cli._config import UsageProblem
 from kayse_async.cli._jobs import eta_seconds
+from kayse_async.models import QuotaSnapshot
 from kayse_async.testing import ThreadedEmulator
 
 from .conftest import API_KEY, against, invoke, write
@@ -168,23 +170,37 @@ def test_parse_ids_reads_files_arguments_and_refuses_junk(tmp_path: Path) -> Non
         parse_ids(["0"])
 
 
+def quota(remaining: int | None, reset_in: float | None, window: float | None = 10.0) -> QuotaSnapshot:
+    """A budget of 500 requests, ``reset_in`` seconds from its Reset, in windows of ``window`` seconds."""
+    resets_at = None if reset_in is None else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=reset_in)
+    return QuotaSnapshot(limit=500, remaining=remaining, resets_at=resets_at, window=window)
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "expected"),
+    ("items_left", "remaining", "reset_in", "pace", "expected"),
     [
-        # Budget covers the rest: the pace decides (1,000 items at 100/s).
-        ({"items_left": 1_000, "remaining": 10, "reset_in": 50.0, "items_per_second": 100.0}, 10.0),
-        # No pace yet and enough budget: unknown.
-        ({"items_left": 1_000, "remaining": 10, "reset_in": 50.0, "items_per_second": None}, None),
-        # 20 requests needed, 5 left: wait for the reset (50 s), then the next window covers the rest.
-        ({"items_left": 10_000, "remaining": 5, "reset_in": 50.0, "items_per_second": 100.0}, 50.0),
-        # 1,020 requests needed, none left: the reset, then two more windows of 500.
-        ({"items_left": 510_000, "remaining": 0, "reset_in": 50.0, "items_per_second": 1.0}, 50.0 + 2 * 3600),
-        ({"items_left": 0, "remaining": 0, "reset_in": 50.0, "items_per_second": None}, 0.0),
+        (1_000, 10, 5.0, 100.0, 10.0),  # budget covers the rest: the pace decides (1,000 items at 100/s)
+        (1_000, 10, 5.0, None, None),  # no pace yet and enough budget: unknown
+        (10_000, 5, 5.0, 100.0, 5.0),  # 20 requests, 5 left: the Reset (5 s), then the next window holds the rest
+        (510_000, 0, 5.0, 1.0, 5.0 + 2 * 10.0),  # 1,020 requests, none left: the Reset, then two learned windows
+        (510_000, 0, None, 1.0, 3 * 10.0),  # no Reset told (a token bucket): a window from now, then the rest
+        (1_000, None, 5.0, 100.0, None),  # nothing known of the budget yet
+        (0, 0, 5.0, None, 0.0),
     ],
 )
-def test_eta_follows_the_quota(kwargs: dict[str, float | int | None], expected: float | None) -> None:
-    """The ETA is the pace while the budget lasts, and the windows still needed beyond it."""
-    assert eta_seconds(chunk_size=500, limit=500, period=3600.0, **kwargs) == expected  # type: ignore[arg-type]
+def test_eta_follows_the_server_reset_and_the_learned_window(
+    items_left: int, remaining: int | None, reset_in: float | None, pace: float | None, expected: float | None
+) -> None:
+    """The ETA is the pace while the budget lasts, then the server's Reset and the learned 10 s windows needed."""
+    eta = eta_seconds(quota(remaining, reset_in), items_left, 500, pace)
+    assert eta == (None if expected is None else pytest.approx(expected, abs=0.1))
+
+
+def test_eta_is_unknown_while_the_window_is_not_learned() -> None:
+    """Beyond the next Reset, an unknown window length gives no ETA rather than an assumed hour."""
+    assert eta_seconds(quota(0, 5.0, window=None), 510_000, 500, 1.0) is None  # three windows, two of unknown length
+    assert eta_seconds(quota(0, None, window=None), 510_000, 500, 1.0) is None
+    assert eta_seconds(quota(0, 5.0, window=None), 250_000, 500, 1.0) == pytest.approx(5.0, abs=0.1)  # one window
 
 
 def test_delete_with_clients_removes_clients_linked_only_to_deleted_cases(

@@ -288,3 +288,107 @@ def test_quota_prints_local_time_and_json_keeps_iso_8601(emulator: ThreadedEmula
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", resets), resets
     utc_hour = int(resets[11:13])
     assert int(found.group(1)[11:13]) == (utc_hour + 3) % 24
+
+
+def test_one_bad_row_among_100_is_narrowed_down_and_the_99_others_are_stored(
+    tmp_path: Path, emulator: ThreadedEmulator
+) -> None:
+    """Bisection is on by default: the server's refusal is pinned on line 43; its batch mates are stored."""
+    rows = [f"crm,b{n:03d},F,L{n},{'99999' if n == 41 else ''}\n" for n in range(100)]
+    path = write(tmp_path / "c.csv", HEADER.rstrip("\n") + ",case_ids\n" + "".join(rows))
+    process = kayse_process(import_args(emulator, path, "--chunk-size", "10", "--progress", "none"))
+    out, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 1, out + err
+    assert "created   99" in out
+    assert "line 43: case_ids[0]: 400: case 99999 not found" in out
+    assert "clients[" not in out
+    assert sorted(stored_ids(emulator)) == [f"b{n:03d}" for n in range(100) if n != 41]
+
+    emulator.reset_stats(store=True)
+    (tmp_path / "c.csv.kayse-journal").unlink()
+    process = kayse_process(import_args(emulator, path, "--chunk-size", "10", "--bisect-budget", "0", "--json"))
+    summary = json.loads(process.communicate(timeout=TIMEOUT)[0])
+    rejected = {r["line"]: r for r in summary["rejected"]}
+    assert sorted(rejected) == list(range(42, 52))  # the batch of lines 42 to 51, refused whole
+    mates = [r for line, r in rejected.items() if line != 43]
+    assert {(r["reason"], r["field"]) for r in mates} == {("not sent: batch refused because of line 43", None)}
+    assert rejected[43]["field"] == "case_ids[0]"
+    assert "clients[" not in json.dumps(summary)
+
+
+def test_mended_rows_are_sent_and_a_stored_row_changed_is_refused_by_its_line(
+    tmp_path: Path, emulator: ThreadedEmulator
+) -> None:
+    """Fix and rerun: rows not stored may change (the CLI's check, the server's refusal); a stored row may not."""
+    rows = [f'crm,f{n:03d},First,Last{n},"{{""n"": {n}}}",\n' for n in range(60)]
+    rows[10] = 'crm,f010,First,Last10,"{bad json",\n'  # line 12: refused by the file check
+    rows[30] = "crm,f030,First,Last30,,99999\n"  # line 32: refused by the server
+    path = write(tmp_path / "c.csv", HEADER.rstrip("\n") + ",meta,case_ids\n" + "".join(rows))
+    args = import_args(emulator, path, "--chunk-size", "20", "--json")
+    first = json.loads(kayse_process(args).communicate(timeout=TIMEOUT)[0])
+    assert [r["line"] for r in first["rejected"]] == [12, 32]
+    assert first["created"] == 58
+
+    text = path.read_text(encoding="utf-8").replace("{bad json", '{""n"": 10}').replace(",99999\n", ",\n")
+    write(path, text.replace("crm,f050,First,Last50", "crm,f050,First,Changed50"))  # line 52: stored, now changed
+    process = kayse_process(args)
+    out, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 1, err
+    second = json.loads(out)
+    assert second["created"] == 60 - 1  # 57 from the journal, the 2 mended lines sent now
+    assert [(r["line"], r["field"]) for r in second["rejected"]] == [(52, None)]
+    assert "changed since an earlier run of this job stored it" in second["rejected"][0]["reason"]
+    assert stored_ids(emulator) == [f"f{n:03d}" for n in range(60)]
+    assert {c["last_name"] for c in emulator.snapshot()["clients"]} >= {"Last10", "Last30", "Last50"}
+
+
+def test_rows_left_uncertain_by_faults_resolve_themselves_on_the_rerun(
+    tmp_path: Path, emulator: ThreadedEmulator
+) -> None:
+    """Answers lost (stored) and connections dropped (not stored): the rerun stores each row once, and says how."""
+    path = clients_csv(tmp_path / "c.csv", 200, prefix="u")
+    args = import_args(emulator, path, "--chunk-size", "10", "--progress", "none")
+    emulator.configure(fault_rate=0.3, fault_kinds=["lost", "drop"], seed=3)
+    first = kayse_process(args)
+    out, err = first.communicate(timeout=TIMEOUT)
+    assert first.returncode == 1, out + err
+    faults = emulator.stats()["faults"]
+    assert faults["lost"] > 0
+    assert faults["drop"] > 0
+    uncertain = int(re.search(r"uncertain (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert "asks the server about each by its external_source and external_source_id" in out
+    assert "Check them" not in out
+
+    emulator.configure(fault_rate=0.0)
+    second = kayse_process(args)
+    out, err = second.communicate(timeout=TIMEOUT)
+    assert second.returncode == 0, out + err
+    resolved = re.search(r"resolved  (\d+) left uncertain by an earlier run: (\d+) stored by it, (\d+) stored now", out)
+    assert resolved, out
+    assert int(resolved.group(1)) == uncertain == int(resolved.group(2)) + int(resolved.group(3))
+    assert int(resolved.group(2)) > 0  # stored by the first run (answers lost)
+    assert int(resolved.group(3)) > 0  # not stored then (connections dropped), stored now
+    assert stored_ids(emulator) == [f"u{n:04d}" for n in range(200)]  # none lost, none twice
+
+
+def test_delete_cases_tells_confirmed_ids_from_ids_gone_after_a_lost_answer(emulator: ThreadedEmulator) -> None:
+    """An answer lost after the delete was applied: the retry's answer cannot confirm them; the summary says so."""
+    with Kayse(API_KEY, base_url=emulator.url) as kayse:
+        made = kayse.cases.bulk_upsert(
+            [{"case_number": f"D-{n}", "external_source": "t", "external_source_id": f"d{n}", "status": "a",
+              "type": "b"} for n in range(501)]
+        )  # fmt: skip
+    ids = sorted(case.id for case in made.succeeded if case.id is not None)
+    # Two chunks (500 and 1): the first request's answer is lost, the others come back.
+    emulator.configure(fault_rate=0.5, fault_kinds=["lost"], seed=13)
+    base = ["--base-url", emulator.url, "--api-key", API_KEY, "delete", "cases", *map(str, ids), "--yes"]
+    process = kayse_process([*base, "--progress", "none"])
+    out, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, out + err
+    assert emulator.stats()["faults"]["lost"] == 1
+    assert emulator.snapshot()["cases"] == []
+    found = re.match(r"Deleted (\d+) cases? confirmed \((\d+) ids? gone after a lost answer\)\.\n", out)
+    assert found, out
+    assert sorted(int(found.group(n)) for n in (1, 2)) == [1, 500]
+    gone_line = out.splitlines()[1]
+    assert gone_line.startswith("  gone after a lost answer (deleted by it, or never there): ")
