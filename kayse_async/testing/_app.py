@@ -352,8 +352,8 @@ class Service:
             "delete_case": lambda call: _deleted(store.delete_case, call.id, "case"),
             "bulk_upsert_cases": lambda call: self._write_many("cases", call.body),
             "bulk_delete_cases": self._bulk_delete,
-            "send_sms": self._send_sms,
-            "send_email": self._send_email,
+            "send_sms": lambda call: self._send("sms", call, v.SMS_FIELDS),
+            "send_email": lambda call: self._send("email", call, v.EMAIL_FIELDS),
             "list_case_lists": self._list_case_lists,
             "create_case_list": lambda call: store.put_case_list(
                 None, v.check_case_list(v.require_object(call.body), require=True)
@@ -393,15 +393,10 @@ class Service:
         ids, with_clients = v.check_bulk_delete(call.body)
         return {"deleted_ids": self.store.delete_cases(ids, with_clients=with_clients)}
 
-    def _send_sms(self, call: Call) -> Any:
-        data = _fields(call, v.SMS_FIELDS)
-        self.store.send_sms(data["case_id"], data["client_id"], data["message"])
-        return {"message": "sms scheduled"}
-
-    def _send_email(self, call: Call) -> Any:
-        data = _fields(call, v.EMAIL_FIELDS)
-        self.store.send_email(data["case_id"], data["client_id"], data["subject"], data["message"])
-        return {"message": "email scheduled"}
+    def _send(self, kind: str, call: Call, fields: tuple[v.Field, ...]) -> Any:
+        data = _fields(call, fields)
+        self.store.send(kind, data.pop("case_id"), data.pop("client_id"), **data)
+        return {"message": f"{kind} scheduled"}
 
     def _list_case_lists(self, call: Call) -> Any:
         page = v.check_case_list_query(call.query)
