@@ -32,11 +32,7 @@ MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 
 @attrs.define(kw_only=True)
 class Settings:
-    """What an emulator does; every field can change while it runs.
-
-    ``limit`` 0 turns rate limiting off (and the ``X-RateLimit-*`` headers
-    with it).
-    """
+    """What an emulator does (see docs/emulator.md); every field can change while it runs."""
 
     api_key: str = attrs.field(repr=False)
     calls_api_key: str = attrs.field(repr=False)
@@ -170,11 +166,8 @@ class Service:
         self.limiter = RateLimiter(s.limit, s.period, s.window, clock=lambda: self.clock()) if s.limit > 0 else None
 
     def configure(self, **changes: Any) -> None:
-        """Change settings (names of :class:`Settings`, keys excepted); all or nothing.
-
-        A change of ``limit``, ``period`` or ``window`` starts every budget
-        afresh; a ``seed`` restarts the fault sequence.
-        """
+        """Change settings (names of :class:`Settings`, keys excepted), all or nothing; a change of ``limit``,
+        ``period`` or ``window`` starts every budget afresh, a ``seed`` restarts the fault sequence."""
         unknown = set(changes) - CONFIG_FIELDS
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -184,7 +177,8 @@ class Service:
         candidate = attrs.evolve(self.settings, **changes)
         candidate.check()
         self.settings = candidate
-        self.faults.configure(candidate.fault_rate, candidate.fault_kinds)
+        self.faults.rate = candidate.fault_rate
+        self.faults.kinds = candidate.fault_kinds
         if "seed" in changes:
             self.faults.reseed(candidate.seed)
         if {"limit", "period", "window"} & set(changes):
@@ -252,7 +246,9 @@ class Service:
         self.stats.by_route[f"{request.method} {where.template}"] += 1
         route = where.routes.get(request.method)
         if route is None:
-            response = _error(405, f"method {request.method} not allowed", headers={"Allow": where.allow})
+            response = _error(
+                405, f"method {request.method} not allowed", headers={"Allow": ", ".join(sorted(where.routes))}
+            )
             return self._finish(response, self._peek(request))
         key = self._authenticate(request, route)
         if isinstance(key, web.Response):

@@ -29,17 +29,9 @@ class FaultInjector:
 
     def __init__(self, rate: float = 0.0, kinds: Iterable[str] = FAULT_KINDS, *, seed: int | None = None) -> None:
         self._random = random.Random(seed)
-        self.rate = 0.0
-        self.kinds: tuple[FaultKind, ...] = FAULT_KINDS
-        self.configure(rate, kinds)
-
-    def configure(self, rate: float, kinds: Iterable[str] | None = None) -> None:
-        """Change the fault rate (0 to 1) and, if given, the kinds."""
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("fault rate must be between 0 and 1")
-        self.rate = float(rate)
-        if kinds is not None:
-            self.kinds = parse_kinds(kinds)
+        self.rate = rate
+        """Share of requests given a fault, 0 to 1 (the emulator's settings check it)."""
+        self.kinds = parse_kinds(kinds)
 
     def reseed(self, seed: int | None) -> None:
         """Start the random sequence again from ``seed``."""
