@@ -77,11 +77,7 @@ class Settings:
 
     def public(self) -> dict[str, Any]:
         """The settings without the keys (``GET /_emulator/config``)."""
-        data = attrs.asdict(self)
-        del data["api_key"], data["calls_api_key"]
-        data["fault_kinds"] = list(self.fault_kinds)
-        data["extra_fields"] = list(self.extra_fields)
-        return data
+        return attrs.asdict(self, filter=lambda field, _: field.name in CONFIG_FIELDS)
 
 
 CONFIG_FIELDS: Final = frozenset(attrs.fields_dict(Settings)) - {"api_key", "calls_api_key"}
@@ -136,34 +132,26 @@ def parse_json(raw: bytes) -> Any:
 class Service:
     """One emulator's state and behaviour, independent of how its server runs."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
         settings.check()
         self.settings = settings
         self.clock = clock
         """The rate limiter's monotonic clock; may be replaced before the first request."""
-        self._wall = wall_clock
         self.store = Store(self.now)
         self.stats = Stats()
         self.faults = FaultInjector(settings.fault_rate, settings.fault_kinds, seed=settings.seed)
-        self.limiter: RateLimiter | None = None
-        self._build_limiter()
+        self.limiter = self._new_limiter()
         self._handlers = self._operations()
 
     # -- settings ----------------------------------------------------------------------------
 
     def now(self) -> float:
         """The server's wall clock: real time plus the configured skew."""
-        return self._wall() + self.settings.clock_skew
+        return time.time() + self.settings.clock_skew
 
-    def _build_limiter(self) -> None:
+    def _new_limiter(self) -> RateLimiter | None:
         s = self.settings
-        self.limiter = RateLimiter(s.limit, s.period, s.window, clock=lambda: self.clock()) if s.limit > 0 else None
+        return RateLimiter(s.limit, s.period, s.window, clock=lambda: self.clock()) if s.limit > 0 else None
 
     def configure(self, **changes: Any) -> None:
         """Change settings (names of :class:`Settings`, keys excepted), all or nothing; a change of ``limit``,
@@ -182,7 +170,7 @@ class Service:
         if "seed" in changes:
             self.faults.reseed(candidate.seed)
         if {"limit", "period", "window"} & set(changes):
-            self._build_limiter()
+            self.limiter = self._new_limiter()
 
     def reset(self, *, store: bool = False, limits: bool = False) -> None:
         """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
@@ -246,9 +234,8 @@ class Service:
         self.stats.by_route[f"{request.method} {where.template}"] += 1
         route = where.routes.get(request.method)
         if route is None:
-            response = _error(
-                405, f"method {request.method} not allowed", headers={"Allow": ", ".join(sorted(where.routes))}
-            )
+            allow = ", ".join(sorted(where.routes))
+            response = _error(405, f"method {request.method} not allowed", headers={"Allow": allow})
             return self._finish(response, self._peek(request))
         key = self._authenticate(request, route)
         if isinstance(key, web.Response):
