@@ -76,11 +76,7 @@ class _Controls:
         self._configure_given(fault_rate=rate, fault_kinds=kinds, latency_ms=latency_ms, seed=seed)
 
     def set_rate_limit(
-        self,
-        limit: int,
-        period: float | None = None,
-        window: Window | None = None,
-        reset: ResetForm | None = None,
+        self, limit: int, period: float | None = None, window: Window | None = None, reset: ResetForm | None = None
     ) -> None:
         """Change the rate limit (``limit`` 0: off; None: unchanged); every budget starts afresh."""
         self._configure_given(limit=limit, period=period, window=window, reset=reset)

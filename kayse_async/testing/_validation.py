@@ -302,11 +302,7 @@ def check_case_list(data: Mapping[str, Any], *, prefix: str = "", require: bool)
 
 
 def check_items(
-    body: object,
-    container: str,
-    check: Callable[..., dict[str, Any]],
-    *,
-    max_batch: int | None,
+    body: object, container: str, check: Callable[..., dict[str, Any]], *, max_batch: int | None
 ) -> list[tuple[int | None, dict[str, Any]]]:
     """A bulk upsert body ``{container: [item, ...]}``: (id or None, cleaned fields) per item, every item
     checked. Items with an id are updates (required fields may be omitted), items without are creates."""
