@@ -147,7 +147,7 @@ class Store:
     def _require_all(self, table: dict[int, Record], ids: list[int], path: str, what: str) -> None:
         for index, item in enumerate(ids):
             if item not in table:
-                # The single-id alias (client "case_id") is named without an index.
+                # A single id (a client's "case_id" alias, a campaign_id) is named without an index.
                 where = path if path.endswith("_id") else f"{path}[{index}]"
                 raise bad(where, f"{what} {item} not found")
 
@@ -321,8 +321,7 @@ class Store:
 
     def create_campaign(self, values: dict[str, Any]) -> Record:
         """Create a campaign over an existing case list."""
-        if values["case_list_id"] not in self.case_lists:
-            raise bad("case_list_id", f"case list {values['case_list_id']} not found")
+        self._require_all(self.case_lists, [values["case_list_id"]], "case_list_id", "case list")
         merged = self._replace(None, values, CAMPAIGN_FIELDS)
         campaign_id = self._new_id("campaigns")
         record = {"id": campaign_id, **merged}
@@ -359,10 +358,8 @@ class Store:
 
     def send(self, kind: str, case_id: int, client_id: int, **text: str) -> Record:
         """Record an SMS or an email (``kind``) to a client of a case (never sent); ``text``: its subject, message."""
-        if case_id not in self.cases:
-            raise bad("case_id", f"case {case_id} not found")
-        if client_id not in self.clients:
-            raise bad("client_id", f"client {client_id} not found")
+        self._require_all(self.cases, [case_id], "case_id", "case")
+        self._require_all(self.clients, [client_id], "client_id", "client")
         if case_id not in self.clients[client_id]["case_ids"]:
             raise bad("client_id", f"client {client_id} is not linked to case {case_id}")
         return self._record(kind=kind, case_id=case_id, client_id=client_id, **text)
@@ -384,10 +381,8 @@ class Store:
 
     def schedule_call(self, campaign_id: int, case_id: int) -> Record:
         """Record an AI call for a case in a campaign, to its first linked client not opted out."""
-        if campaign_id not in self.campaigns:
-            raise bad("campaign_id", f"campaign {campaign_id} not found")
-        if case_id not in self.cases:
-            raise bad("case_id", f"case {case_id} not found")
+        self._require_all(self.campaigns, [campaign_id], "campaign_id", "campaign")
+        self._require_all(self.cases, [case_id], "case_id", "case")
         linked = self.cases[case_id]["client_ids"]
         client_id = next((c for c in linked if self.clients[c]["voice_calls_opted_out"] is not True), None)
         return self._record(kind="call", campaign_id=campaign_id, case_id=case_id, client_id=client_id)
