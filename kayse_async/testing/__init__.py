@@ -1,12 +1,6 @@
-"""A local server that behaves like the Kayse Public API, for tests.
-
-- :class:`Emulator`: run it in the current event loop (``async with``).
-- :class:`ThreadedEmulator`: run it in a thread of its own, for synchronous code.
-- ``python -m kayse_async.testing --port 8400 --api-key demo-key``: run it as a process.
-- The ``kayse_emulator`` pytest fixture (registered through the ``pytest11`` entry point).
-
-See docs/emulator.md for every option, the introspection routes and the
-choices made where the reference is silent.
+"""A local server that behaves like the Kayse Public API, for tests: :class:`Emulator` (in the current
+event loop), :class:`ThreadedEmulator` (in a thread, for synchronous code), ``python -m kayse_async.testing``
+and the ``kayse_emulator`` pytest fixture. See docs/emulator.md for every option and behaviour.
 """
 
 from __future__ import annotations

@@ -32,11 +32,7 @@ MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 
 @attrs.define(kw_only=True)
 class Settings:
-    """What an emulator does; every field can change while it runs.
-
-    ``limit`` 0 turns rate limiting off (and the ``X-RateLimit-*`` headers
-    with it).
-    """
+    """What an emulator does (see docs/emulator.md); every field can change while it runs."""
 
     api_key: str = attrs.field(repr=False)
     calls_api_key: str = attrs.field(repr=False)
@@ -81,11 +77,7 @@ class Settings:
 
     def public(self) -> dict[str, Any]:
         """The settings without the keys (``GET /_emulator/config``)."""
-        data = attrs.asdict(self)
-        del data["api_key"], data["calls_api_key"]
-        data["fault_kinds"] = list(self.fault_kinds)
-        data["extra_fields"] = list(self.extra_fields)
-        return data
+        return attrs.asdict(self, filter=lambda field, _: field.name in CONFIG_FIELDS)
 
 
 CONFIG_FIELDS: Final = frozenset(attrs.fields_dict(Settings)) - {"api_key", "calls_api_key"}
@@ -140,41 +132,30 @@ def parse_json(raw: bytes) -> Any:
 class Service:
     """One emulator's state and behaviour, independent of how its server runs."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
         settings.check()
         self.settings = settings
         self.clock = clock
         """The rate limiter's monotonic clock; may be replaced before the first request."""
-        self._wall = wall_clock
         self.store = Store(self.now)
         self.stats = Stats()
         self.faults = FaultInjector(settings.fault_rate, settings.fault_kinds, seed=settings.seed)
-        self.limiter: RateLimiter | None = None
-        self._build_limiter()
+        self.limiter = self._new_limiter()
         self._handlers = self._operations()
 
     # -- settings ----------------------------------------------------------------------------
 
     def now(self) -> float:
         """The server's wall clock: real time plus the configured skew."""
-        return self._wall() + self.settings.clock_skew
+        return time.time() + self.settings.clock_skew
 
-    def _build_limiter(self) -> None:
+    def _new_limiter(self) -> RateLimiter | None:
         s = self.settings
-        self.limiter = RateLimiter(s.limit, s.period, s.window, clock=lambda: self.clock()) if s.limit > 0 else None
+        return RateLimiter(s.limit, s.period, s.window, clock=lambda: self.clock()) if s.limit > 0 else None
 
     def configure(self, **changes: Any) -> None:
-        """Change settings (names of :class:`Settings`, keys excepted); all or nothing.
-
-        A change of ``limit``, ``period`` or ``window`` starts every budget
-        afresh; a ``seed`` restarts the fault sequence.
-        """
+        """Change settings (names of :class:`Settings`, keys excepted), all or nothing; a change of ``limit``,
+        ``period`` or ``window`` starts every budget afresh, a ``seed`` restarts the fault sequence."""
         unknown = set(changes) - CONFIG_FIELDS
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -184,11 +165,12 @@ class Service:
         candidate = attrs.evolve(self.settings, **changes)
         candidate.check()
         self.settings = candidate
-        self.faults.configure(candidate.fault_rate, candidate.fault_kinds)
+        self.faults.rate = candidate.fault_rate
+        self.faults.kinds = candidate.fault_kinds
         if "seed" in changes:
             self.faults.reseed(candidate.seed)
         if {"limit", "period", "window"} & set(changes):
-            self._build_limiter()
+            self.limiter = self._new_limiter()
 
     def reset(self, *, store: bool = False, limits: bool = False) -> None:
         """Empty the stats; with ``store`` all data too; with ``limits`` every rate budget."""
@@ -252,7 +234,8 @@ class Service:
         self.stats.by_route[f"{request.method} {where.template}"] += 1
         route = where.routes.get(request.method)
         if route is None:
-            response = _error(405, f"method {request.method} not allowed", headers={"Allow": where.allow})
+            allow = ", ".join(sorted(where.routes))
+            response = _error(405, f"method {request.method} not allowed", headers={"Allow": allow})
             return self._finish(response, self._peek(request))
         key = self._authenticate(request, route)
         if isinstance(key, web.Response):
@@ -352,8 +335,8 @@ class Service:
             "delete_case": lambda call: _deleted(store.delete_case, call.id, "case"),
             "bulk_upsert_cases": lambda call: self._write_many("cases", call.body),
             "bulk_delete_cases": self._bulk_delete,
-            "send_sms": self._send_sms,
-            "send_email": self._send_email,
+            "send_sms": lambda call: self._send("sms", call, v.SMS_FIELDS),
+            "send_email": lambda call: self._send("email", call, v.EMAIL_FIELDS),
             "list_case_lists": self._list_case_lists,
             "create_case_list": lambda call: store.put_case_list(
                 None, v.check_case_list(v.require_object(call.body), require=True)
@@ -393,15 +376,10 @@ class Service:
         ids, with_clients = v.check_bulk_delete(call.body)
         return {"deleted_ids": self.store.delete_cases(ids, with_clients=with_clients)}
 
-    def _send_sms(self, call: Call) -> Any:
-        data = _fields(call, v.SMS_FIELDS)
-        self.store.send_sms(data["case_id"], data["client_id"], data["message"])
-        return {"message": "sms scheduled"}
-
-    def _send_email(self, call: Call) -> Any:
-        data = _fields(call, v.EMAIL_FIELDS)
-        self.store.send_email(data["case_id"], data["client_id"], data["subject"], data["message"])
-        return {"message": "email scheduled"}
+    def _send(self, kind: str, call: Call, fields: tuple[v.Field, ...]) -> Any:
+        data = _fields(call, fields)
+        self.store.send(kind, data.pop("case_id"), data.pop("client_id"), **data)
+        return {"message": f"{kind} scheduled"}
 
     def _list_case_lists(self, call: Call) -> Any:
         page = v.check_case_list_query(call.query)

@@ -32,11 +32,8 @@ def build_parser(prog: str | None = "python -m kayse_async.testing") -> argparse
     add("--window", choices=WINDOWS, default="fixed", help="rate-limit window mode (default: fixed)")
     add("--reset", choices=("delta", "epoch"), default="delta", help="X-RateLimit-Reset form (default: delta)")
     add("--fault-rate", type=float, default=0.0, help="share of requests given a fault, 0 to 1 (default: 0)")
-    add(
-        "--fault-kinds",
-        default=",".join(FAULT_KINDS),
-        help=f"comma-separated fault kinds (default: {','.join(FAULT_KINDS)})",
-    )
+    kinds = ",".join(FAULT_KINDS)
+    add("--fault-kinds", default=kinds, help=f"comma-separated fault kinds (default: {kinds})")
     add("--latency-ms", type=float, default=0.0, help="latency added to every API request (default: 0)")
     add("--seed", type=int, default=None, help="seed of the fault sequence (default: random)")
     add("--max-batch", type=int, default=None, help="largest bulk upsert accepted, else 413 (default: no limit)")
@@ -70,22 +67,13 @@ async def serve(emulator: Emulator) -> None:
             loop.remove_signal_handler(signum)
 
 
-# The garbage collector's thresholds in a process that only serves the emulator. The store
-# keeps every record in memory, so the heap grows by a few objects per record stored; with
-# Python's defaults (700, 10, 10) a bulk import of 200,000 clients set off 36 full
-# collections, each walking the whole store, and collection took 45% of the process's CPU.
-# Cycles still die young: a young collection every 50,000 net allocations.
+# The collector's thresholds while serving a heap that only grows (why: docs/emulator.md).
 SERVING_GC_THRESHOLDS: tuple[int, int, int] = (50_000, 20, 20)
 
 
 def run_served(emulator: Emulator) -> None:
-    """Serve ``emulator`` until SIGINT/SIGTERM, the process given over to it.
-
-    What was loaded at start is frozen out of the collector's walks (unless something else froze
-    objects already) and :data:`SERVING_GC_THRESHOLDS` apply; both are undone when it returns, so a
-    tool embedding :func:`main` gets its collector back. ``Emulator`` and ``ThreadedEmulator`` never
-    touch the collector.
-    """
+    """Serve ``emulator`` until SIGINT/SIGTERM, with what was loaded frozen out of the collector's walks
+    (unless something else froze objects already) and :data:`SERVING_GC_THRESHOLDS`; both undone on return."""
     thresholds = gc.get_threshold()
     froze = gc.get_freeze_count() == 0
     if froze:

@@ -7,7 +7,6 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
@@ -73,36 +72,23 @@ class _Controls:
     ) -> None:
         """Inject faults into ``rate`` (0 to 1) of the requests, of the given kinds (None: unchanged)."""
         kinds = None if kinds is None else tuple(kinds)
-        changes = {"fault_rate": rate, "fault_kinds": kinds, "latency_ms": latency_ms, "seed": seed}
-        self.configure(**{name: value for name, value in changes.items() if value is not None})
+        self._configure_given(fault_rate=rate, fault_kinds=kinds, latency_ms=latency_ms, seed=seed)
 
     def set_rate_limit(
-        self,
-        limit: int,
-        period: float | None = None,
-        window: Window | None = None,
-        reset: ResetForm | None = None,
+        self, limit: int, period: float | None = None, window: Window | None = None, reset: ResetForm | None = None
     ) -> None:
         """Change the rate limit (``limit`` 0: off; None: unchanged); every budget starts afresh."""
-        changes = {"limit": limit, "period": period, "window": window, "reset": reset}
+        self._configure_given(limit=limit, period=period, window=window, reset=reset)
+
+    def _configure_given(self, **changes: Any) -> None:
         self.configure(**{name: value for name, value in changes.items() if value is not None})
 
 
 class Emulator(_Controls):
-    """A local Kayse API server on a real socket, run in the current event loop.
+    """A local Kayse API server on a real socket, run in the current event loop (``async with``).
 
-    ::
-
-        async with Emulator("k", limit=20, period=2.0) as emu:
-            async with AsyncKayse("k", base_url=emu.url, calls_base_url=emu.url) as kayse:
-                ...
-
-    ``port=0`` picks a free port; ``url`` tells which once started. Every
-    setting may be changed while it runs (:meth:`configure`,
-    :meth:`set_faults`, :meth:`set_rate_limit`). ``clock`` is the monotonic
-    clock of the rate limiter (tests pass a fake one); by default it is the
-    serving event loop's ``time()``, so a loop whose time is fast-forwarded
-    (``looptime``) moves the rate-limit windows too. See docs/emulator.md.
+    ``port=0`` picks a free port. ``clock``, the rate limiter's monotonic clock, is by default the
+    serving loop's ``time()``, so a fast-forwarded loop moves the windows too. See docs/emulator.md.
     """
 
     def __init__(
@@ -190,25 +176,13 @@ class Emulator(_Controls):
         await self.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
 
 class ThreadedEmulator(_Controls):
-    """The emulator for synchronous code: served by its own event loop in a daemon thread.
-
-    ::
-
-        with ThreadedEmulator("k") as emu:
-            with Kayse("k", base_url=emu.url, calls_base_url=emu.url) as kayse:
-                ...
-
-    Takes the same arguments as :class:`Emulator` and has the same
-    attributes; its methods run in the server's thread, so they are safe to
-    call from any thread. Read ``store`` while no request is being served.
-    """
+    """The emulator for synchronous code (``with``): an :class:`Emulator` served by its own event loop in a
+    daemon thread. Its methods run in that thread, safe from any thread; read ``store`` only while idle."""
 
     def __init__(self, api_key: str = "test-key", **options: Any) -> None:
         self.emulator = Emulator(api_key, **options)
@@ -264,9 +238,7 @@ class ThreadedEmulator(_Controls):
         self.start()
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     def _call(self, function: Callable[[], _T]) -> _T:

@@ -8,14 +8,7 @@ from typing import Final, Literal
 
 FaultKind = Literal["500", "503", "drop", "latency", "lost"]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("500", "503", "drop", "latency", "lost")
-"""Every fault kind, in the order a seeded draw picks from.
-
-- ``500``: a 500 response; nothing applied.
-- ``503``: a 503 response with ``Retry-After: 1``; nothing applied.
-- ``drop``: the connection is closed without a response; nothing applied.
-- ``latency``: the request waits ``max(3 * latency_ms, 200)`` ms more, then is served normally.
-- ``lost``: the request is applied, then the connection is closed without a response.
-"""
+"""Every fault kind, in the order a seeded draw picks from (what each does: docs/emulator.md)."""
 
 MIN_SPIKE_MS: Final = 200.0
 
@@ -32,25 +25,13 @@ def parse_kinds(kinds: Iterable[str]) -> tuple[FaultKind, ...]:
 
 
 class FaultInjector:
-    """Decides, request by request, whether to inject a fault and which.
-
-    Two draws from one ``random.Random(seed)`` per request, so the same seed
-    and the same order of requests give the same faults.
-    """
+    """Decides per request whether to inject a fault and which: two draws from one ``random.Random(seed)``."""
 
     def __init__(self, rate: float = 0.0, kinds: Iterable[str] = FAULT_KINDS, *, seed: int | None = None) -> None:
         self._random = random.Random(seed)
-        self.rate = 0.0
-        self.kinds: tuple[FaultKind, ...] = FAULT_KINDS
-        self.configure(rate, kinds)
-
-    def configure(self, rate: float, kinds: Iterable[str] | None = None) -> None:
-        """Change the fault rate (0 to 1) and, if given, the kinds."""
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("fault rate must be between 0 and 1")
-        self.rate = float(rate)
-        if kinds is not None:
-            self.kinds = parse_kinds(kinds)
+        self.rate = rate
+        """Share of requests given a fault, 0 to 1 (the emulator's settings check it)."""
+        self.kinds = parse_kinds(kinds)
 
     def reseed(self, seed: int | None) -> None:
         """Start the random sequence again from ``seed``."""

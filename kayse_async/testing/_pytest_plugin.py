@@ -1,20 +1,7 @@
 """pytest plugin: the ``kayse_emulator`` fixture (registered through the ``pytest11`` entry point).
 
-::
-
-    def test_import(kayse_emulator):
-        with Kayse(kayse_emulator.api_key, base_url=kayse_emulator.url, calls_base_url=kayse_emulator.url) as kayse:
-            ...
-        assert kayse_emulator.stats()["requests"] == 3
-
-Settings come from the ``kayse_emulator_options`` marker, over the
-``kayse_emulator_options`` fixture (override it in a conftest.py)::
-
-    @pytest.mark.kayse_emulator_options(limit=5, period=1.0, window="sliding")
-    def test_throttled(kayse_emulator): ...
-
-Importing this module starts nothing; the emulator is imported when the
-fixture is first used.
+Settings come from the ``kayse_emulator_options`` marker, over the ``kayse_emulator_options`` fixture
+(see docs/emulator.md). Importing this module starts nothing: the emulator is imported on first use.
 """
 
 from __future__ import annotations
@@ -53,10 +40,7 @@ def kayse_emulator(
 ) -> Iterator[ThreadedEmulator]:
     """A running Kayse emulator on a free port (API key ``"test-key"``), in a thread of its own.
 
-    Works in synchronous and asynchronous tests alike. Rate limiting is as
-    good as off unless options say otherwise. Each test's emulator is a
-    server of its own (a port of its own), and the SDK keeps one budget per
-    server and key: no test spends another's, whatever the order they run in.
+    A server (and so a port and an SDK budget) of its own per test: no test spends another's budget.
     """
     from ._emulator import ThreadedEmulator
 

@@ -1,13 +1,6 @@
-"""The emulator's rate limiter: one budget per API key, in three window modes.
+"""The emulator's rate limiter: one budget per API key, in three window modes (see docs/emulator.md).
 
-The limiter reads time from an injected monotonic clock, so its window
-arithmetic is tested with a fake clock and no sleeping.
-
-``reset_after`` in a decision is the time until the key's budget next
-grows: the end of the window (fixed), the moment the oldest counted request
-leaves the window (sliding), the next whole token (token bucket). When the
-budget is spent that is also when the next request would be accepted, so
-``Retry-After`` and ``X-RateLimit-Reset`` agree on a 429.
+Time comes from an injected monotonic clock, so the window arithmetic is tested with a fake one.
 """
 
 from __future__ import annotations
@@ -34,7 +27,7 @@ class Decision:
     limit: int
     remaining: int
     reset_after: float
-    """Seconds until the budget next grows (see the module docstring)."""
+    """Seconds until the budget next grows: when the budget is spent, also when a request is accepted again."""
 
     @property
     def reset_seconds(self) -> int:
@@ -48,26 +41,11 @@ class Decision:
 
 
 class RateLimiter:
-    """Per-key budgets of ``limit`` requests per ``period`` seconds.
-
-    - ``fixed``: a window opens with the first request of a key made while
-      no window of that key is open, and lasts ``period`` seconds; at most
-      ``limit`` requests are accepted in it.
-    - ``sliding``: at most ``limit`` accepted requests in any ``period``
-      seconds (a log of accepted requests).
-    - ``token``: a bucket of ``limit`` tokens, full at first, refilled at
-      ``limit / period`` tokens a second; a request takes one.
-
-    A refused request spends nothing.
-    """
+    """Per-key budgets of ``limit`` requests per ``period`` seconds, in a ``fixed`` window opened by a key's
+    first request, a ``sliding`` one (a log of accepted requests) or a ``token`` bucket. A refusal spends nothing."""
 
     def __init__(
-        self,
-        limit: int,
-        period: float,
-        window: Window = "fixed",
-        *,
-        clock: Callable[[], float] = time.monotonic,
+        self, limit: int, period: float, window: Window = "fixed", *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")

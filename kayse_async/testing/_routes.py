@@ -66,11 +66,6 @@ class Path:
     pattern: re.Pattern[str]
     routes: dict[str, Route]
 
-    @property
-    def allow(self) -> str:
-        """The ``Allow`` header of a 405 on this path."""
-        return ", ".join(sorted(self.routes))
-
 
 def _compile(template: str) -> re.Pattern[str]:
     parts = re.split(r"\{(\w+)\}", template)

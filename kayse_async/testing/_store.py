@@ -1,10 +1,8 @@
 """The emulator's in-memory data and the operations on it.
 
-Every operation runs inside :meth:`Store.transaction`: each change records
-how to undo itself, and an error anywhere (a missing id, a uniqueness clash
-in the fifth item of a batch) undoes everything the operation did. The
-event loop never runs in the middle of an operation (no ``await`` here), so
-other requests never see half of one.
+Every operation runs inside :meth:`Store.transaction`: each change records how to undo itself, and an
+error anywhere (a clash in the fifth item of a batch) undoes everything the operation did. No ``await``
+here, so other requests never see half of an operation.
 """
 
 from __future__ import annotations
@@ -80,13 +78,8 @@ def _by_id(table: dict[int, Record]) -> list[Record]:
 
 
 class Store:
-    """All the data of one emulator: clients, cases, case lists, campaigns and the outbox.
-
-    ``clients``, ``cases``, ``case_lists`` and ``campaigns`` map ids to
-    records shaped as the API returns them; ``outbox`` lists every SMS,
-    email and call scheduled, in order. Read them freely; change them only
-    through the API (indexes and links are kept beside them).
-    """
+    """All the data of one emulator: ``clients``, ``cases``, ``case_lists`` and ``campaigns`` (records by id, as the
+    API returns them) and the ``outbox``. Read them freely; change them only through the API (see docs/emulator.md)."""
 
     def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
         self._wall = wall_clock
@@ -154,7 +147,7 @@ class Store:
     def _require_all(self, table: dict[int, Record], ids: list[int], path: str, what: str) -> None:
         for index, item in enumerate(ids):
             if item not in table:
-                # The single-id alias (client "case_id") is named without an index.
+                # A single id (a client's "case_id" alias, a campaign_id) is named without an index.
                 where = path if path.endswith("_id") else f"{path}[{index}]"
                 raise bad(where, f"{what} {item} not found")
 
@@ -173,9 +166,7 @@ class Store:
     ) -> Record:
         """Create (``item_id`` None) or fully replace a client or a case (``kind``); return the stored record.
 
-        Omitted fields are kept or cleared as :meth:`_replace` says; the links given replace the
-        record's links. Opting out spreads at write time: a case marks its clients, and a client its
-        cases and their clients ("across linked clients/cases", says the reference).
+        The links given replace the record's; opting out spreads at write time (see docs/emulator.md).
         """
         spec, table = _LINKED[kind], getattr(self, kind)
         via = spec.links
@@ -229,21 +220,23 @@ class Store:
         for client_id in self.cases[case_id]["client_ids"]:
             self._set(self.clients[client_id], "voice_calls_opted_out", True)
 
-    def delete_client(self, client_id: int) -> None:
-        """Delete a client and its links."""
-        client = self.require(self.clients, client_id, "client")
-        for case_id in list(client["case_ids"]):
-            self._link("clients", client_id, case_id, linked=False)
-        for key in self._keys("clients", client).values():
+    def _drop(self, kind: str, item_id: int) -> None:
+        """Delete a client or a case (``kind``), its links and its unique values."""
+        table: dict[int, Record] = getattr(self, kind)
+        for other_id in list(table[item_id][_LINKED[kind].links]):
+            self._link(kind, item_id, other_id, linked=False)
+        for key in self._keys(kind, table[item_id]).values():
             self._u.pop(self._taken, key)
-        self._u.pop(self.clients, client_id)
+        self._u.pop(table, item_id)
+
+    def delete_client(self, client_id: int) -> None:
+        """Delete a client (404 when unknown)."""
+        self.require(self.clients, client_id, "client")
+        self._drop("clients", client_id)
 
     def delete_cases(self, case_ids: list[int], *, with_clients: bool = False) -> list[int]:
-        """Delete the cases that exist among ``case_ids``; return their ids in input order.
-
-        With ``with_clients``, clients linked to a deleted case and to no
-        case that survives are deleted too.
-        """
+        """Delete the cases that exist among ``case_ids``; return their ids in input order. ``with_clients``:
+        also the clients linked to a deleted case and to no case that survives."""
         found = [case_id for case_id in dict.fromkeys(case_ids) if case_id in self.cases]
         doomed = set(found)
         orphans: dict[int, None] = {}
@@ -253,12 +246,7 @@ class Store:
                     if doomed.issuperset(self.clients[client_id]["case_ids"]):
                         orphans[client_id] = None
         for case_id in found:
-            case = self.cases[case_id]
-            for client_id in list(case["client_ids"]):
-                self._link("cases", case_id, client_id, linked=False)
-            for key in self._keys("cases", case).values():
-                self._u.pop(self._taken, key)
-            self._u.pop(self.cases, case_id)
+            self._drop("cases", case_id)
         for case_list in self.case_lists.values():
             members: list[int] = case_list["case_ids"]
             for case_id in [member for member in members if member in doomed]:
@@ -296,10 +284,8 @@ class Store:
         return sorted(chosen)
 
     def put_case_list(self, list_id: int | None, values: dict[str, Any], *, prefix: str = "") -> Record:
-        """Create or update a case list, applying its filter now ("set": members are replaced).
-
-        A non-null ``is_obo`` is written to every member case.
-        """
+        """Create or update a case list, applying its filter now ("set": members are replaced); a non-null
+        ``is_obo`` is written to every member case."""
         old = self._existing(self.case_lists, list_id, "case list", prefix)
         merged = self._replace(old, values, CASE_LIST_FIELDS)
         include: list[int] = merged["include_ids"] or []
@@ -335,8 +321,7 @@ class Store:
 
     def create_campaign(self, values: dict[str, Any]) -> Record:
         """Create a campaign over an existing case list."""
-        if values["case_list_id"] not in self.case_lists:
-            raise bad("case_list_id", f"case list {values['case_list_id']} not found")
+        self._require_all(self.case_lists, [values["case_list_id"]], "case_list_id", "case list")
         merged = self._replace(None, values, CAMPAIGN_FIELDS)
         campaign_id = self._new_id("campaigns")
         record = {"id": campaign_id, **merged}
@@ -371,13 +356,13 @@ class Store:
             if folded is None or folded in record["name"].casefold()
         ]
 
-    def _linked_pair(self, case_id: int, client_id: int) -> None:
-        if case_id not in self.cases:
-            raise bad("case_id", f"case {case_id} not found")
-        if client_id not in self.clients:
-            raise bad("client_id", f"client {client_id} not found")
+    def send(self, kind: str, case_id: int, client_id: int, **text: str) -> Record:
+        """Record an SMS or an email (``kind``) to a client of a case (never sent); ``text``: its subject, message."""
+        self._require_all(self.cases, [case_id], "case_id", "case")
+        self._require_all(self.clients, [client_id], "client_id", "client")
         if case_id not in self.clients[client_id]["case_ids"]:
             raise bad("client_id", f"client {client_id} is not linked to case {case_id}")
+        return self._record(kind=kind, case_id=case_id, client_id=client_id, **text)
 
     def _record(self, **fields: Any) -> Record:
         entry: Record = {
@@ -394,22 +379,10 @@ class Store:
         self._u.append(self.outbox, entry)
         return entry
 
-    def send_sms(self, case_id: int, client_id: int, message: str) -> Record:
-        """Record an SMS to a client of a case (never sent)."""
-        self._linked_pair(case_id, client_id)
-        return self._record(kind="sms", case_id=case_id, client_id=client_id, message=message)
-
-    def send_email(self, case_id: int, client_id: int, subject: str, message: str) -> Record:
-        """Record an email to a client of a case (never sent)."""
-        self._linked_pair(case_id, client_id)
-        return self._record(kind="email", case_id=case_id, client_id=client_id, subject=subject, message=message)
-
     def schedule_call(self, campaign_id: int, case_id: int) -> Record:
         """Record an AI call for a case in a campaign, to its first linked client not opted out."""
-        if campaign_id not in self.campaigns:
-            raise bad("campaign_id", f"campaign {campaign_id} not found")
-        if case_id not in self.cases:
-            raise bad("case_id", f"case {case_id} not found")
+        self._require_all(self.campaigns, [campaign_id], "campaign_id", "campaign")
+        self._require_all(self.cases, [case_id], "case_id", "case")
         linked = self.cases[case_id]["client_ids"]
         client_id = next((c for c in linked if self.clients[c]["voice_calls_opted_out"] is not True), None)
         return self._record(kind="call", campaign_id=campaign_id, case_id=case_id, client_id=client_id)
@@ -432,13 +405,9 @@ class Store:
 
     @staticmethod
     def _replace(old: Record | None, values: dict[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
-        """The field values after a create or a full replacement by ``values``.
-
-        A replacement keeps each required field it omits, and each field outside
-        the PUT table (the opt-out flags, a case's links) that it omits or sends
-        as null: only a value changes those, so an update that forgot the field
-        never calls someone who opted out. Every other field omitted becomes null.
-        """
+        """The field values after a create or a full replacement by ``values``: a replacement keeps each
+        required field it omits, and each field outside the PUT table it omits or nulls (an update that
+        forgot the opt-out flag never calls someone who opted out); other fields omitted become null."""
         merged: dict[str, Any] = {}
         for field in fields:
             name = field.name

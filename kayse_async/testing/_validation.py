@@ -1,17 +1,14 @@
 """The emulator's request rules: its own checks, applied to the SDK's field tables.
 
-Which fields each body holds, their kinds, required flags and descriptions come
-from ``kayse_async._wire.fields``, the one table of the project, which a test
-holds to the reference's own tables (tests/emulator/test_reference_tables.py).
-How a value is judged is written here again, independently of the SDK's
-checks, so that the emulator still catches the SDK sending what the API
-refuses. The request checks, ``GET /v1/metadata/objects`` and the OpenAPI
-document (tests/emulator/openapi_gen.py) are all derived from these tables.
+Which fields each body holds comes from ``kayse_async._wire.fields``; how a value is judged is written
+here again, apart from the SDK's checks, so the emulator still catches the SDK sending what the API
+refuses (see docs/emulator.md). The OpenAPI document (tests/emulator/openapi_gen.py) derives from these.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any, Final, cast
@@ -33,11 +30,8 @@ _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Reject(Exception):
-    """An error response: HTTP status, a message and the field it concerns.
-
-    Messages never repeat the values of the request (they may be personal
-    data or secrets); they name the field and the rule.
-    """
+    """An error response: HTTP status, a message and the field it concerns. Messages name the field and
+    the rule, never the values of the request (they may be personal data or secrets)."""
 
     def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -61,21 +55,13 @@ def _check_string(value: object, path: str) -> str:
     return value
 
 
-def _check_int(value: object, path: str, minimum: int, what: str) -> int:
+def _check_id(value: object, path: str, minimum: int = 1) -> int:
     # bool is a subclass of int in Python, never in JSON.
     if not isinstance(value, int) or isinstance(value, bool):
         raise bad(path, f"{path} must be an integer")
     if not minimum <= value <= MAX_INT:
-        raise bad(path, f"{path} must be a {what} 64-bit integer")
+        raise bad(path, f"{path} must be a {'positive' if minimum else 'non-negative'} 64-bit integer")
     return value
-
-
-def _check_id(value: object, path: str) -> int:
-    return _check_int(value, path, 1, "positive")
-
-
-def _check_count(value: object, path: str) -> int:
-    return _check_int(value, path, 0, "non-negative")
 
 
 def _check_bool(value: object, path: str) -> bool:
@@ -147,7 +133,7 @@ def _check_id_list(value: object, path: str) -> list[int]:
 
 STRING: Final[Kind] = _check_string
 ID: Final[Kind] = _check_id
-COUNT: Final[Kind] = _check_count
+COUNT: Final[Kind] = functools.partial(_check_id, minimum=0)
 BOOL: Final[Kind] = _check_bool
 DATE: Final[Kind] = _check_date
 OBJECT: Final[Kind] = _check_object
@@ -185,13 +171,10 @@ def check_fields(
     require: bool,
     extra: Set[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Check ``data`` against a table; return the fields it gave, cleaned.
+    """Check ``data`` against a table in table order; return the fields it gave, cleaned.
 
-    With ``require`` the table's required fields must be present. A required
-    field given must hold a value of its kind (never null; a string not
-    empty); an optional one may be null. ``extra`` names fields outside the
-    table taken as any JSON value; other keys outside it are refused. Fields
-    are checked in table order, so the error reported is deterministic.
+    With ``require`` the required fields must be present; given, they may not be null (nor an empty
+    string). ``extra`` names fields outside the table taken as any JSON value; other keys are refused.
     """
     cleaned: dict[str, Any] = {}
     for field in fields:
@@ -290,10 +273,8 @@ def require_object(value: object, path: str | None = None) -> dict[str, Any]:
 def check_client(
     data: Mapping[str, Any], *, prefix: str = "", require: bool, extra_fields: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """A client body; ``case_id`` (the reference's single-id spelling of ``case_ids``) is kept apart.
-
-    ``extra_fields`` are fields a newer server knows (any JSON value).
-    """
+    """A client body; ``case_id`` (the reference's single-id spelling of ``case_ids``) is kept apart;
+    ``extra_fields`` are fields a newer server knows (any JSON value)."""
     cleaned = check_fields(data, CLIENT_FIELDS, prefix=prefix, require=require, extra={"case_id"} | extra_fields)
     if "case_id" in data:
         if "case_ids" in data:
@@ -321,18 +302,10 @@ def check_case_list(data: Mapping[str, Any], *, prefix: str = "", require: bool)
 
 
 def check_items(
-    body: object,
-    container: str,
-    check: Callable[..., dict[str, Any]],
-    *,
-    max_batch: int | None,
+    body: object, container: str, check: Callable[..., dict[str, Any]], *, max_batch: int | None
 ) -> list[tuple[int | None, dict[str, Any]]]:
-    """A bulk upsert body ``{container: [item, ...]}``: (id or None, cleaned fields) per item.
-
-    Every item is checked before anything is applied. Items with an id are
-    updates (required fields may be omitted: they keep their value), items
-    without are creates. The same id twice in one batch is refused.
-    """
+    """A bulk upsert body ``{container: [item, ...]}``: (id or None, cleaned fields) per item, every item
+    checked. Items with an id are updates (required fields may be omitted), items without are creates."""
     data = require_object(body)
     for key in data:
         if key != container:
