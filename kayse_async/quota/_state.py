@@ -86,7 +86,7 @@ class BucketState:
     low: int = 0
     drained: bool = False
     probing: bool = False
-    lost: list[int] = attrs.field(factory=list)
+    lost: list[float] = attrs.field(factory=list)
     passed: list[tuple[int, float]] = attrs.field(factory=list)
     losses: int = 0
     probe_at: float = -math.inf
@@ -201,14 +201,15 @@ class BucketState:
             log.popleft()
         log.append(now)
         if status is None:
-            # No answer: the server may count it after any answer we have seen.
-            # The next probe waits the time this one was out, doubled for each
-            # further loss.
-            self.lost.append(record.seq)
+            # No answer: the server may have counted it, at any moment until now. It stays
+            # spent until an answer to a request sent after now covers it, and the next
+            # probe waits the time this one was out, doubled for each further loss.
+            self.lost.append(now)
             self.losses += 1
             backoff = max(now - record.sent_at, self.margin) * 2 ** (self.losses - 1)
             cap = min(self.period, LOST_CAP) if self.window is None else self.window
             self.probe_at = now + min(cap, backoff)
+            self._hold_for_lost()
             return
         self.losses, self.probe_at = 0, -math.inf
         reset_after = None if info is None else info.reset_after
@@ -232,7 +233,9 @@ class BucketState:
                 wait = self.span / max(1, self.limit)
             self.blocked_until = max(self.blocked_until, now + wait + self.margin)
             self.reset_at, self.drained = self.blocked_until, True
+            self.lost = [at for at in self.lost if at > record.sent_at]
             self.hdr = -out - len(self.lost)
+            self._hold_for_lost()
             # Someone else spends the key, or the log was wrong: it must earn trust again.
             self.trusted = self.stated
             self.others_until = self.blocked_until + self.span
@@ -287,16 +290,22 @@ class BucketState:
                 self.trusted = True
             self.low = min([remaining, *(r for r, at in self.passed if at >= reset_at - fuzz)])
             self.reset_at, self.drained, self.passed = reset_at, self.low <= 0, []
-            if self.lost:
-                # Requests sent before this one reached the server before it: counted.
-                self.lost = [] if record.probe else [seq for seq in self.lost if seq > record.seq]
+            # A request sent after an answer was given up on reached the server after it: counted.
+            self.lost = [at for at in self.lost if at > record.sent_at]
         else:
             self.passed.append((remaining, reset_at))
         self.hdr = self.low - out - len(self.lost)
+        self._hold_for_lost()
         # The server counted more than all of ours could account for: someone
         # else spends this key, so the log says nothing about the server's room.
         if self.trusted and self.limit - remaining > self._ours(now):
             self.others_until = self.reset_at + self.span
+
+    def _hold_for_lost(self) -> None:
+        """Answers lost beyond the server's last count may have taken the room its Reset brings (a
+        Reset promises one unit): no probe until the newest of them has left any window of the server's."""
+        if self.hdr is not None and self.hdr < 0 and self.lost and self.window is not None:
+            self.probe_at = max(self.probe_at, max(self.lost) + self.span + self.margin)
 
     def _date_phase(self, date: float, sent_at: float, now: float) -> float:
         """How far past its whole-second ``Date`` the server's clock surely was at ``now``.
