@@ -8,7 +8,8 @@
 -- ARGV[2]  configured limit      ARGV[3] configured period (ms)
 -- ARGV[4]  safety margin (ms, -1: 1% of the window, at most 1 s)   ARGV[5] lease time-to-live (ms)
 -- acquire / peek: ARGV[6] units needed for the eta (callers ahead + 1),
---                 ARGV[7] "1" for a priority retry, ARGV[8] how long a priority claim holds (ms)
+--                 ARGV[7] "1" for a priority retry, ARGV[8] how long a priority claim holds (ms),
+--                 ARGV[9] how many units to grant at most (ids first .. first + granted - 1)
 -- complete:       ARGV[6] lease id, ARGV[7] status (-1: no response), ARGV[8] "1" when rate-limit headers came,
 --                 ARGV[9] limit, ARGV[10] remaining, ARGV[11] reset after (ms), ARGV[12] retry after (ms),
 --                 ARGV[13] stated window (ms), ARGV[14] the Date an epoch Reset was read against (ms)
@@ -20,7 +21,7 @@
 -- for each lease out; "D:<id>" = when a finished request came back (the log). Lease ids are the
 -- order of grants, which stands in for the order of sending.
 --
--- Returns {granted (0/1), lease id or 0, wait (ms, -1: none), eta (ms, -1: unknown), limit,
+-- Returns {units granted, first lease id or 0, wait (ms, -1: none), eta (ms, -1: unknown), limit,
 --          remaining (-1: unknown), reset in (ms, -1: unknown), window (ms, -1: unknown), headerless (0/1),
 --          the window the rules use (ms), Redis's clock (µs)}.
 
@@ -244,16 +245,22 @@ if op == 'acquire' or op == 'peek' then
   local claim = tonumber(ARGV[8])
   local held_for_retry = (not priority) and prio > now
   if op == 'acquire' and not held_for_retry and allowance(now) >= 1 then
-    local id = redis.call('HINCRBY', key, 'seq', 1)
-    local p = 0
-    if not headerless and (hdr == nil or (hdr <= 0 and log_free(now) <= 0)) then p = 1 end
-    redis.call('HSET', key, 'L:' .. id, p .. '|' .. exact(now) .. '|' .. exact(now + ttl))
-    out = out + 1
-    probes = probes + p
-    if hdr ~= nil then hdr = hdr - 1 end
+    -- Up to ARGV[9] units at once, for the callers in line in one process: one round trip for all;
+    -- at most half of the room (at least one), so that other processes looking too are served.
+    local want, first, n = math.min(tonumber(ARGV[9]), math.max(1, math.ceil(allowance(now) / 2))), nil, 0
+    while n < want and allowance(now) >= 1 do
+      local id = redis.call('HINCRBY', key, 'seq', 1)
+      local p = 0
+      if not headerless and (hdr == nil or (hdr <= 0 and log_free(now) <= 0)) then p = 1 end
+      redis.call('HSET', key, 'L:' .. id, p .. '|' .. exact(now) .. '|' .. exact(now + ttl))
+      out = out + 1
+      probes = probes + p
+      if hdr ~= nil then hdr = hdr - 1 end
+      first, n = first or id, n + 1
+    end
     if priority then prio = NEVER end
     save()
-    return reply(1, id, nil, now)
+    return reply(n, first, nil, now)
   end
   if op == 'acquire' and priority then
     -- A retry keeps its place across processes: others hold back while its claim lasts.

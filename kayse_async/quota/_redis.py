@@ -28,6 +28,9 @@ __all__ = ["RedisLease", "RedisQuota"]
 DEFAULT_LEASE_TTL = 120.0
 """Seconds a lease may stay out before Redis counts it as spent by a crashed worker."""
 
+_ANSWER_POLL = 0.02
+"""Seconds between looks while only an answer still to come can open room."""
+
 _SCRIPT = importlib.resources.files("kayse_async.quota").joinpath("_redis.lua").read_text(encoding="utf-8")
 
 
@@ -42,13 +45,14 @@ def _import_redis() -> Any:
 
 
 class _Turn:
-    """One caller's place in this loop's line for a bucket."""
+    """One caller's place in this loop's line for a bucket; ``lease_id`` once the head granted it one."""
 
-    __slots__ = ("fut", "priority")
+    __slots__ = ("fut", "lease_id", "priority")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, priority: bool) -> None:
         self.priority = priority
         self.fut: asyncio.Future[None] = loop.create_future()
+        self.lease_id: int | None = None
 
 
 class _LoopState:
@@ -281,16 +285,21 @@ class RedisQuota:
             f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
         )
 
-    async def _try(self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool) -> list[int]:
-        args = ["peek" if peek else "acquire", *self._config(), need, 1 if priority else 0, 3000.0 * self._poll(bucket)]
+    async def _try(
+        self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool, want: int = 1
+    ) -> list[int]:
+        op = "peek" if peek else "acquire"
+        args = [op, *self._config(), need, 1 if priority else 0, 3000.0 * self._poll(bucket), want]
         call = asyncio.ensure_future(self._call(state, bucket, args))
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
             # The script may have granted a unit we will never hand out: give it back once it answers.
             def give_back(done: asyncio.Future[list[int]]) -> None:
-                if not done.cancelled() and done.exception() is None and done.result()[0] == 1:
-                    self._background(state, bucket, ["release", *self._config(), done.result()[1]])
+                if not done.cancelled() and done.exception() is None:
+                    granted, first = done.result()[:2]
+                    for lease_id in range(first, first + granted):
+                        self._background(state, bucket, ["release", *self._config(), lease_id])
 
             call.add_done_callback(give_back)
             raise
@@ -327,17 +336,28 @@ class RedisQuota:
                 if max_wait is not None and ((values[3] < 0 and max_wait == 0) or values[3] > max_wait * 1000):
                     raise self._refuse(bucket, values[3], max_wait)
                 report(values[3], "queued")
-                while line[0] is not turn:
+                while line[0] is not turn and turn.lease_id is None:
                     if turn.fut.done():
                         # Woken, but a retry took the head meanwhile: wait again.
                         turn.fut = loop.create_future()
                     timeout = None if deadline is None else max(0.0, deadline - loop.time())
                     done, _ = await asyncio.wait((turn.fut,), timeout=timeout)
-                    if not done and line[0] is not turn:
+                    if not done and line[0] is not turn and turn.lease_id is None:
                         raise self._refuse(bucket, -1, max_wait or 0.0)
-            while True:
-                values = await self._try(state, bucket, 1, priority, peek=False)
-                if values[0] == 1:
+            while turn.lease_id is None:
+                # One call grants the callers in line behind this one too, as far as the budget goes.
+                want = sum(1 for t in line if t.lease_id is None)
+                values = await self._try(state, bucket, 1, priority, peek=False, want=want)
+                if values[0] >= 1:
+                    turn.lease_id = values[1]
+                    waiting = [t for t in line if t.lease_id is None]
+                    for lease_id in range(values[1] + 1, values[1] + values[0]):
+                        if waiting:
+                            other = waiting.pop(0)
+                            other.lease_id = lease_id
+                            other.fut.done() or other.fut.set_result(None)
+                        else:  # its caller left meanwhile
+                            self._background(state, bucket, ["release", *self._config(), lease_id])
                     break
                 wait_ms, eta_ms = values[2], values[3]
                 if max_wait is not None:
@@ -345,16 +365,22 @@ class RedisQuota:
                     if (eta_ms < 0 and left <= 0) or eta_ms > left * 1000:
                         raise self._refuse(bucket, eta_ms, max_wait)
                 report(eta_ms, self._reason(bucket))
-                poll = self._poll(bucket)
-                delay = poll if wait_ms < 0 else min(poll, wait_ms / 1000.0)
+                # No timer: an answer is to come (a probe is out), in another process maybe; look soon.
+                delay = min(self._poll(bucket), _ANSWER_POLL if wait_ms < 0 else wait_ms / 1000.0)
                 if deadline is not None:
                     delay = min(delay, max(0.0, deadline - loop.time()))
                 await asyncio.sleep(max(delay, 0.001))
+        except BaseException:
+            if turn.lease_id is not None:
+                # Granted by the head, but this caller is gone: the unit goes back.
+                self._background(state, bucket, ["release", *self._config(), turn.lease_id])
+            raise
         finally:
             line.remove(turn)
             if line and not line[0].fut.done():
                 line[0].fut.set_result(None)
-        return RedisLease(self, state, bucket, values[1])
+        assert turn.lease_id is not None
+        return RedisLease(self, state, bucket, turn.lease_id)
 
     def _poll(self, bucket: str) -> float:
         """How often a waiting caller looks again: the option, else 1% of the server's window (20 ms to 1 s)."""
