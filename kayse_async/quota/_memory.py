@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import logging
-import math
 import os
 import threading
 import time
@@ -17,10 +15,8 @@ from collections.abc import Callable
 from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
-from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
+from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue
 from ._state import BucketState, LeaseRecord
-
-logger = logging.getLogger("kayse_async.quota")
 
 _MIN_DELAY = 0.001
 
@@ -28,75 +24,12 @@ __all__ = ["MemoryLease", "MemoryQuota", "default_quota"]
 
 
 def loop_time() -> float:
-    """The running event loop's clock (the one every wait is timed on), else the monotonic clock.
-
-    The same for every ordinary loop; a loop that fast-forwards its time
-    (``looptime`` in tests) moves the scheduler's windows with it.
-    """
+    """The running event loop's clock (the one every wait is timed on; a loop that fast-forwards its
+    time, ``looptime`` in tests, moves the scheduler's windows with it), else the monotonic clock."""
     try:
         return asyncio.get_running_loop().time()
     except RuntimeError:
         return time.monotonic()
-
-
-def check_limits(limit: int, period: float, safety_margin: float | None) -> None:
-    """Validate the shared options."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise errors.ConfigurationError(f"limit: must be a positive integer, got {limit!r}")
-    if isinstance(period, bool) or not isinstance(period, int | float) or not math.isfinite(period) or period <= 0:
-        raise errors.ConfigurationError(f"period: must be a positive number of seconds, got {period!r}")
-    if safety_margin is not None and (
-        not isinstance(safety_margin, int | float) or not math.isfinite(safety_margin) or safety_margin < 0
-    ):
-        raise errors.ConfigurationError(f"safety_margin: must be a number of seconds >= 0, got {safety_margin!r}")
-
-
-def check_max_wait(max_wait: float | None) -> None:
-    """Refuse a negative or non-numeric ``max_wait``."""
-    if max_wait is None:
-        return
-    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or math.isnan(max_wait) or max_wait < 0:
-        raise errors.ConfigurationError(f"max_wait: must be None or a number of seconds >= 0, got {max_wait!r}")
-
-
-def report_wait(on_wait: WaitCallback | None, wait: QuotaWait) -> None:
-    """Log a wait as it starts, at INFO, and hand it to the callback (whose errors are logged, not raised)."""
-    if wait.seconds is None:
-        logger.info("quota wait for bucket %s (%s): until an answer comes", wait.bucket, wait.reason)
-    else:
-        logger.info("quota wait of about %.3f s for bucket %s (%s)", wait.seconds, wait.bucket, wait.reason)
-    if on_wait is not None:
-        try:
-            on_wait(wait)
-        except Exception:
-            logger.exception("on_wait callback failed")
-
-
-class _Waiter:
-    __slots__ = ("fut", "loop", "priority", "record", "taken")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, priority: bool) -> None:
-        self.loop = loop
-        self.fut: asyncio.Future[None] = loop.create_future()
-        self.priority = priority
-        self.record: LeaseRecord | None = None
-        self.taken = False
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def warn_headerless(bucket: str, limit: int, period: float) -> None:
-    """The one WARNING for a server that answers without rate-limit headers."""
-    logger.warning(
-        "bucket %s: the server answered without rate-limit headers; assuming the configured "
-        "%d requests per %g s (MemoryQuota/RedisQuota limit and period)",
-        bucket,
-        limit,
-        period,
-    )
 
 
 def wait_reason(state: BucketState, now: float) -> str:
@@ -115,7 +48,7 @@ class _Bucket:
         self.name = name
         self.state = state
         self.seen = now
-        self.waiters: deque[_Waiter] = deque()
+        self.waiters: deque[Turn[LeaseRecord]] = deque()
         self.warned = False
 
 
@@ -151,7 +84,7 @@ class MemoryLease:
             state.complete(self._record, info, status, now)
             if state.headerless and not bucket.warned:
                 bucket.warned = True
-                warn_headerless(bucket.name, quota._limit, quota._period)
+                quota._warn_headerless(bucket.name)
             if bucket.waiters:
                 quota._dispatch(bucket, now, nudge=True)
 
@@ -167,7 +100,7 @@ class MemoryLease:
         return f"<MemoryLease bucket={self._bucket.name!r}>"
 
 
-class MemoryQuota:
+class MemoryQuota(Scheduler):
     """The default scheduler: every bucket's budget in this process's memory.
 
     Loop-agnostic and thread-safe: one instance may serve clients on any
@@ -197,26 +130,12 @@ class MemoryQuota:
         safety_margin: float | None = None,
         on_wait: WaitCallback | None = None,
     ) -> None:
-        check_limits(limit, period, safety_margin)
-        self._margin = None if safety_margin is None else float(safety_margin)
-        self._limit = limit
-        self._period = float(period)
+        super().__init__(limit, period, safety_margin, on_wait)
         self._clock = clock
         self._wall_clock = wall_clock
-        self._on_wait = on_wait
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         _instances.add(self)
-
-    @property
-    def limit(self) -> int:
-        """The configured requests per period."""
-        return self._limit
-
-    @property
-    def period(self) -> float:
-        """The configured period, in seconds."""
-        return self._period
 
     def __repr__(self) -> str:
         return f"MemoryQuota(limit={self._limit}, period={self._period})"
@@ -245,34 +164,28 @@ class MemoryQuota:
         state = bucket.state
         while bucket.waiters and state.allowance(now) > 0:
             waiter = bucket.waiters.popleft()
-            waiter.record = state.grant(now)
+            waiter.grant = state.grant(now)
             try:
-                waiter.loop.call_soon_threadsafe(_wake, waiter.fut)
+                waiter.loop.call_soon_threadsafe(waiter.wake)
             except RuntimeError:
                 # The waiter's loop is closed: nobody will ever take this unit.
-                state.release(waiter.record, now)
-                waiter.record = None
+                state.release(waiter.grant, now)
+                waiter.grant = None
         if nudge and bucket.waiters:
-            head = bucket.waiters[0]
             with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
-                head.loop.call_soon_threadsafe(_wake, head.fut)
+                bucket.waiters[0].loop.call_soon_threadsafe(bucket.waiters[0].wake)
 
     def _to_wall(self, when: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._wall_clock() + (when - self._clock()), tz=dt.UTC)
 
-    def _refuse(self, bucket: _Bucket, eta: float | None, max_wait: float) -> errors.QuotaExhaustedError:
-        resets_at = self._to_wall(eta) if eta is not None else None
-        when = f"; budget expected at {resets_at.isoformat()}" if resets_at is not None else ""
-        logger.info("quota for bucket %s cannot be had within max_wait=%.3f s%s", bucket.name, max_wait, when)
-        return errors.QuotaExhaustedError(
-            f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
-        )
+    def _refusal(self, bucket: _Bucket, eta: float | None, max_wait: float) -> errors.QuotaExhaustedError:
+        return self._refuse(bucket.name, None if eta is None else self._to_wall(eta), max_wait)
 
     # -- the Quota protocol ---------------------------------------------------------------
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
         """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
-        check_max_wait(max_wait)
+        check_seconds("max_wait", max_wait, zero=True, none=True, inf=True)
         with self._lock:
             # The common case, kept short: nobody in line and room in the budget.
             now = self._clock()
@@ -294,32 +207,29 @@ class MemoryQuota:
             if state.allowance(now) > 0:
                 # _dispatch drained the line, so nobody is ahead of this caller.
                 return MemoryLease(self, entry, state.grant(now))
-            ahead = sum(1 for w in entry.waiters if w.priority) if priority else len(entry.waiters)
+            waiter: Turn[LeaseRecord] = Turn(loop, priority)
+            ahead = enqueue(entry.waiters, waiter)
             eta = state.eta(now, ahead + 1)
             if max_wait is not None and ((eta is None and max_wait == 0) or (eta is not None and eta - now > max_wait)):
-                raise self._refuse(entry, eta, max_wait)
-            waiter = _Waiter(loop, priority)
-            if priority:
-                entry.waiters.insert(ahead, waiter)
-            else:
-                entry.waiters.append(waiter)
-            wait = QuotaWait(bucket=bucket, seconds=None if eta is None else eta - now, reason=wait_reason(state, now))
+                entry.waiters.remove(waiter)
+                raise self._refusal(entry, eta, max_wait)
+            seconds, reason = None if eta is None else eta - now, wait_reason(state, now)
             deadline = None if max_wait is None else now + max_wait
         try:
-            report_wait(self._on_wait, wait)
+            self._report(bucket, seconds, reason)
             while True:
                 with self._lock:
                     now = self._clock()
-                    if waiter.record is None:
+                    if waiter.grant is None:
                         self._dispatch(entry, now)
-                    record = waiter.record
+                    record = waiter.grant
                     if record is not None:
                         waiter.taken = True
                         break
                     if deadline is not None and now >= deadline:
                         entry.waiters.remove(waiter)
                         assert max_wait is not None
-                        raise self._refuse(entry, state.eta(now, 1), max_wait)
+                        raise self._refusal(entry, state.eta(now, 1), max_wait)
                     wake = state.next_event(now)
                     delay = state.span if wake is None else wake - now
                     if deadline is not None:
@@ -331,8 +241,8 @@ class MemoryQuota:
                 await asyncio.wait((waiter.fut,), timeout=max(delay, _MIN_DELAY))
         except BaseException:
             with self._lock:
-                if waiter.record is not None and not waiter.taken:
-                    state.release(waiter.record, self._clock())
+                if waiter.grant is not None and not waiter.taken:
+                    state.release(waiter.grant, self._clock())
                 elif waiter in entry.waiters:
                     entry.waiters.remove(waiter)
                 self._dispatch(entry, self._clock(), nudge=True)

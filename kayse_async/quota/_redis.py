@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import functools
 import importlib.resources
-import math
 import threading
 import time
 import weakref
@@ -16,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
-from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
-from ._memory import check_limits, check_max_wait, logger, report_wait, warn_headerless
+from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue, logger
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -34,6 +32,11 @@ _ANSWER_POLL = 0.02
 _SCRIPT = importlib.resources.files("kayse_async.quota").joinpath("_redis.lua").read_text(encoding="utf-8")
 
 
+def _wall_in(ms: int) -> dt.datetime:
+    """The wall-clock moment ``ms`` milliseconds from now."""
+    return dt.datetime.fromtimestamp(time.time() + ms / 1000.0, tz=dt.UTC)
+
+
 def _import_redis() -> Any:
     try:
         import redis.asyncio as aioredis
@@ -44,17 +47,6 @@ def _import_redis() -> Any:
     return aioredis
 
 
-class _Turn:
-    """One caller's place in this loop's line for a bucket; ``lease_id`` once the head granted it one."""
-
-    __slots__ = ("fut", "lease_id", "priority")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, priority: bool) -> None:
-        self.priority = priority
-        self.fut: asyncio.Future[None] = loop.create_future()
-        self.lease_id: int | None = None
-
-
 class _LoopState:
     """What RedisQuota holds for one event loop: its client, script, lines and background calls."""
 
@@ -62,7 +54,7 @@ class _LoopState:
         self.client = client
         self.owned = owned
         self.script: AsyncScript = client.register_script(_SCRIPT)
-        self.lines: dict[str, deque[_Turn]] = {}
+        self.lines: dict[str, deque[Turn[int]]] = {}
         self.pending: set[asyncio.Task[Any]] = set()
 
 
@@ -114,7 +106,7 @@ class RedisLease:
         return f"<RedisLease bucket={self._bucket!r} id={self._id}>"
 
 
-class RedisQuota:
+class RedisQuota(Scheduler):
     """A scheduler whose state lives in Redis, shared by every process and machine on a key.
 
     ``url_or_client`` is a Redis URL (a client is then created lazily inside
@@ -155,16 +147,9 @@ class RedisQuota:
         on_wait: WaitCallback | None = None,
     ) -> None:
         self._redis = _import_redis()
-        check_limits(limit, period, safety_margin)
-        self._margin = -1.0 if safety_margin is None else float(safety_margin)
-        if not isinstance(lease_ttl, int | float) or not math.isfinite(lease_ttl) or lease_ttl <= 0:
-            raise errors.ConfigurationError(f"lease_ttl: must be a positive number of seconds, got {lease_ttl!r}")
-        if poll_interval is not None and (
-            not isinstance(poll_interval, int | float) or not math.isfinite(poll_interval) or poll_interval <= 0
-        ):
-            raise errors.ConfigurationError(
-                f"poll_interval: must be a positive number of seconds, got {poll_interval!r}"
-            )
+        super().__init__(limit, period, safety_margin, on_wait)
+        check_seconds("lease_ttl", lease_ttl)
+        check_seconds("poll_interval", poll_interval, none=True)
         if not isinstance(key_prefix, str):
             raise errors.ConfigurationError("key_prefix: must be a string")
         if isinstance(url_or_client, str):
@@ -175,12 +160,9 @@ class RedisQuota:
             self._client = url_or_client
         else:
             raise errors.ConfigurationError("url_or_client: must be a redis:// URL or a redis.asyncio.Redis client")
-        self._limit = limit
-        self._period = float(period)
         self._prefix = key_prefix
         self._ttl = float(lease_ttl)
         self._poll_option = poll_interval
-        self._on_wait = on_wait
         self._lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._cache: dict[str, QuotaSnapshot] = {}
@@ -189,16 +171,6 @@ class RedisQuota:
 
     def __repr__(self) -> str:
         return f"RedisQuota(limit={self._limit}, period={self._period}, key_prefix={self._prefix!r})"
-
-    @property
-    def limit(self) -> int:
-        """The configured requests per period."""
-        return self._limit
-
-    @property
-    def period(self) -> float:
-        """The configured period, in seconds."""
-        return self._period
 
     # -- internals ----------------------------------------------------------------------
 
@@ -216,7 +188,7 @@ class RedisQuota:
             return state
 
     def _config(self) -> list[Any]:
-        margin = -1.0 if self._margin < 0 else self._margin * 1000.0
+        margin = -1.0 if self._margin is None else self._margin * 1000.0
         return [self._limit, self._period * 1000.0, margin, self._ttl * 1000.0]
 
     def _complete_args(self, lease_id: int, info: RateLimitInfo | None, status: int | None) -> list[Any]:
@@ -245,13 +217,10 @@ class RedisQuota:
         reply: list[Any] = await state.script(keys=[self._prefix + bucket], args=args)
         values = [int(v) for v in reply]
         limit, remaining, reset_in, window = values[4], values[5], values[6], values[7]
-        resets_at = None
-        if reset_in >= 0:
-            resets_at = dt.datetime.fromtimestamp(time.time() + reset_in / 1000.0, tz=dt.UTC)
         snapshot = QuotaSnapshot(
             limit=limit,
             remaining=None if remaining < 0 else remaining,
-            resets_at=resets_at,
+            resets_at=None if reset_in < 0 else _wall_in(reset_in),
             window=None if window < 0 else window / 1000.0,
         )
         with self._lock:
@@ -261,7 +230,7 @@ class RedisQuota:
             if warn:
                 self._warned.add(bucket)
         if warn:
-            warn_headerless(bucket, self._limit, self._period)
+            self._warn_headerless(bucket)
         return values
 
     def _background(self, state: _LoopState, bucket: str, args: list[Any]) -> None:
@@ -275,15 +244,8 @@ class RedisQuota:
         if not task.cancelled() and task.exception() is not None:
             logger.warning("quota update in Redis failed: %r", task.exception())
 
-    def _refuse(self, bucket: str, eta_ms: int, max_wait: float) -> errors.QuotaExhaustedError:
-        resets_at = None
-        if eta_ms >= 0:
-            resets_at = dt.datetime.fromtimestamp(time.time() + eta_ms / 1000.0, tz=dt.UTC)
-        when = f"; budget expected at {resets_at.isoformat()}" if resets_at is not None else ""
-        logger.info("quota for bucket %s cannot be had within max_wait=%.3f s%s", bucket, max_wait, when)
-        return errors.QuotaExhaustedError(
-            f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
-        )
+    def _refusal(self, bucket: str, eta_ms: int, max_wait: float) -> errors.QuotaExhaustedError:
+        return self._refuse(bucket, None if eta_ms < 0 else _wall_in(eta_ms), max_wait)
 
     async def _try(
         self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool, want: int = 1
@@ -308,17 +270,12 @@ class RedisQuota:
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> RedisLease:
         """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
-        check_max_wait(max_wait)
+        check_seconds("max_wait", max_wait, zero=True, none=True, inf=True)
         loop = asyncio.get_running_loop()
         state = self._loop_state()
         line = state.lines.setdefault(bucket, deque())
-        turn = _Turn(loop, priority)
-        if priority:
-            ahead = sum(1 for t in line if t.priority)
-            line.insert(ahead, turn)
-        else:
-            ahead = len(line)
-            line.append(turn)
+        turn: Turn[int] = Turn(loop, priority)
+        ahead = enqueue(line, turn)
         start = loop.time()
         deadline = None if max_wait is None else start + max_wait
         reported = False
@@ -327,35 +284,34 @@ class RedisQuota:
             nonlocal reported
             if not reported:
                 reported = True
-                seconds = None if eta_ms < 0 else eta_ms / 1000.0
-                report_wait(self._on_wait, QuotaWait(bucket=bucket, seconds=seconds, reason=reason))
+                self._report(bucket, None if eta_ms < 0 else eta_ms / 1000.0, reason)
 
         try:
             if ahead:
                 values = await self._try(state, bucket, ahead + 1, priority, peek=True)
                 if max_wait is not None and ((values[3] < 0 and max_wait == 0) or values[3] > max_wait * 1000):
-                    raise self._refuse(bucket, values[3], max_wait)
+                    raise self._refusal(bucket, values[3], max_wait)
                 report(values[3], "queued")
-                while line[0] is not turn and turn.lease_id is None:
+                while line[0] is not turn and turn.grant is None:
                     if turn.fut.done():
                         # Woken, but a retry took the head meanwhile: wait again.
                         turn.fut = loop.create_future()
                     timeout = None if deadline is None else max(0.0, deadline - loop.time())
                     done, _ = await asyncio.wait((turn.fut,), timeout=timeout)
-                    if not done and line[0] is not turn and turn.lease_id is None:
-                        raise self._refuse(bucket, -1, max_wait or 0.0)
-            while turn.lease_id is None:
+                    if not done and line[0] is not turn and turn.grant is None:
+                        raise self._refusal(bucket, -1, max_wait or 0.0)
+            while turn.grant is None:
                 # One call grants the callers in line behind this one too, as far as the budget goes.
-                want = sum(1 for t in line if t.lease_id is None)
+                want = sum(1 for t in line if t.grant is None)
                 values = await self._try(state, bucket, 1, priority, peek=False, want=want)
                 if values[0] >= 1:
-                    turn.lease_id = values[1]
-                    waiting = [t for t in line if t.lease_id is None]
+                    turn.grant = values[1]
+                    waiting = [t for t in line if t.grant is None]
                     for lease_id in range(values[1] + 1, values[1] + values[0]):
                         if waiting:
                             other = waiting.pop(0)
-                            other.lease_id = lease_id
-                            other.fut.done() or other.fut.set_result(None)
+                            other.grant = lease_id
+                            other.wake()
                         else:  # its caller left meanwhile
                             self._background(state, bucket, ["release", *self._config(), lease_id])
                     break
@@ -363,7 +319,7 @@ class RedisQuota:
                 if max_wait is not None:
                     left = max_wait - (loop.time() - start)
                     if (eta_ms < 0 and left <= 0) or eta_ms > left * 1000:
-                        raise self._refuse(bucket, eta_ms, max_wait)
+                        raise self._refusal(bucket, eta_ms, max_wait)
                 report(eta_ms, self._reason(bucket))
                 # No timer: an answer is to come (a probe is out), in another process maybe; look soon.
                 delay = min(self._poll(bucket), _ANSWER_POLL if wait_ms < 0 else wait_ms / 1000.0)
@@ -371,16 +327,16 @@ class RedisQuota:
                     delay = min(delay, max(0.0, deadline - loop.time()))
                 await asyncio.sleep(max(delay, 0.001))
         except BaseException:
-            if turn.lease_id is not None:
+            if turn.grant is not None:
                 # Granted by the head, but this caller is gone: the unit goes back.
-                self._background(state, bucket, ["release", *self._config(), turn.lease_id])
+                self._background(state, bucket, ["release", *self._config(), turn.grant])
             raise
         finally:
             line.remove(turn)
-            if line and not line[0].fut.done():
-                line[0].fut.set_result(None)
-        assert turn.lease_id is not None
-        return RedisLease(self, state, bucket, turn.lease_id)
+            if line:
+                line[0].wake()
+        assert turn.grant is not None
+        return RedisLease(self, state, bucket, turn.grant)
 
     def _poll(self, bucket: str) -> float:
         """How often a waiting caller looks again: the option, else 1% of the server's window (20 ms to 1 s)."""
