@@ -30,12 +30,10 @@ DEFAULT_PERIOD = 3600.0
 class QuotaWait:
     """A wait for budget as it starts, as reported to ``on_wait`` callbacks and logged at INFO.
 
-    ``seconds`` is its expected length (None when it ends with an answer
-    still to come). ``reason`` is one of ``"exhausted"`` (the budget is spent
-    until the server's Reset), ``"rate_limited"`` (the server answered 429),
-    ``"queued"`` (other callers are first in line), ``"warmup"`` (nothing is
-    known yet: the first request goes alone and the rest follow its answer)
-    or ``"lost"`` (an answer was lost: the next probe waits a back-off).
+    ``seconds`` is its expected length (None when it ends with an answer still to come). ``reason``:
+    ``"exhausted"`` (spent until the server's Reset), ``"rate_limited"`` (the server answered 429),
+    ``"queued"`` (others are first in line), ``"warmup"`` (nothing known yet: the first request goes
+    alone) or ``"lost"`` (an answer was lost: the next probe waits a back-off).
     """
 
     bucket: str
@@ -136,6 +134,11 @@ class Turn(Generic[T]):
             self.fut.set_result(None)
 
 
+def too_late(eta: float | None, max_wait: float) -> bool:
+    """Whether a unit expected in ``eta`` seconds (None: only answers to come can bring it) misses ``max_wait``."""
+    return max_wait <= 0 if eta is None else eta > max_wait
+
+
 def enqueue(line: deque[Turn[T]], turn: Turn[T]) -> int:
     """Put ``turn`` in ``line``: a retry behind earlier retries only, else at the end. Returns how many are ahead."""
     ahead = sum(1 for t in line if t.priority) if turn.priority else len(line)
@@ -155,19 +158,12 @@ def bucket_name(base_url: str, fingerprint: str, name: str | None = None) -> str
 
 
 class Lease(Protocol):
-    """One unit of budget, granted to one HTTP attempt.
+    """One unit of budget, granted to one HTTP attempt. The transport calls exactly one of:
 
-    The transport calls exactly one of:
-
-    - ``release()`` when the attempt is abandoned before anything was sent
-      (cancelled while waiting, or the connection could not be opened): the
-      unit goes back to the budget;
-    - ``sent()`` just before the request goes on the wire, then later
-      ``complete(info, status)`` when a response arrived (``info`` is the
-      parsed rate-limit headers, ``status`` the HTTP status; 429 is
-      authoritative) or ``complete(None, None)`` when no response came back.
-
-    A unit the server may have seen is never refunded.
+    - ``release()`` when the attempt is abandoned before anything was sent: the unit goes back;
+    - ``sent()`` just before the request goes on the wire, then ``complete(info, status)`` with the
+      response's rate-limit headers and status (429 is authoritative), or ``complete(None, None)``
+      when no response came back: a unit the server may have seen is never refunded.
     """
 
     def sent(self) -> None: ...
@@ -181,24 +177,17 @@ class Lease(Protocol):
 class Quota(Protocol):
     """A rate-limit scheduler shared by every client of one API key.
 
-    ``bucket`` names the budget: the SDK passes the server's origin and a
-    stable fingerprint of the API key (never the key itself), or the name
-    given as ``AsyncKayse(quota_bucket=...)`` and the fingerprint, so one
-    ``Quota`` holds the budgets of many servers and keys.
+    ``bucket`` names the budget: the server's origin (or ``AsyncKayse(quota_bucket=...)``) and a
+    fingerprint of the API key (never the key itself); one ``Quota`` holds many buckets.
     """
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> Lease:
         """Wait for one unit of ``bucket``'s budget, first come, first served.
 
-        Raises ``errors.QuotaExhaustedError`` at once, without sleeping, when
-        the unit cannot be had within ``max_wait`` seconds (None: no bound),
-        and after ``max_wait`` seconds if the estimate proved too hopeful.
-        Cancelling the wait gives nothing up: the caller's place is simply lost.
-
-        ``priority=True`` is for a retry of a request that was already in
-        line (after a 429, a 503 or a failed connection): it goes to the head
-        of the queue, behind other retries only, so a retried request keeps
-        its place.
+        Raises ``errors.QuotaExhaustedError`` at once when the unit cannot be had within
+        ``max_wait`` seconds (None: no bound), or after ``max_wait`` if the estimate proved too
+        hopeful. Cancelling the wait gives nothing up. ``priority=True`` is for a retry (after a
+        429, a 503 or a failed connection): it goes to the head of the line, behind other retries.
         """
         ...
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
-from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue
+from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue, too_late
 from ._state import BucketState, LeaseRecord
 
 _MIN_DELAY = 0.001
@@ -101,23 +101,15 @@ class MemoryLease:
 
 
 class MemoryQuota(Scheduler):
-    """The default scheduler: every bucket's budget in this process's memory.
+    """The default scheduler: every bucket's budget in this process's memory, for clients on any
+    number of loops and threads (``default_quota()`` is the process-wide instance).
 
-    Loop-agnostic and thread-safe: one instance may serve clients on any
-    number of event loops and threads (state behind a ``threading.Lock``,
-    each waiter woken on its own loop). ``default_quota()`` returns the
-    process-wide instance that every client uses unless given another.
-
-    ``limit`` requests per ``period`` seconds is only the prior: before the
-    first answer nothing but one probe goes, and from then on the server's
-    headers rule (its limit, its Remaining and Reset, its stated or learned
-    window). For a server that sends no rate-limit headers at all, it is the
-    rule: never more than ``limit`` in any rolling ``period``. ``clock``
-    (monotonic seconds; by default the running loop's, which is what waits
-    are timed on) and ``wall_clock`` (epoch seconds, for ``resets_at``) are
-    injectable for tests. ``safety_margin`` (default: 1% of the server's window, at most
-    1 s) is added after every Reset and Retry-After. ``on_wait`` receives a
-    ``QuotaWait`` as every wait starts.
+    ``limit`` requests per ``period`` seconds is only the prior: before the first answer one probe
+    goes, then the server's headers rule. For a server that sends none, it is the rule: never more
+    than ``limit`` in any rolling ``period``. ``clock`` (monotonic seconds; by default the running
+    loop's) and ``wall_clock`` (epoch seconds, for ``resets_at``) are injectable for tests.
+    ``safety_margin`` (default: 1% of the server's window, at most 1 s) is added after every Reset
+    and Retry-After. ``on_wait`` receives a ``QuotaWait`` as every wait starts.
     """
 
     def __init__(
@@ -155,12 +147,8 @@ class MemoryQuota(Scheduler):
         return bucket
 
     def _dispatch(self, bucket: _Bucket, now: float, *, nudge: bool = False) -> None:
-        """Grant units to waiters in line order while the budget allows.
-
-        With ``nudge`` (the state changed: an answer, a release, a caller
-        gone), the head of the line left waiting is woken too, to set its
-        timer by the new state (a back-off, a Reset).
-        """
+        """Grant units to waiters in line order while the budget allows; with ``nudge`` (the state
+        changed) wake the head left waiting too, to set its timer by the new state."""
         state = bucket.state
         while bucket.waiters and state.allowance(now) > 0:
             waiter = bucket.waiters.popleft()
@@ -186,18 +174,6 @@ class MemoryQuota(Scheduler):
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
         """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
         check_seconds("max_wait", max_wait, zero=True, none=True, inf=True)
-        with self._lock:
-            # The common case, kept short: nobody in line and room in the budget.
-            now = self._clock()
-            entry = self._get(bucket, now)
-            if not entry.waiters:
-                state = entry.state
-                if state.allowance(now) > 0:
-                    return MemoryLease(self, entry, state.grant(now))
-        return await self._wait_for(bucket, max_wait, priority)
-
-    async def _wait_for(self, bucket: str, max_wait: float | None, priority: bool) -> MemoryLease:
-        """``acquire`` past its fast path: a new bucket, a line, or no room."""
         loop = asyncio.get_running_loop()
         with self._lock:
             now = self._clock()
@@ -210,7 +186,7 @@ class MemoryQuota(Scheduler):
             waiter: Turn[LeaseRecord] = Turn(loop, priority)
             ahead = enqueue(entry.waiters, waiter)
             eta = state.eta(now, ahead + 1)
-            if max_wait is not None and ((eta is None and max_wait == 0) or (eta is not None and eta - now > max_wait)):
+            if max_wait is not None and too_late(None if eta is None else eta - now, max_wait):
                 entry.waiters.remove(waiter)
                 raise self._refusal(entry, eta, max_wait)
             seconds, reason = None if eta is None else eta - now, wait_reason(state, now)
@@ -250,13 +226,9 @@ class MemoryQuota(Scheduler):
         return MemoryLease(self, entry, record)
 
     def snapshot(self, bucket: str) -> QuotaSnapshot:
-        """What is known of ``bucket``'s budget now, without a request.
-
-        ``remaining`` is what may be sent now without a probe (None before the
-        first answer, 0 while a 429's wait runs); ``resets_at`` is the
-        server's next Reset while a header describes the current window, else
-        None; ``window`` as ``QuotaSnapshot`` says.
-        """
+        """What is known of ``bucket``'s budget now, without a request: ``remaining`` may be sent without
+        a probe (None before the first answer, 0 during a 429's wait); ``resets_at`` is the server's
+        next Reset while a header describes the current window."""
         with self._lock:
             entry = self._buckets.get(bucket)
             if entry is None:

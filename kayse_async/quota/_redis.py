@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
-from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue, logger
+from ._base import (
+    DEFAULT_LIMIT,
+    DEFAULT_PERIOD,
+    Scheduler,
+    Turn,
+    WaitCallback,
+    check_seconds,
+    enqueue,
+    logger,
+    too_late,
+)
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -59,12 +69,8 @@ class _LoopState:
 
 
 class RedisLease:
-    """One unit of a ``RedisQuota`` bucket (see ``Lease``).
-
-    ``sent``, ``complete`` and ``release`` return at once; the Redis update
-    runs in the background on the lease's loop (``RedisQuota.aclose`` waits
-    for it). Until it lands, the unit simply counts as still out.
-    """
+    """One unit of a ``RedisQuota`` bucket (see ``Lease``). Its methods return at once; the Redis update
+    runs in the background on its loop (``aclose`` waits for it), the unit counting as out until then."""
 
     __slots__ = ("_bucket", "_done", "_id", "_quota", "_sent", "_state")
 
@@ -100,7 +106,7 @@ class RedisLease:
         if self._done:
             return
         self._done = True
-        self._quota._background(self._state, self._bucket, ["release", *self._quota._config(), self._id])
+        self._quota._release(self._state, self._bucket, self._id)
 
     def __repr__(self) -> str:
         return f"<RedisLease bucket={self._bucket!r} id={self._id}>"
@@ -109,29 +115,22 @@ class RedisLease:
 class RedisQuota(Scheduler):
     """A scheduler whose state lives in Redis, shared by every process and machine on a key.
 
-    ``url_or_client`` is a Redis URL (a client is then created lazily inside
-    each running loop, one per loop, and closed by ``aclose()`` on that loop)
-    or a ``redis.asyncio.Redis`` client (used as is, never closed here).
+    ``url_or_client`` is a Redis URL (a client is then made in each running loop, and closed by
+    ``aclose()`` on that loop) or a ``redis.asyncio.Redis`` client (used as is, never closed here).
 
-    ``limit`` and ``period`` are the prior, as for ``MemoryQuota``. Each
-    bucket (a server origin and key) is one hash, ``key_prefix + bucket``,
-    changed only by one
-    atomic Lua script that reads Redis's own clock (``TIME``), so clocks of
-    the machines never matter. Leases out carry an expiry (``lease_ttl``
-    seconds): a worker that dies with a lease cannot hold budget longer; the
-    unit then counts as spent (the server may have seen it). The rules are
-    those of ``MemoryQuota`` (``docs/quota.md``).
+    ``limit`` and ``period`` are the prior, as for ``MemoryQuota``, whose rules apply
+    (``docs/quota.md``). Each bucket is one hash, ``key_prefix + bucket``, changed only by one atomic
+    Lua script on Redis's own clock (``TIME``): the machines' clocks never matter. A lease carries an
+    expiry (``lease_ttl`` seconds): a worker that dies with one holds no budget longer (the unit
+    counts as spent).
 
-    Waiting is by polling: the script says how long until the budget can
-    change, and callers look again then, or after ``poll_interval`` seconds
-    at most (default: 1% of the server's window, between 20 ms and 1 s;
-    other processes' answers may bring room sooner). Within one
-    process and loop callers are served first come, first served; across
-    processes the first to look once room appears wins, except that a
-    priority retry holds the others back while it waits (best effort).
+    Waiting is by polling: callers look again when the script says the budget can change, or after
+    ``poll_interval`` seconds at most (default: 1% of the server's window, 20 ms to 1 s). The head
+    of a process's line takes units for the callers behind it in one call (at most half the room).
+    Within a loop callers are served first come, first served; across processes the first to look
+    wins, except that a priority retry holds the others back while it waits (best effort).
 
-    ``snapshot()`` does no I/O: it returns what the last script call on any
-    loop of this process reported (refreshed on every acquire and complete).
+    ``snapshot()`` does no I/O: it shows what the last script call in this process reported.
     """
 
     def __init__(
@@ -192,26 +191,14 @@ class RedisQuota(Scheduler):
         return [self._limit, self._period * 1000.0, margin, self._ttl * 1000.0]
 
     def _complete_args(self, lease_id: int, info: RateLimitInfo | None, status: int | None) -> list[Any]:
-        def ms(value: float | None) -> float:
-            return -1 if value is None else value * 1000.0
+        i = RateLimitInfo() if info is None else info
+        counts = [-1 if v is None else v for v in (status, int(i.present), i.limit, i.remaining)]
+        times = [-1 if v is None else v * 1000.0 for v in (i.reset_after, i.retry_after, i.window, i.server_date)]
+        return ["complete", *self._config(), lease_id, *counts, *times]
 
-        def count(value: int | None) -> int:
-            return -1 if value is None else value
-
-        present = info is not None and info.present
-        return [
-            "complete",
-            *self._config(),
-            lease_id,
-            -1 if status is None else status,
-            1 if present else 0,
-            count(info.limit if info else None),
-            count(info.remaining if info else None),
-            ms(info.reset_after if info else None),
-            ms(info.retry_after if info else None),
-            ms(info.window if info else None),
-            ms(info.server_date if info else None),
-        ]
+    def _release(self, state: _LoopState, bucket: str, lease_id: int) -> None:
+        """Give a unit never sent back, in the background."""
+        self._background(state, bucket, ["release", *self._config(), lease_id])
 
     async def _call(self, state: _LoopState, bucket: str, args: list[Any]) -> list[int]:
         reply: list[Any] = await state.script(keys=[self._prefix + bucket], args=args)
@@ -261,7 +248,7 @@ class RedisQuota(Scheduler):
                 if not done.cancelled() and done.exception() is None:
                     granted, first = done.result()[:2]
                     for lease_id in range(first, first + granted):
-                        self._background(state, bucket, ["release", *self._config(), lease_id])
+                        self._release(state, bucket, lease_id)
 
             call.add_done_callback(give_back)
             raise
@@ -289,7 +276,7 @@ class RedisQuota(Scheduler):
         try:
             if ahead:
                 values = await self._try(state, bucket, ahead + 1, priority, peek=True)
-                if max_wait is not None and ((values[3] < 0 and max_wait == 0) or values[3] > max_wait * 1000):
+                if max_wait is not None and too_late(None if values[3] < 0 else values[3] / 1000, max_wait):
                     raise self._refusal(bucket, values[3], max_wait)
                 report(values[3], "queued")
                 while line[0] is not turn and turn.grant is None:
@@ -313,12 +300,12 @@ class RedisQuota(Scheduler):
                             other.grant = lease_id
                             other.wake()
                         else:  # its caller left meanwhile
-                            self._background(state, bucket, ["release", *self._config(), lease_id])
+                            self._release(state, bucket, lease_id)
                     break
                 wait_ms, eta_ms = values[2], values[3]
                 if max_wait is not None:
                     left = max_wait - (loop.time() - start)
-                    if (eta_ms < 0 and left <= 0) or eta_ms > left * 1000:
+                    if too_late(None if eta_ms < 0 else eta_ms / 1000, left):
                         raise self._refusal(bucket, eta_ms, max_wait)
                 report(eta_ms, self._reason(bucket))
                 # No timer: an answer is to come (a probe is out), in another process maybe; look soon.
@@ -329,7 +316,7 @@ class RedisQuota(Scheduler):
         except BaseException:
             if turn.grant is not None:
                 # Granted by the head, but this caller is gone: the unit goes back.
-                self._background(state, bucket, ["release", *self._config(), turn.grant])
+                self._release(state, bucket, turn.grant)
             raise
         finally:
             line.remove(turn)
