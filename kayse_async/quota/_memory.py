@@ -268,10 +268,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def default_quota() -> MemoryQuota:
-    """The process-wide ``MemoryQuota`` (500 per hour) that clients share unless given a quota.
-
-    Created on first use; safe to call from any thread or loop.
-    """
+    """The process-wide ``MemoryQuota`` (500 per hour) that clients share unless given a quota;
+    made on first use, from any thread or loop."""
     global _default
     with _default_lock:
         if _default is None:

@@ -93,20 +93,17 @@ class RedisLease:
 
     def complete(self, info: RateLimitInfo | None, status: int | None) -> None:
         """The sent request ended; ``info``/``status`` from its response, or None when none came."""
-        if self._done:
-            return
-        self._done = True
-        self._quota._background(self._state, self._bucket, self._quota._complete_args(self._id, info, status))
+        if not self._done:
+            self._done = True
+            self._quota._background(self._state, self._bucket, self._quota._complete_args(self._id, info, status))
 
     def release(self) -> None:
         """Abandon the attempt before sending: the unit goes back (after ``sent()``, it is completed)."""
         if self._sent:
             self.complete(None, None)
-            return
-        if self._done:
-            return
-        self._done = True
-        self._quota._release(self._state, self._bucket, self._id)
+        elif not self._done:
+            self._done = True
+            self._quota._release(self._state, self._bucket, self._id)
 
     def __repr__(self) -> str:
         return f"<RedisLease bucket={self._bucket!r} id={self._id}>"
@@ -292,15 +289,12 @@ class RedisQuota(Scheduler):
                 want = sum(1 for t in line if t.grant is None)
                 values = await self._try(state, bucket, 1, priority, peek=False, want=want)
                 if values[0] >= 1:
-                    turn.grant = values[1]
-                    waiting = [t for t in line if t.grant is None]
-                    for lease_id in range(values[1] + 1, values[1] + values[0]):
-                        if waiting:
-                            other = waiting.pop(0)
-                            other.grant = lease_id
-                            other.wake()
-                        else:  # its caller left meanwhile
-                            self._release(state, bucket, lease_id)
+                    ids = list(range(values[1], values[1] + values[0]))
+                    for taker in [turn, *(t for t in line if t.grant is None and t is not turn)][: len(ids)]:
+                        taker.grant = ids.pop(0)
+                        taker.wake()
+                    for lease_id in ids:  # their callers left meanwhile
+                        self._release(state, bucket, lease_id)
                     break
                 wait_ms, eta_ms = values[2], values[3]
                 if max_wait is not None:
@@ -333,9 +327,7 @@ class RedisQuota(Scheduler):
 
     def _reason(self, bucket: str) -> str:
         snap = self._cache.get(bucket)
-        if snap is None or snap.remaining is None:
-            return "warmup"
-        return "exhausted"
+        return "warmup" if snap is None or snap.remaining is None else "exhausted"
 
     def snapshot(self, bucket: str) -> QuotaSnapshot:
         """The last state of ``bucket`` that Redis reported to this process (no I/O)."""
