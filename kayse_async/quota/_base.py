@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar, runtime_checkable
@@ -66,7 +67,14 @@ def check_seconds(name: str, value: object, *, zero: bool = False, none: bool = 
 class Scheduler:
     """What both schedulers are configured with: the prior ``limit`` and ``period``, the margin, ``on_wait``."""
 
-    def __init__(self, limit: int, period: float, safety_margin: float | None, on_wait: WaitCallback | None) -> None:
+    def __init__(
+        self,
+        limit: int,
+        period: float,
+        safety_margin: float | None,
+        on_wait: WaitCallback | None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise errors.ConfigurationError(f"limit: must be a positive integer, got {limit!r}")
         check_seconds("period", period)
@@ -75,6 +83,7 @@ class Scheduler:
         self._period = float(period)
         self._margin = None if safety_margin is None else float(safety_margin)
         self._on_wait = on_wait
+        self._wall_clock = wall_clock
 
     @property
     def limit(self) -> int:
@@ -108,8 +117,13 @@ class Scheduler:
             self._period,
         )
 
-    @staticmethod
-    def _refuse(bucket: str, resets_at: dt.datetime | None, max_wait: float) -> errors.QuotaExhaustedError:
+    def _wall_in(self, seconds: float) -> dt.datetime:
+        """The wall-clock moment ``seconds`` from now."""
+        return dt.datetime.fromtimestamp(self._wall_clock() + seconds, tz=dt.UTC)
+
+    def _refuse(self, bucket: str, eta: float | None, max_wait: float) -> errors.QuotaExhaustedError:
+        """The error for a unit not to be had within ``max_wait``, expected in ``eta`` seconds (None: unknown)."""
+        resets_at = None if eta is None else self._wall_in(eta)
         when = f"; budget expected at {resets_at.isoformat()}" if resets_at is not None else ""
         logger.info("quota for bucket %s cannot be had within max_wait=%.3f s%s", bucket, max_wait, when)
         return errors.QuotaExhaustedError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import threading
 import time
@@ -12,7 +11,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
-from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
 from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue, too_late
@@ -122,9 +120,8 @@ class MemoryQuota(Scheduler):
         safety_margin: float | None = None,
         on_wait: WaitCallback | None = None,
     ) -> None:
-        super().__init__(limit, period, safety_margin, on_wait)
+        super().__init__(limit, period, safety_margin, on_wait, wall_clock)
         self._clock = clock
-        self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         _instances.add(self)
@@ -163,12 +160,6 @@ class MemoryQuota(Scheduler):
             with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
                 bucket.waiters[0].loop.call_soon_threadsafe(bucket.waiters[0].wake)
 
-    def _to_wall(self, when: float) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._wall_clock() + (when - self._clock()), tz=dt.UTC)
-
-    def _refusal(self, bucket: _Bucket, eta: float | None, max_wait: float) -> errors.QuotaExhaustedError:
-        return self._refuse(bucket.name, None if eta is None else self._to_wall(eta), max_wait)
-
     # -- the Quota protocol ---------------------------------------------------------------
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
@@ -186,10 +177,10 @@ class MemoryQuota(Scheduler):
             waiter: Turn[LeaseRecord] = Turn(loop, priority)
             ahead = enqueue(entry.waiters, waiter)
             eta = state.eta(now, ahead + 1)
-            if max_wait is not None and too_late(None if eta is None else eta - now, max_wait):
-                entry.waiters.remove(waiter)
-                raise self._refusal(entry, eta, max_wait)
             seconds, reason = None if eta is None else eta - now, wait_reason(state, now)
+            if max_wait is not None and too_late(seconds, max_wait):
+                entry.waiters.remove(waiter)
+                raise self._refuse(bucket, seconds, max_wait)
             deadline = None if max_wait is None else now + max_wait
         try:
             self._report(bucket, seconds, reason)
@@ -205,7 +196,8 @@ class MemoryQuota(Scheduler):
                     if deadline is not None and now >= deadline:
                         entry.waiters.remove(waiter)
                         assert max_wait is not None
-                        raise self._refusal(entry, state.eta(now, 1), max_wait)
+                        eta = state.eta(now, 1)
+                        raise self._refuse(bucket, None if eta is None else eta - now, max_wait)
                     wake = state.next_event(now)
                     delay = state.span if wake is None else wake - now
                     if deadline is not None:
@@ -235,7 +227,7 @@ class MemoryQuota(Scheduler):
                 return QuotaSnapshot(limit=self._limit, remaining=None)
             state = entry.state
             now = self._clock()
-            resets_at = self._to_wall(state.reset_at) if state.hdr is not None and state.reset_at > now else None
+            resets_at = self._wall_in(state.reset_at - now) if state.hdr is not None and state.reset_at > now else None
             window = self._period if state.headerless else state.window if state.trusted else None
             return QuotaSnapshot(limit=state.limit, remaining=state.remaining(now), resets_at=resets_at, window=window)
 
@@ -249,13 +241,8 @@ _instances: weakref.WeakSet[MemoryQuota] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    """Give every MemoryQuota of a forked child a new lock and fresh buckets.
-
-    The parent's lock may have been held by one of its threads at the fork, and
-    its waiters and leases belong to the parent's loops: kept, they would
-    deadlock the child or hold its budget forever. A fresh bucket is the safe
-    start (its first request probes alone and learns the server's Remaining).
-    """
+    """Give every MemoryQuota of a forked child a new lock and fresh buckets: the parent's lock may be
+    held by one of its threads, its waiters and leases belong to its loops (a fresh bucket probes first)."""
     global _default_lock
     _default_lock = threading.Lock()
     for quota in list(_instances):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import importlib.resources
 import threading
-import time
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -42,9 +40,9 @@ _ANSWER_POLL = 0.02
 _SCRIPT = importlib.resources.files("kayse_async.quota").joinpath("_redis.lua").read_text(encoding="utf-8")
 
 
-def _wall_in(ms: int) -> dt.datetime:
-    """The wall-clock moment ``ms`` milliseconds from now."""
-    return dt.datetime.fromtimestamp(time.time() + ms / 1000.0, tz=dt.UTC)
+def _seconds(ms: int) -> float | None:
+    """Milliseconds from the script in seconds; -1 (unknown) as None."""
+    return None if ms < 0 else ms / 1000.0
 
 
 def _import_redis() -> Any:
@@ -204,7 +202,7 @@ class RedisQuota(Scheduler):
         snapshot = QuotaSnapshot(
             limit=limit,
             remaining=None if remaining < 0 else remaining,
-            resets_at=None if reset_in < 0 else _wall_in(reset_in),
+            resets_at=None if reset_in < 0 else self._wall_in(reset_in / 1000.0),
             window=None if window < 0 else window / 1000.0,
         )
         with self._lock:
@@ -227,9 +225,6 @@ class RedisQuota(Scheduler):
         state.pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.warning("quota update in Redis failed: %r", task.exception())
-
-    def _refusal(self, bucket: str, eta_ms: int, max_wait: float) -> errors.QuotaExhaustedError:
-        return self._refuse(bucket, None if eta_ms < 0 else _wall_in(eta_ms), max_wait)
 
     async def _try(
         self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool, want: int = 1
@@ -268,13 +263,13 @@ class RedisQuota(Scheduler):
             nonlocal reported
             if not reported:
                 reported = True
-                self._report(bucket, None if eta_ms < 0 else eta_ms / 1000.0, reason)
+                self._report(bucket, _seconds(eta_ms), reason)
 
         try:
             if ahead:
                 values = await self._try(state, bucket, ahead + 1, priority, peek=True)
-                if max_wait is not None and too_late(None if values[3] < 0 else values[3] / 1000, max_wait):
-                    raise self._refusal(bucket, values[3], max_wait)
+                if max_wait is not None and too_late(_seconds(values[3]), max_wait):
+                    raise self._refuse(bucket, _seconds(values[3]), max_wait)
                 report(values[3], "queued")
                 while line[0] is not turn and turn.grant is None:
                     if turn.fut.done():
@@ -283,7 +278,7 @@ class RedisQuota(Scheduler):
                     timeout = None if deadline is None else max(0.0, deadline - loop.time())
                     done, _ = await asyncio.wait((turn.fut,), timeout=timeout)
                     if not done and line[0] is not turn and turn.grant is None:
-                        raise self._refusal(bucket, -1, max_wait or 0.0)
+                        raise self._refuse(bucket, None, max_wait or 0.0)
             while turn.grant is None:
                 # One call grants the callers in line behind this one too, as far as the budget goes.
                 want = sum(1 for t in line if t.grant is None)
@@ -299,8 +294,8 @@ class RedisQuota(Scheduler):
                 wait_ms, eta_ms = values[2], values[3]
                 if max_wait is not None:
                     left = max_wait - (loop.time() - start)
-                    if too_late(None if eta_ms < 0 else eta_ms / 1000, left):
-                        raise self._refusal(bucket, eta_ms, max_wait)
+                    if too_late(_seconds(eta_ms), left):
+                        raise self._refuse(bucket, _seconds(eta_ms), max_wait)
                 report(eta_ms, self._reason(bucket))
                 # No timer: an answer is to come (a probe is out), in another process maybe; look soon.
                 delay = min(self._poll(bucket), _ANSWER_POLL if wait_ms < 0 else wait_ms / 1000.0)
