@@ -11,6 +11,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
+import attrs
+
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
 from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue, too_late
@@ -39,26 +41,22 @@ def wait_reason(state: BucketState, now: float) -> str:
     return "warmup" if state.hdr is None else "exhausted"
 
 
+@attrs.define(eq=False)
 class _Bucket:
-    __slots__ = ("name", "seen", "state", "waiters", "warned")
-
-    def __init__(self, name: str, state: BucketState, now: float) -> None:
-        self.name = name
-        self.state = state
-        self.seen = now
-        self.waiters: deque[Turn[LeaseRecord]] = deque()
-        self.warned = False
+    name: str
+    state: BucketState
+    seen: float
+    waiters: deque[Turn[LeaseRecord]] = attrs.field(factory=deque)
+    warned: bool = False
 
 
+@attrs.define(eq=False, repr=False)
 class MemoryLease:
     """One unit of a ``MemoryQuota`` bucket, granted to one HTTP attempt (see ``Lease``)."""
 
-    __slots__ = ("_bucket", "_quota", "_record")
-
-    def __init__(self, quota: MemoryQuota, bucket: _Bucket, record: LeaseRecord) -> None:
-        self._quota = quota
-        self._bucket = bucket
-        self._record = record
+    _quota: MemoryQuota
+    _bucket: _Bucket
+    _record: LeaseRecord
 
     @property
     def bucket(self) -> str:

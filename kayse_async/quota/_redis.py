@@ -10,6 +10,8 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
@@ -66,19 +68,17 @@ class _LoopState:
         self.pending: set[asyncio.Task[Any]] = set()
 
 
+@attrs.define(eq=False, repr=False)
 class RedisLease:
     """One unit of a ``RedisQuota`` bucket (see ``Lease``). Its methods return at once; the Redis update
     runs in the background on its loop (``aclose`` waits for it), the unit counting as out until then."""
 
-    __slots__ = ("_bucket", "_done", "_id", "_quota", "_sent", "_state")
-
-    def __init__(self, quota: RedisQuota, state: _LoopState, bucket: str, lease_id: int) -> None:
-        self._quota = quota
-        self._state = state
-        self._bucket = bucket
-        self._id = lease_id
-        self._sent = False
-        self._done = False
+    _quota: RedisQuota
+    _state: _LoopState
+    _bucket: str
+    _id: int
+    _sent: bool = False
+    _done: bool = False
 
     @property
     def bucket(self) -> str:
