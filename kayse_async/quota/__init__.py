@@ -1,11 +1,5 @@
-"""Rate-limit schedulers: how kayse_async spends a key's budget without earning a 429.
-
-``MemoryQuota`` (the default, one budget per key per process, shared by every
-client on any loop or thread; ``default_quota()`` returns the process-wide
-instance) and ``RedisQuota`` (one budget per key across processes and
-machines, behind the ``redis`` extra). Both implement the ``Quota`` protocol;
-``docs/quota.md`` explains the algorithm.
-"""
+"""Rate-limit schedulers: ``MemoryQuota`` (the default; ``default_quota()`` is the process-wide one) and
+``RedisQuota`` (one budget across processes and machines, the ``redis`` extra), both ``Quota``s: docs/quota.md."""
 
 from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Lease, Quota, QuotaWait, WaitCallback
 from ._memory import MemoryLease, MemoryQuota, default_quota

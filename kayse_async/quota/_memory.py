@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import logging
-import math
 import os
 import threading
 import time
@@ -14,13 +11,12 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
-from .. import errors
+import attrs
+
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
-from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
+from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, Scheduler, Turn, WaitCallback, check_seconds, enqueue, too_late
 from ._state import BucketState, LeaseRecord
-
-logger = logging.getLogger("kayse_async.quota")
 
 _MIN_DELAY = 0.001
 
@@ -28,75 +24,12 @@ __all__ = ["MemoryLease", "MemoryQuota", "default_quota"]
 
 
 def loop_time() -> float:
-    """The running event loop's clock (the one every wait is timed on), else the monotonic clock.
-
-    The same for every ordinary loop; a loop that fast-forwards its time
-    (``looptime`` in tests) moves the scheduler's windows with it.
-    """
+    """The running event loop's clock (the one every wait is timed on; a loop that fast-forwards its
+    time, ``looptime`` in tests, moves the scheduler's windows with it), else the monotonic clock."""
     try:
         return asyncio.get_running_loop().time()
     except RuntimeError:
         return time.monotonic()
-
-
-def check_limits(limit: int, period: float, safety_margin: float | None) -> None:
-    """Validate the shared options."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise errors.ConfigurationError(f"limit: must be a positive integer, got {limit!r}")
-    if isinstance(period, bool) or not isinstance(period, int | float) or not math.isfinite(period) or period <= 0:
-        raise errors.ConfigurationError(f"period: must be a positive number of seconds, got {period!r}")
-    if safety_margin is not None and (
-        not isinstance(safety_margin, int | float) or not math.isfinite(safety_margin) or safety_margin < 0
-    ):
-        raise errors.ConfigurationError(f"safety_margin: must be a number of seconds >= 0, got {safety_margin!r}")
-
-
-def check_max_wait(max_wait: float | None) -> None:
-    """Refuse a negative or non-numeric ``max_wait``."""
-    if max_wait is None:
-        return
-    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or math.isnan(max_wait) or max_wait < 0:
-        raise errors.ConfigurationError(f"max_wait: must be None or a number of seconds >= 0, got {max_wait!r}")
-
-
-def report_wait(on_wait: WaitCallback | None, wait: QuotaWait) -> None:
-    """Log a wait as it starts, at INFO, and hand it to the callback (whose errors are logged, not raised)."""
-    if wait.seconds is None:
-        logger.info("quota wait for bucket %s (%s): until an answer comes", wait.bucket, wait.reason)
-    else:
-        logger.info("quota wait of about %.3f s for bucket %s (%s)", wait.seconds, wait.bucket, wait.reason)
-    if on_wait is not None:
-        try:
-            on_wait(wait)
-        except Exception:
-            logger.exception("on_wait callback failed")
-
-
-class _Waiter:
-    __slots__ = ("fut", "loop", "priority", "record", "taken")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, priority: bool) -> None:
-        self.loop = loop
-        self.fut: asyncio.Future[None] = loop.create_future()
-        self.priority = priority
-        self.record: LeaseRecord | None = None
-        self.taken = False
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def warn_headerless(bucket: str, limit: int, period: float) -> None:
-    """The one WARNING for a server that answers without rate-limit headers."""
-    logger.warning(
-        "bucket %s: the server answered without rate-limit headers; assuming the configured "
-        "%d requests per %g s (MemoryQuota/RedisQuota limit and period)",
-        bucket,
-        limit,
-        period,
-    )
 
 
 def wait_reason(state: BucketState, now: float) -> str:
@@ -108,26 +41,22 @@ def wait_reason(state: BucketState, now: float) -> str:
     return "warmup" if state.hdr is None else "exhausted"
 
 
+@attrs.define(eq=False)
 class _Bucket:
-    __slots__ = ("name", "seen", "state", "waiters", "warned")
-
-    def __init__(self, name: str, state: BucketState, now: float) -> None:
-        self.name = name
-        self.state = state
-        self.seen = now
-        self.waiters: deque[_Waiter] = deque()
-        self.warned = False
+    name: str
+    state: BucketState
+    seen: float
+    waiters: deque[Turn[LeaseRecord]] = attrs.field(factory=deque)
+    warned: bool = False
 
 
+@attrs.define(eq=False, repr=False)
 class MemoryLease:
     """One unit of a ``MemoryQuota`` bucket, granted to one HTTP attempt (see ``Lease``)."""
 
-    __slots__ = ("_bucket", "_quota", "_record")
-
-    def __init__(self, quota: MemoryQuota, bucket: _Bucket, record: LeaseRecord) -> None:
-        self._quota = quota
-        self._bucket = bucket
-        self._record = record
+    _quota: MemoryQuota
+    _bucket: _Bucket
+    _record: LeaseRecord
 
     @property
     def bucket(self) -> str:
@@ -151,7 +80,7 @@ class MemoryLease:
             state.complete(self._record, info, status, now)
             if state.headerless and not bucket.warned:
                 bucket.warned = True
-                warn_headerless(bucket.name, quota._limit, quota._period)
+                quota._warn_headerless(bucket.name)
             if bucket.waiters:
                 quota._dispatch(bucket, now, nudge=True)
 
@@ -167,24 +96,16 @@ class MemoryLease:
         return f"<MemoryLease bucket={self._bucket.name!r}>"
 
 
-class MemoryQuota:
-    """The default scheduler: every bucket's budget in this process's memory.
+class MemoryQuota(Scheduler):
+    """The default scheduler: every bucket's budget in this process's memory, for clients on any
+    number of loops and threads (``default_quota()`` is the process-wide instance).
 
-    Loop-agnostic and thread-safe: one instance may serve clients on any
-    number of event loops and threads (state behind a ``threading.Lock``,
-    each waiter woken on its own loop). ``default_quota()`` returns the
-    process-wide instance that every client uses unless given another.
-
-    ``limit`` requests per ``period`` seconds is only the prior: before the
-    first answer nothing but one probe goes, and from then on the server's
-    headers rule (its limit, its Remaining and Reset, its stated or learned
-    window). For a server that sends no rate-limit headers at all, it is the
-    rule: never more than ``limit`` in any rolling ``period``. ``clock``
-    (monotonic seconds; by default the running loop's, which is what waits
-    are timed on) and ``wall_clock`` (epoch seconds, for ``resets_at``) are
-    injectable for tests. ``safety_margin`` (default: 1% of the server's window, at most
-    1 s) is added after every Reset and Retry-After. ``on_wait`` receives a
-    ``QuotaWait`` as every wait starts.
+    ``limit`` requests per ``period`` seconds is only the prior: before the first answer one probe
+    goes, then the server's headers rule. For a server that sends none, it is the rule: never more
+    than ``limit`` in any rolling ``period``. ``clock`` (monotonic seconds; by default the running
+    loop's) and ``wall_clock`` (epoch seconds, for ``resets_at``) are injectable for tests.
+    ``safety_margin`` (default: 1% of the server's window, at most 1 s) is added after every Reset
+    and Retry-After. ``on_wait`` receives a ``QuotaWait`` as every wait starts.
     """
 
     def __init__(
@@ -197,26 +118,11 @@ class MemoryQuota:
         safety_margin: float | None = None,
         on_wait: WaitCallback | None = None,
     ) -> None:
-        check_limits(limit, period, safety_margin)
-        self._margin = None if safety_margin is None else float(safety_margin)
-        self._limit = limit
-        self._period = float(period)
+        super().__init__(limit, period, safety_margin, on_wait, wall_clock)
         self._clock = clock
-        self._wall_clock = wall_clock
-        self._on_wait = on_wait
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         _instances.add(self)
-
-    @property
-    def limit(self) -> int:
-        """The configured requests per period."""
-        return self._limit
-
-    @property
-    def period(self) -> float:
-        """The configured period, in seconds."""
-        return self._period
 
     def __repr__(self) -> str:
         return f"MemoryQuota(limit={self._limit}, period={self._period})"
@@ -236,55 +142,27 @@ class MemoryQuota:
         return bucket
 
     def _dispatch(self, bucket: _Bucket, now: float, *, nudge: bool = False) -> None:
-        """Grant units to waiters in line order while the budget allows.
-
-        With ``nudge`` (the state changed: an answer, a release, a caller
-        gone), the head of the line left waiting is woken too, to set its
-        timer by the new state (a back-off, a Reset).
-        """
+        """Grant units to waiters in line order while the budget allows; with ``nudge`` (the state
+        changed) wake the head left waiting too, to set its timer by the new state."""
         state = bucket.state
         while bucket.waiters and state.allowance(now) > 0:
             waiter = bucket.waiters.popleft()
-            waiter.record = state.grant(now)
+            waiter.grant = state.grant(now)
             try:
-                waiter.loop.call_soon_threadsafe(_wake, waiter.fut)
+                waiter.loop.call_soon_threadsafe(waiter.wake)
             except RuntimeError:
                 # The waiter's loop is closed: nobody will ever take this unit.
-                state.release(waiter.record, now)
-                waiter.record = None
+                state.release(waiter.grant, now)
+                waiter.grant = None
         if nudge and bucket.waiters:
-            head = bucket.waiters[0]
             with contextlib.suppress(RuntimeError):  # its loop is closed: it is gone
-                head.loop.call_soon_threadsafe(_wake, head.fut)
-
-    def _to_wall(self, when: float) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._wall_clock() + (when - self._clock()), tz=dt.UTC)
-
-    def _refuse(self, bucket: _Bucket, eta: float | None, max_wait: float) -> errors.QuotaExhaustedError:
-        resets_at = self._to_wall(eta) if eta is not None else None
-        when = f"; budget expected at {resets_at.isoformat()}" if resets_at is not None else ""
-        logger.info("quota for bucket %s cannot be had within max_wait=%.3f s%s", bucket.name, max_wait, when)
-        return errors.QuotaExhaustedError(
-            f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
-        )
+                bucket.waiters[0].loop.call_soon_threadsafe(bucket.waiters[0].wake)
 
     # -- the Quota protocol ---------------------------------------------------------------
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> MemoryLease:
         """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
-        check_max_wait(max_wait)
-        with self._lock:
-            # The common case, kept short: nobody in line and room in the budget.
-            now = self._clock()
-            entry = self._get(bucket, now)
-            if not entry.waiters:
-                state = entry.state
-                if state.allowance(now) > 0:
-                    return MemoryLease(self, entry, state.grant(now))
-        return await self._wait_for(bucket, max_wait, priority)
-
-    async def _wait_for(self, bucket: str, max_wait: float | None, priority: bool) -> MemoryLease:
-        """``acquire`` past its fast path: a new bucket, a line, or no room."""
+        check_seconds("max_wait", max_wait, zero=True, none=True, inf=True)
         loop = asyncio.get_running_loop()
         with self._lock:
             now = self._clock()
@@ -294,32 +172,30 @@ class MemoryQuota:
             if state.allowance(now) > 0:
                 # _dispatch drained the line, so nobody is ahead of this caller.
                 return MemoryLease(self, entry, state.grant(now))
-            ahead = sum(1 for w in entry.waiters if w.priority) if priority else len(entry.waiters)
+            waiter: Turn[LeaseRecord] = Turn(loop, priority)
+            ahead = enqueue(entry.waiters, waiter)
             eta = state.eta(now, ahead + 1)
-            if max_wait is not None and ((eta is None and max_wait == 0) or (eta is not None and eta - now > max_wait)):
-                raise self._refuse(entry, eta, max_wait)
-            waiter = _Waiter(loop, priority)
-            if priority:
-                entry.waiters.insert(ahead, waiter)
-            else:
-                entry.waiters.append(waiter)
-            wait = QuotaWait(bucket=bucket, seconds=None if eta is None else eta - now, reason=wait_reason(state, now))
+            seconds, reason = None if eta is None else eta - now, wait_reason(state, now)
+            if max_wait is not None and too_late(seconds, max_wait):
+                entry.waiters.remove(waiter)
+                raise self._refuse(bucket, seconds, max_wait)
             deadline = None if max_wait is None else now + max_wait
         try:
-            report_wait(self._on_wait, wait)
+            self._report(bucket, seconds, reason)
             while True:
                 with self._lock:
                     now = self._clock()
-                    if waiter.record is None:
+                    if waiter.grant is None:
                         self._dispatch(entry, now)
-                    record = waiter.record
+                    record = waiter.grant
                     if record is not None:
                         waiter.taken = True
                         break
                     if deadline is not None and now >= deadline:
                         entry.waiters.remove(waiter)
                         assert max_wait is not None
-                        raise self._refuse(entry, state.eta(now, 1), max_wait)
+                        eta = state.eta(now, 1)
+                        raise self._refuse(bucket, None if eta is None else eta - now, max_wait)
                     wake = state.next_event(now)
                     delay = state.span if wake is None else wake - now
                     if deadline is not None:
@@ -331,8 +207,8 @@ class MemoryQuota:
                 await asyncio.wait((waiter.fut,), timeout=max(delay, _MIN_DELAY))
         except BaseException:
             with self._lock:
-                if waiter.record is not None and not waiter.taken:
-                    state.release(waiter.record, self._clock())
+                if waiter.grant is not None and not waiter.taken:
+                    state.release(waiter.grant, self._clock())
                 elif waiter in entry.waiters:
                     entry.waiters.remove(waiter)
                 self._dispatch(entry, self._clock(), nudge=True)
@@ -340,20 +216,16 @@ class MemoryQuota:
         return MemoryLease(self, entry, record)
 
     def snapshot(self, bucket: str) -> QuotaSnapshot:
-        """What is known of ``bucket``'s budget now, without a request.
-
-        ``remaining`` is what may be sent now without a probe (None before the
-        first answer, 0 while a 429's wait runs); ``resets_at`` is the
-        server's next Reset while a header describes the current window, else
-        None; ``window`` as ``QuotaSnapshot`` says.
-        """
+        """What is known of ``bucket``'s budget now, without a request: ``remaining`` may be sent without
+        a probe (None before the first answer, 0 during a 429's wait); ``resets_at`` is the server's
+        next Reset while a header describes the current window."""
         with self._lock:
             entry = self._buckets.get(bucket)
             if entry is None:
                 return QuotaSnapshot(limit=self._limit, remaining=None)
             state = entry.state
             now = self._clock()
-            resets_at = self._to_wall(state.reset_at) if state.hdr is not None and state.reset_at > now else None
+            resets_at = self._wall_in(state.reset_at - now) if state.hdr is not None and state.reset_at > now else None
             window = self._period if state.headerless else state.window if state.trusted else None
             return QuotaSnapshot(limit=state.limit, remaining=state.remaining(now), resets_at=resets_at, window=window)
 
@@ -367,13 +239,8 @@ _instances: weakref.WeakSet[MemoryQuota] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    """Give every MemoryQuota of a forked child a new lock and fresh buckets.
-
-    The parent's lock may have been held by one of its threads at the fork, and
-    its waiters and leases belong to the parent's loops: kept, they would
-    deadlock the child or hold its budget forever. A fresh bucket is the safe
-    start (its first request probes alone and learns the server's Remaining).
-    """
+    """Give every MemoryQuota of a forked child a new lock and fresh buckets: the parent's lock may be
+    held by one of its threads, its waiters and leases belong to its loops (a fresh bucket probes first)."""
     global _default_lock
     _default_lock = threading.Lock()
     for quota in list(_instances):
@@ -386,10 +253,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def default_quota() -> MemoryQuota:
-    """The process-wide ``MemoryQuota`` (500 per hour) that clients share unless given a quota.
-
-    Created on first use; safe to call from any thread or loop.
-    """
+    """The process-wide ``MemoryQuota`` (500 per hour) that clients share unless given a quota;
+    made on first use, from any thread or loop."""
     global _default
     with _default_lock:
         if _default is None:

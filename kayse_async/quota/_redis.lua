@@ -8,7 +8,8 @@
 -- ARGV[2]  configured limit      ARGV[3] configured period (ms)
 -- ARGV[4]  safety margin (ms, -1: 1% of the window, at most 1 s)   ARGV[5] lease time-to-live (ms)
 -- acquire / peek: ARGV[6] units needed for the eta (callers ahead + 1),
---                 ARGV[7] "1" for a priority retry, ARGV[8] how long a priority claim holds (ms)
+--                 ARGV[7] "1" for a priority retry, ARGV[8] how long a priority claim holds (ms),
+--                 ARGV[9] how many units to grant at most (ids first .. first + granted - 1)
 -- complete:       ARGV[6] lease id, ARGV[7] status (-1: no response), ARGV[8] "1" when rate-limit headers came,
 --                 ARGV[9] limit, ARGV[10] remaining, ARGV[11] reset after (ms), ARGV[12] retry after (ms),
 --                 ARGV[13] stated window (ms), ARGV[14] the Date an epoch Reset was read against (ms)
@@ -20,7 +21,7 @@
 -- for each lease out; "D:<id>" = when a finished request came back (the log). Lease ids are the
 -- order of grants, which stands in for the order of sending.
 --
--- Returns {granted (0/1), lease id or 0, wait (ms, -1: none), eta (ms, -1: unknown), limit,
+-- Returns {units granted, first lease id or 0, wait (ms, -1: none), eta (ms, -1: unknown), limit,
 --          remaining (-1: unknown), reset in (ms, -1: unknown), window (ms, -1: unknown), headerless (0/1),
 --          the window the rules use (ms), Redis's clock (µs)}.
 
@@ -55,7 +56,7 @@ for i = 1, #raw, 2 do
       -- Its holder is gone (a crashed worker): spent for good, as if it came back at its expiry.
       redis.call('HDEL', key, f)
       redis.call('HSET', key, 'D:' .. string.sub(f, 3), exact(e))
-      table.insert(expired, tonumber(string.sub(f, 3)))
+      table.insert(expired, e)
       table.insert(log, e)
     else
       leases[string.sub(f, 3)] = {p, g}
@@ -91,12 +92,12 @@ local headerless = num('headerless', 0) == 1
 local clock_lo = num('clock_lo', NEVER)
 local clock_hi = num('clock_hi', -NEVER)
 local prio = num('prio', NEVER)
--- Ids of requests that got no answer and may not be counted in 'low' yet.
+-- When each answer lost since the last word was given up on: those requests may not be counted in 'low' yet.
 local lost = {}
 if s['lost'] ~= nil and s['lost'] ~= '' then
-  for id in string.gmatch(s['lost'], '%d+') do table.insert(lost, tonumber(id)) end
+  for at in string.gmatch(s['lost'], '[^ ]+') do table.insert(lost, tonumber(at)) end
 end
-for _, id in ipairs(expired) do table.insert(lost, id) end
+for _, at in ipairs(expired) do table.insert(lost, at) end
 -- Answers passed over since the last word: "<remaining>,<reset at>" each.
 local passed = {}
 if s['passed'] ~= nil and s['passed'] ~= '' then
@@ -192,11 +193,30 @@ local function eta(t, need)
   return nil
 end
 
+-- Answers lost beyond the server's last count may have taken the room its Reset brings (see _state.py).
+local function hold_for_lost()
+  if hdr ~= nil and hdr < 0 and #lost > 0 and window ~= nil then
+    probe_at = math.max(probe_at, math.max(unpack(lost)) + span() + margin())
+  end
+end
+
+-- Keep only the lost answers given up on after a request sent at 'sent': those before it are counted.
+local function covered(sent)
+  local keep = {}
+  for _, at in ipairs(lost) do
+    if at > sent then table.insert(keep, at) end
+  end
+  lost = keep
+end
+
 local function save()
   redis.call('HSET', key, 'limit', limit, 'stated', stated and 1 or 0, 'trusted', trusted and 1 or 0,
     'reset', exact(reset_at), 'low', low, 'drained', drained and 1 or 0, 'losses', losses, 'probe_at', exact(probe_at),
     'blocked', exact(blocked), 'others', exact(others), 'headerless', headerless and 1 or 0, 'clock_lo', exact(clock_lo),
-    'clock_hi', exact(clock_hi), 'prio', exact(prio), 'lost', table.concat(lost, ' '))
+    'clock_hi', exact(clock_hi), 'prio', exact(prio))
+  local l = {}
+  for _, at in ipairs(lost) do table.insert(l, exact(at)) end
+  redis.call('HSET', key, 'lost', table.concat(l, ' '))
   local p = {}
   for _, e in ipairs(passed) do table.insert(p, e[1] .. ',' .. exact(e[2])) end
   redis.call('HSET', key, 'passed', table.concat(p, ' '))
@@ -225,16 +245,22 @@ if op == 'acquire' or op == 'peek' then
   local claim = tonumber(ARGV[8])
   local held_for_retry = (not priority) and prio > now
   if op == 'acquire' and not held_for_retry and allowance(now) >= 1 then
-    local id = redis.call('HINCRBY', key, 'seq', 1)
-    local p = 0
-    if not headerless and (hdr == nil or (hdr <= 0 and log_free(now) <= 0)) then p = 1 end
-    redis.call('HSET', key, 'L:' .. id, p .. '|' .. exact(now) .. '|' .. exact(now + ttl))
-    out = out + 1
-    probes = probes + p
-    if hdr ~= nil then hdr = hdr - 1 end
+    -- Up to ARGV[9] units at once, for the callers in line in one process: one round trip for all;
+    -- at most half of the room (at least one), so that other processes looking too are served.
+    local want, first, n = math.min(tonumber(ARGV[9]), math.max(1, math.ceil(allowance(now) / 2))), nil, 0
+    while n < want and allowance(now) >= 1 do
+      local id = redis.call('HINCRBY', key, 'seq', 1)
+      local p = 0
+      if not headerless and (hdr == nil or (hdr <= 0 and log_free(now) <= 0)) then p = 1 end
+      redis.call('HSET', key, 'L:' .. id, p .. '|' .. exact(now) .. '|' .. exact(now + ttl))
+      out = out + 1
+      probes = probes + p
+      if hdr ~= nil then hdr = hdr - 1 end
+      first, n = first or id, n + 1
+    end
     if priority then prio = NEVER end
     save()
-    return reply(1, id, nil, now)
+    return reply(n, first, nil, now)
   end
   if op == 'acquire' and priority then
     -- A retry keeps its place across processes: others hold back while its claim lasts.
@@ -285,12 +311,13 @@ local h_window = tonumber(ARGV[13])
 local h_date = tonumber(ARGV[14])
 if status < 0 then
   -- No answer: counted maybe; the next probe waits a back-off, doubled for each further loss.
-  table.insert(lost, tonumber(id))
+  table.insert(lost, now)
   losses = losses + 1
   local backoff = math.max(now - sent_at, margin()) * 2 ^ (losses - 1)
   local cap = window
   if cap == nil then cap = math.min(period, 60000) end
   probe_at = now + math.min(cap, backoff)
+  hold_for_lost()
   save()
   return reply(0, 0, nil, nil)
 end
@@ -318,7 +345,9 @@ if status == 429 then
   if h_retry >= 0 then wait = h_retry elseif reset_after ~= nil then wait = reset_after end
   blocked = math.max(blocked, now + wait + margin())
   reset_at, drained = blocked, true
+  covered(sent_at)
   hdr = -out - #lost
+  hold_for_lost()
   trusted = stated
   others = blocked + span()
   save()
@@ -346,17 +375,12 @@ if hdr == nil or probe or changed or new_reset > reset_at + fuzz or (h_remaining
     if e[2] >= new_reset - fuzz then low = math.min(low, e[1]) end
   end
   reset_at, drained, passed = new_reset, low <= 0, {}
-  local keep = {}
-  if not probe then
-    for _, other in ipairs(lost) do
-      if other > tonumber(id) then table.insert(keep, other) end
-    end
-  end
-  lost = keep
+  covered(sent_at)
 else
   table.insert(passed, {h_remaining, new_reset})
 end
 hdr = low - out - #lost
+hold_for_lost()
 if trusted and limit - h_remaining > ours(now) then others = reset_at + span() end
 save()
 return reply(0, 0, nil, nil)

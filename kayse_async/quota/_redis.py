@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import importlib.resources
-import math
 import threading
-import time
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from .. import errors
 from .._wire.ratelimit import RateLimitInfo
 from ..models import QuotaSnapshot
-from ._base import DEFAULT_LIMIT, DEFAULT_PERIOD, QuotaWait, WaitCallback
-from ._memory import check_limits, check_max_wait, logger, report_wait, warn_headerless
+from ._base import (
+    DEFAULT_LIMIT,
+    DEFAULT_PERIOD,
+    Scheduler,
+    Turn,
+    WaitCallback,
+    check_seconds,
+    enqueue,
+    logger,
+    too_late,
+)
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -28,7 +36,15 @@ __all__ = ["RedisLease", "RedisQuota"]
 DEFAULT_LEASE_TTL = 120.0
 """Seconds a lease may stay out before Redis counts it as spent by a crashed worker."""
 
+_ANSWER_POLL = 0.02
+"""Seconds between looks while only an answer still to come can open room."""
+
 _SCRIPT = importlib.resources.files("kayse_async.quota").joinpath("_redis.lua").read_text(encoding="utf-8")
+
+
+def _seconds(ms: int) -> float | None:
+    """Milliseconds from the script in seconds; -1 (unknown) as None."""
+    return None if ms < 0 else ms / 1000.0
 
 
 def _import_redis() -> Any:
@@ -41,16 +57,6 @@ def _import_redis() -> Any:
     return aioredis
 
 
-class _Turn:
-    """One caller's place in this loop's line for a bucket."""
-
-    __slots__ = ("fut", "priority")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, priority: bool) -> None:
-        self.priority = priority
-        self.fut: asyncio.Future[None] = loop.create_future()
-
-
 class _LoopState:
     """What RedisQuota holds for one event loop: its client, script, lines and background calls."""
 
@@ -58,27 +64,21 @@ class _LoopState:
         self.client = client
         self.owned = owned
         self.script: AsyncScript = client.register_script(_SCRIPT)
-        self.lines: dict[str, deque[_Turn]] = {}
+        self.lines: dict[str, deque[Turn[int]]] = {}
         self.pending: set[asyncio.Task[Any]] = set()
 
 
+@attrs.define(eq=False, repr=False)
 class RedisLease:
-    """One unit of a ``RedisQuota`` bucket (see ``Lease``).
+    """One unit of a ``RedisQuota`` bucket (see ``Lease``). Its methods return at once; the Redis update
+    runs in the background on its loop (``aclose`` waits for it), the unit counting as out until then."""
 
-    ``sent``, ``complete`` and ``release`` return at once; the Redis update
-    runs in the background on the lease's loop (``RedisQuota.aclose`` waits
-    for it). Until it lands, the unit simply counts as still out.
-    """
-
-    __slots__ = ("_bucket", "_done", "_id", "_quota", "_sent", "_state")
-
-    def __init__(self, quota: RedisQuota, state: _LoopState, bucket: str, lease_id: int) -> None:
-        self._quota = quota
-        self._state = state
-        self._bucket = bucket
-        self._id = lease_id
-        self._sent = False
-        self._done = False
+    _quota: RedisQuota
+    _state: _LoopState
+    _bucket: str
+    _id: int
+    _sent: bool = False
+    _done: bool = False
 
     @property
     def bucket(self) -> str:
@@ -91,51 +91,41 @@ class RedisLease:
 
     def complete(self, info: RateLimitInfo | None, status: int | None) -> None:
         """The sent request ended; ``info``/``status`` from its response, or None when none came."""
-        if self._done:
-            return
-        self._done = True
-        self._quota._background(self._state, self._bucket, self._quota._complete_args(self._id, info, status))
+        if not self._done:
+            self._done = True
+            self._quota._background(self._state, self._bucket, self._quota._complete_args(self._id, info, status))
 
     def release(self) -> None:
         """Abandon the attempt before sending: the unit goes back (after ``sent()``, it is completed)."""
         if self._sent:
             self.complete(None, None)
-            return
-        if self._done:
-            return
-        self._done = True
-        self._quota._background(self._state, self._bucket, ["release", *self._quota._config(), self._id])
+        elif not self._done:
+            self._done = True
+            self._quota._release(self._state, self._bucket, self._id)
 
     def __repr__(self) -> str:
         return f"<RedisLease bucket={self._bucket!r} id={self._id}>"
 
 
-class RedisQuota:
+class RedisQuota(Scheduler):
     """A scheduler whose state lives in Redis, shared by every process and machine on a key.
 
-    ``url_or_client`` is a Redis URL (a client is then created lazily inside
-    each running loop, one per loop, and closed by ``aclose()`` on that loop)
-    or a ``redis.asyncio.Redis`` client (used as is, never closed here).
+    ``url_or_client`` is a Redis URL (a client is then made in each running loop, and closed by
+    ``aclose()`` on that loop) or a ``redis.asyncio.Redis`` client (used as is, never closed here).
 
-    ``limit`` and ``period`` are the prior, as for ``MemoryQuota``. Each
-    bucket (a server origin and key) is one hash, ``key_prefix + bucket``,
-    changed only by one
-    atomic Lua script that reads Redis's own clock (``TIME``), so clocks of
-    the machines never matter. Leases out carry an expiry (``lease_ttl``
-    seconds): a worker that dies with a lease cannot hold budget longer; the
-    unit then counts as spent (the server may have seen it). The rules are
-    those of ``MemoryQuota`` (``docs/quota.md``).
+    ``limit`` and ``period`` are the prior, as for ``MemoryQuota``, whose rules apply
+    (``docs/quota.md``). Each bucket is one hash, ``key_prefix + bucket``, changed only by one atomic
+    Lua script on Redis's own clock (``TIME``): the machines' clocks never matter. A lease carries an
+    expiry (``lease_ttl`` seconds): a worker that dies with one holds no budget longer (the unit
+    counts as spent).
 
-    Waiting is by polling: the script says how long until the budget can
-    change, and callers look again then, or after ``poll_interval`` seconds
-    at most (default: 1% of the server's window, between 20 ms and 1 s;
-    other processes' answers may bring room sooner). Within one
-    process and loop callers are served first come, first served; across
-    processes the first to look once room appears wins, except that a
-    priority retry holds the others back while it waits (best effort).
+    Waiting is by polling: callers look again when the script says the budget can change, or after
+    ``poll_interval`` seconds at most (default: 1% of the server's window, 20 ms to 1 s). The head
+    of a process's line takes units for the callers behind it in one call (at most half the room).
+    Within a loop callers are served first come, first served; across processes the first to look
+    wins, except that a priority retry holds the others back while it waits (best effort).
 
-    ``snapshot()`` does no I/O: it returns what the last script call on any
-    loop of this process reported (refreshed on every acquire and complete).
+    ``snapshot()`` does no I/O: it shows what the last script call in this process reported.
     """
 
     def __init__(
@@ -151,16 +141,9 @@ class RedisQuota:
         on_wait: WaitCallback | None = None,
     ) -> None:
         self._redis = _import_redis()
-        check_limits(limit, period, safety_margin)
-        self._margin = -1.0 if safety_margin is None else float(safety_margin)
-        if not isinstance(lease_ttl, int | float) or not math.isfinite(lease_ttl) or lease_ttl <= 0:
-            raise errors.ConfigurationError(f"lease_ttl: must be a positive number of seconds, got {lease_ttl!r}")
-        if poll_interval is not None and (
-            not isinstance(poll_interval, int | float) or not math.isfinite(poll_interval) or poll_interval <= 0
-        ):
-            raise errors.ConfigurationError(
-                f"poll_interval: must be a positive number of seconds, got {poll_interval!r}"
-            )
+        super().__init__(limit, period, safety_margin, on_wait)
+        check_seconds("lease_ttl", lease_ttl)
+        check_seconds("poll_interval", poll_interval, none=True)
         if not isinstance(key_prefix, str):
             raise errors.ConfigurationError("key_prefix: must be a string")
         if isinstance(url_or_client, str):
@@ -171,12 +154,9 @@ class RedisQuota:
             self._client = url_or_client
         else:
             raise errors.ConfigurationError("url_or_client: must be a redis:// URL or a redis.asyncio.Redis client")
-        self._limit = limit
-        self._period = float(period)
         self._prefix = key_prefix
         self._ttl = float(lease_ttl)
         self._poll_option = poll_interval
-        self._on_wait = on_wait
         self._lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._cache: dict[str, QuotaSnapshot] = {}
@@ -185,16 +165,6 @@ class RedisQuota:
 
     def __repr__(self) -> str:
         return f"RedisQuota(limit={self._limit}, period={self._period}, key_prefix={self._prefix!r})"
-
-    @property
-    def limit(self) -> int:
-        """The configured requests per period."""
-        return self._limit
-
-    @property
-    def period(self) -> float:
-        """The configured period, in seconds."""
-        return self._period
 
     # -- internals ----------------------------------------------------------------------
 
@@ -212,42 +182,27 @@ class RedisQuota:
             return state
 
     def _config(self) -> list[Any]:
-        margin = -1.0 if self._margin < 0 else self._margin * 1000.0
+        margin = -1.0 if self._margin is None else self._margin * 1000.0
         return [self._limit, self._period * 1000.0, margin, self._ttl * 1000.0]
 
     def _complete_args(self, lease_id: int, info: RateLimitInfo | None, status: int | None) -> list[Any]:
-        def ms(value: float | None) -> float:
-            return -1 if value is None else value * 1000.0
+        i = RateLimitInfo() if info is None else info
+        counts = [-1 if v is None else v for v in (status, int(i.present), i.limit, i.remaining)]
+        times = [-1 if v is None else v * 1000.0 for v in (i.reset_after, i.retry_after, i.window, i.server_date)]
+        return ["complete", *self._config(), lease_id, *counts, *times]
 
-        def count(value: int | None) -> int:
-            return -1 if value is None else value
-
-        present = info is not None and info.present
-        return [
-            "complete",
-            *self._config(),
-            lease_id,
-            -1 if status is None else status,
-            1 if present else 0,
-            count(info.limit if info else None),
-            count(info.remaining if info else None),
-            ms(info.reset_after if info else None),
-            ms(info.retry_after if info else None),
-            ms(info.window if info else None),
-            ms(info.server_date if info else None),
-        ]
+    def _release(self, state: _LoopState, bucket: str, lease_id: int) -> None:
+        """Give a unit never sent back, in the background."""
+        self._background(state, bucket, ["release", *self._config(), lease_id])
 
     async def _call(self, state: _LoopState, bucket: str, args: list[Any]) -> list[int]:
         reply: list[Any] = await state.script(keys=[self._prefix + bucket], args=args)
         values = [int(v) for v in reply]
         limit, remaining, reset_in, window = values[4], values[5], values[6], values[7]
-        resets_at = None
-        if reset_in >= 0:
-            resets_at = dt.datetime.fromtimestamp(time.time() + reset_in / 1000.0, tz=dt.UTC)
         snapshot = QuotaSnapshot(
             limit=limit,
             remaining=None if remaining < 0 else remaining,
-            resets_at=resets_at,
+            resets_at=None if reset_in < 0 else self._wall_in(reset_in / 1000.0),
             window=None if window < 0 else window / 1000.0,
         )
         with self._lock:
@@ -257,7 +212,7 @@ class RedisQuota:
             if warn:
                 self._warned.add(bucket)
         if warn:
-            warn_headerless(bucket, self._limit, self._period)
+            self._warn_headerless(bucket)
         return values
 
     def _background(self, state: _LoopState, bucket: str, args: list[Any]) -> None:
@@ -271,26 +226,21 @@ class RedisQuota:
         if not task.cancelled() and task.exception() is not None:
             logger.warning("quota update in Redis failed: %r", task.exception())
 
-    def _refuse(self, bucket: str, eta_ms: int, max_wait: float) -> errors.QuotaExhaustedError:
-        resets_at = None
-        if eta_ms >= 0:
-            resets_at = dt.datetime.fromtimestamp(time.time() + eta_ms / 1000.0, tz=dt.UTC)
-        when = f"; budget expected at {resets_at.isoformat()}" if resets_at is not None else ""
-        logger.info("quota for bucket %s cannot be had within max_wait=%.3f s%s", bucket, max_wait, when)
-        return errors.QuotaExhaustedError(
-            f"rate-limit budget cannot be had within max_wait={max_wait:g} s{when}", resets_at=resets_at
-        )
-
-    async def _try(self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool) -> list[int]:
-        args = ["peek" if peek else "acquire", *self._config(), need, 1 if priority else 0, 3000.0 * self._poll(bucket)]
+    async def _try(
+        self, state: _LoopState, bucket: str, need: int, priority: bool, peek: bool, want: int = 1
+    ) -> list[int]:
+        op = "peek" if peek else "acquire"
+        args = [op, *self._config(), need, 1 if priority else 0, 3000.0 * self._poll(bucket), want]
         call = asyncio.ensure_future(self._call(state, bucket, args))
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
             # The script may have granted a unit we will never hand out: give it back once it answers.
             def give_back(done: asyncio.Future[list[int]]) -> None:
-                if not done.cancelled() and done.exception() is None and done.result()[0] == 1:
-                    self._background(state, bucket, ["release", *self._config(), done.result()[1]])
+                if not done.cancelled() and done.exception() is None:
+                    granted, first = done.result()[:2]
+                    for lease_id in range(first, first + granted):
+                        self._release(state, bucket, lease_id)
 
             call.add_done_callback(give_back)
             raise
@@ -299,17 +249,12 @@ class RedisQuota:
 
     async def acquire(self, bucket: str, *, max_wait: float | None = None, priority: bool = False) -> RedisLease:
         """Wait for one unit of ``bucket``'s budget (see ``Quota.acquire``)."""
-        check_max_wait(max_wait)
+        check_seconds("max_wait", max_wait, zero=True, none=True, inf=True)
         loop = asyncio.get_running_loop()
         state = self._loop_state()
         line = state.lines.setdefault(bucket, deque())
-        turn = _Turn(loop, priority)
-        if priority:
-            ahead = sum(1 for t in line if t.priority)
-            line.insert(ahead, turn)
-        else:
-            ahead = len(line)
-            line.append(turn)
+        turn: Turn[int] = Turn(loop, priority)
+        ahead = enqueue(line, turn)
         start = loop.time()
         deadline = None if max_wait is None else start + max_wait
         reported = False
@@ -318,43 +263,56 @@ class RedisQuota:
             nonlocal reported
             if not reported:
                 reported = True
-                seconds = None if eta_ms < 0 else eta_ms / 1000.0
-                report_wait(self._on_wait, QuotaWait(bucket=bucket, seconds=seconds, reason=reason))
+                self._report(bucket, _seconds(eta_ms), reason)
 
         try:
             if ahead:
                 values = await self._try(state, bucket, ahead + 1, priority, peek=True)
-                if max_wait is not None and ((values[3] < 0 and max_wait == 0) or values[3] > max_wait * 1000):
-                    raise self._refuse(bucket, values[3], max_wait)
+                if max_wait is not None and too_late(_seconds(values[3]), max_wait):
+                    raise self._refuse(bucket, _seconds(values[3]), max_wait)
                 report(values[3], "queued")
-                while line[0] is not turn:
+                while line[0] is not turn and turn.grant is None:
                     if turn.fut.done():
                         # Woken, but a retry took the head meanwhile: wait again.
                         turn.fut = loop.create_future()
                     timeout = None if deadline is None else max(0.0, deadline - loop.time())
                     done, _ = await asyncio.wait((turn.fut,), timeout=timeout)
-                    if not done and line[0] is not turn:
-                        raise self._refuse(bucket, -1, max_wait or 0.0)
-            while True:
-                values = await self._try(state, bucket, 1, priority, peek=False)
-                if values[0] == 1:
+                    if not done and line[0] is not turn and turn.grant is None:
+                        raise self._refuse(bucket, None, max_wait or 0.0)
+            while turn.grant is None:
+                # One call grants the callers in line behind this one too, as far as the budget goes.
+                want = sum(1 for t in line if t.grant is None)
+                values = await self._try(state, bucket, 1, priority, peek=False, want=want)
+                if values[0] >= 1:
+                    ids = list(range(values[1], values[1] + values[0]))
+                    for taker in [turn, *(t for t in line if t.grant is None and t is not turn)][: len(ids)]:
+                        taker.grant = ids.pop(0)
+                        taker.wake()
+                    for lease_id in ids:  # their callers left meanwhile
+                        self._release(state, bucket, lease_id)
                     break
                 wait_ms, eta_ms = values[2], values[3]
                 if max_wait is not None:
                     left = max_wait - (loop.time() - start)
-                    if (eta_ms < 0 and left <= 0) or eta_ms > left * 1000:
-                        raise self._refuse(bucket, eta_ms, max_wait)
+                    if too_late(_seconds(eta_ms), left):
+                        raise self._refuse(bucket, _seconds(eta_ms), max_wait)
                 report(eta_ms, self._reason(bucket))
-                poll = self._poll(bucket)
-                delay = poll if wait_ms < 0 else min(poll, wait_ms / 1000.0)
+                # No timer: an answer is to come (a probe is out), in another process maybe; look soon.
+                delay = min(self._poll(bucket), _ANSWER_POLL if wait_ms < 0 else wait_ms / 1000.0)
                 if deadline is not None:
                     delay = min(delay, max(0.0, deadline - loop.time()))
                 await asyncio.sleep(max(delay, 0.001))
+        except BaseException:
+            if turn.grant is not None:
+                # Granted by the head, but this caller is gone: the unit goes back.
+                self._release(state, bucket, turn.grant)
+            raise
         finally:
             line.remove(turn)
-            if line and not line[0].fut.done():
-                line[0].fut.set_result(None)
-        return RedisLease(self, state, bucket, values[1])
+            if line:
+                line[0].wake()
+        assert turn.grant is not None
+        return RedisLease(self, state, bucket, turn.grant)
 
     def _poll(self, bucket: str) -> float:
         """How often a waiting caller looks again: the option, else 1% of the server's window (20 ms to 1 s)."""
@@ -364,9 +322,7 @@ class RedisQuota:
 
     def _reason(self, bucket: str) -> str:
         snap = self._cache.get(bucket)
-        if snap is None or snap.remaining is None:
-            return "warmup"
-        return "exhausted"
+        return "warmup" if snap is None or snap.remaining is None else "exhausted"
 
     def snapshot(self, bucket: str) -> QuotaSnapshot:
         """The last state of ``bucket`` that Redis reported to this process (no I/O)."""

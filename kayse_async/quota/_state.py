@@ -1,36 +1,25 @@
-"""The scheduler's arithmetic for one bucket, sans-I/O: no loop, no lock, no clock of its own.
+"""The scheduler's arithmetic for one bucket, sans-I/O: every method takes ``now`` (the caller's
+monotonic clock). MemoryQuota holds one per bucket behind a lock; ``_redis.lua`` is its twin on Redis time.
 
-Every method takes ``now`` (seconds on the caller's monotonic clock). The
-memory backend wraps one ``BucketState`` per bucket behind a lock; the Redis
-backend's Lua script (``_redis.lua``) implements the same rules on Redis time.
-
-The server's word rules; the configured ``limit`` and ``period`` are only a
-prior, used before the first answer and for servers that send no rate-limit
-headers at all. What the scheduler knows:
+The server's word rules; the configured ``limit`` and ``period`` are a prior, for before the first
+answer and for servers that send no rate-limit headers. What the scheduler knows:
 
 ``hdr``
-    The server's word: the newest Remaining (a probe's, a later Reset's, or
-    the lowest of one server state), minus the leases out and the answers lost
-    since, counted down on every grant. Fresh until the server's Reset (+
-    margin); past it, one probe goes alone and its answer brings the truth.
+    The newest Remaining (a probe's, a later Reset's, or the lowest of one server state), minus the
+    leases out and the answers lost since, counted down on every grant; fresh until the Reset (+
+    margin), past which one probe goes alone.
 ``window``
-    The window's length: stated by the server (``RateLimit-Policy``), else
-    the longest Reset it has announced. It sets the margin and the bounds of
-    waits.
+    Stated by the server (``RateLimit-Policy``), else the longest Reset it announced.
 ``log``
-    When each of our requests came back. Never more than ``limit`` of them in
-    any rolling ``window`` is safe against a fixed, a sliding or a
-    token-bucket server of that window, whatever the alignment. The log is
-    used only once the window is *trusted*: stated, or seen to bring the whole
-    budget back at one Reset (a token bucket announcing its next token never
-    does, and is followed by its headers alone). Without headers, it counts in
-    the configured period.
+    When each of our requests came back. Never more than ``limit`` in any rolling window is safe
+    against a fixed, a sliding or a token-bucket server of that window; used only once the window is
+    *trusted* (stated, or seen to bring the whole budget back at one Reset), or without headers (in
+    the configured period).
 ``blocked_until``
-    A 429 is authoritative: nothing is granted before Retry-After / Reset.
+    A 429: nothing is granted before Retry-After / Reset.
 ``probe_at``
-    After an answer is lost, the next probe waits a bounded back-off: the lost
-    request's time out, doubled for each further loss, at most a window (a
-    minute while the window is not known).
+    After a lost answer: a back-off (its time out, doubled per further loss, at most a window), and
+    while lost requests may hold the room a Reset brings, until they left the server's window.
 """
 
 from __future__ import annotations
@@ -53,11 +42,9 @@ LOST_CAP = 60.0
 
 @attrs.define(eq=False)
 class LeaseRecord:
-    """One grant. ``seq`` is the order in which it went on the wire (-1 before), ``probe`` marks
-    a grant made only to learn the window."""
+    """One grant; ``probe`` marks a grant made only to learn the server's state."""
 
     probe: bool
-    seq: int = -1
     sent_at: float = -math.inf
     state: int = RESERVED
 
@@ -77,7 +64,6 @@ class BucketState:
     window: float | None = None
     stated: bool = False
     trusted: bool = False
-    seq: int = 0
     log: deque[float] = attrs.field(factory=deque)
     reserved: int = 0
     in_flight: int = 0
@@ -86,7 +72,7 @@ class BucketState:
     low: int = 0
     drained: bool = False
     probing: bool = False
-    lost: list[int] = attrs.field(factory=list)
+    lost: list[float] = attrs.field(factory=list)
     passed: list[tuple[int, float]] = attrs.field(factory=list)
     losses: int = 0
     probe_at: float = -math.inf
@@ -126,19 +112,6 @@ class BucketState:
         # and not before the back-off that follows a lost answer.
         return 1 if not (self.reserved or self.in_flight) and now >= self.probe_at else 0
 
-    def allowance(self, now: float) -> int:
-        """How many units may be granted at ``now``, absent new responses."""
-        if now < self.blocked_until or self.probing:
-            return 0
-        free = self.log_free(now)
-        if self.hdr is None:
-            # Unknown is not zero: one probe learns the window, unless the server
-            # sends no headers at all, where the configured rule applies.
-            return max(0, free) if self.headerless else self._probe_slot(now)
-        if now < self.reset_at:
-            return max(0, self.hdr, free)
-        return max(0, self.hdr, free, self._probe_slot(now))
-
     def remaining(self, now: float) -> int | None:
         """What may be sent at ``now`` without probing, None while nothing is known: what a snapshot shows."""
         if now < self.blocked_until:
@@ -146,6 +119,15 @@ class BucketState:
         if self.hdr is None:
             return max(0, self.log_free(now)) if self.headerless else None
         return max(0, self.hdr, self.log_free(now))
+
+    def allowance(self, now: float) -> int:
+        """How many units may be granted at ``now``, absent new responses."""
+        known = 0 if self.probing else self.remaining(now)
+        if known is None:
+            return self._probe_slot(now)  # unknown is not zero: one probe learns the server's state
+        if self.probing or now < self.blocked_until or now < self.reset_at or self.hdr is None:
+            return known
+        return max(known, self._probe_slot(now))
 
     def grant(self, now: float) -> LeaseRecord:
         """Reserve one unit; the caller has checked ``allowance(now) > 0``."""
@@ -165,10 +147,6 @@ class BucketState:
         if record.state == RESERVED:
             record.state = SENT
             record.sent_at = now
-            # Send order, not grant order: tasks resume in any order after a grant,
-            # and "newer" must mean "reached the server later" as nearly as we can tell.
-            record.seq = self.seq
-            self.seq += 1
             self.reserved -= 1
             self.in_flight += 1
 
@@ -201,14 +179,15 @@ class BucketState:
             log.popleft()
         log.append(now)
         if status is None:
-            # No answer: the server may count it after any answer we have seen.
-            # The next probe waits the time this one was out, doubled for each
-            # further loss.
-            self.lost.append(record.seq)
+            # No answer: the server may have counted it, at any moment until now. It stays
+            # spent until an answer to a request sent after now covers it, and the next
+            # probe waits the time this one was out, doubled for each further loss.
+            self.lost.append(now)
             self.losses += 1
             backoff = max(now - record.sent_at, self.margin) * 2 ** (self.losses - 1)
             cap = min(self.period, LOST_CAP) if self.window is None else self.window
             self.probe_at = now + min(cap, backoff)
+            self._hold_for_lost()
             return
         self.losses, self.probe_at = 0, -math.inf
         reset_after = None if info is None else info.reset_after
@@ -232,7 +211,9 @@ class BucketState:
                 wait = self.span / max(1, self.limit)
             self.blocked_until = max(self.blocked_until, now + wait + self.margin)
             self.reset_at, self.drained = self.blocked_until, True
+            self.lost = [at for at in self.lost if at > record.sent_at]
             self.hdr = -out - len(self.lost)
+            self._hold_for_lost()
             # Someone else spends the key, or the log was wrong: it must earn trust again.
             self.trusted = self.stated
             self.others_until = self.blocked_until + self.span
@@ -260,15 +241,9 @@ class BucketState:
             or reset_at > self.reset_at + fuzz
             or (remaining <= self.low and reset_at >= self.reset_at - fuzz)
         ):
-            # The newest word: the answer to a probe (sent alone), the first of a
-            # later server state (its Reset is later), or within one state the
-            # lowest Remaining (answers overtake one another on the way; the
-            # count only falls until the Reset). Answers to requests sent before
-            # it reached the server before it, and are counted in it; those
-            # still out, and those lost since, may not be. An answer passed over
-            # since the last word, in the same state, may be newer still (sent
-            # at once, requests may reach the server in any order): the lower
-            # count wins.
+            # The newest word: a probe's answer, the first of a later server state, or within one
+            # state the lowest Remaining (answers overtake one another; the count only falls until
+            # the Reset). An answer passed over since, in the same state, may be newer still.
             if (
                 record.probe
                 and self.drained
@@ -278,34 +253,35 @@ class BucketState:
                 and now - record.sent_at <= margin
                 and reset_after >= self.span - 1.0 - margin
             ):
-                # The whole budget came back at the Reset of a drained window, to
-                # a probe sent and answered at once, and the window that opened is
-                # as long as the longest Reset: the server is a window of that
-                # length, and the log may count in it. A token bucket is whole
-                # again only after its full refill: unless that is no longer than
-                # the (rounded) wait for one token, this is never seen of it.
+                # The whole budget came back at the Reset of a drained window, to a probe sent and
+                # answered at once, as long as the longest Reset: a window the log may count in (a
+                # token bucket is whole again only after its full refill, never seen so).
                 self.trusted = True
             self.low = min([remaining, *(r for r, at in self.passed if at >= reset_at - fuzz)])
             self.reset_at, self.drained, self.passed = reset_at, self.low <= 0, []
-            if self.lost:
-                # Requests sent before this one reached the server before it: counted.
-                self.lost = [] if record.probe else [seq for seq in self.lost if seq > record.seq]
+            # A request sent after an answer was given up on reached the server after it: counted.
+            self.lost = [at for at in self.lost if at > record.sent_at]
         else:
             self.passed.append((remaining, reset_at))
         self.hdr = self.low - out - len(self.lost)
+        self._hold_for_lost()
         # The server counted more than all of ours could account for: someone
         # else spends this key, so the log says nothing about the server's room.
         if self.trusted and self.limit - remaining > self._ours(now):
             self.others_until = self.reset_at + self.span
 
+    def _hold_for_lost(self) -> None:
+        """Answers lost beyond the server's last count may have taken the room its Reset brings (a
+        Reset promises one unit): no probe until the newest of them has left any window of the server's."""
+        if self.hdr is not None and self.hdr < 0 and self.lost and self.window is not None:
+            self.probe_at = max(self.probe_at, max(self.lost) + self.span + self.margin)
+
     def _date_phase(self, date: float, sent_at: float, now: float) -> float:
         """How far past its whole-second ``Date`` the server's clock surely was at ``now``.
 
-        Between sending and receiving, the server's clock read ``date`` (+ less
-        than a second): every answer bounds its offset from ours, from below and
-        above. A Reset read against the ``Date`` is shortened by only what the
-        lower bound proves, so never too much; contradictory bounds (the
-        server's clock jumped) start the estimate afresh.
+        Between sending and receiving the server's clock read ``date`` (+ < 1 s): each answer bounds
+        its offset from ours; a Reset is shortened only by what the lower bound proves. Contradictory
+        bounds (the server's clock jumped) start afresh.
         """
         lo, hi = date - now, date + 1.0 - sent_at
         if max(self.clock_lo, lo) > min(self.clock_hi, hi):

@@ -16,6 +16,7 @@ import email.utils
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
@@ -218,7 +219,8 @@ class Load:
     caller waited, nothing of ours was out, the server had room, and the
     server's last word (its Reset, + ``margin``) and the scheduler's back-off
     after a lost answer were both over: the liveness property is that there
-    is none.
+    is none. ``excused``, asked as the server refuses one of ours, says whether
+    the scheduler could not have known better; ``unexplained_429`` counts the others.
     """
 
     def __init__(
@@ -249,6 +251,8 @@ class Load:
         self.out = 0
         self.last_word = -math.inf
         self.idle_with_room: list[float] = []
+        self.excused: Callable[[], bool] = lambda: False
+        self.unexplained_429 = 0
 
     def _delay(self) -> float:
         return self.latency + self.rng.uniform(0.0, self.jitter)
@@ -267,6 +271,8 @@ class Load:
             try:
                 await asyncio.sleep(self._delay())
                 decision = self.server.handle(loop.time())
+                if not decision.ok and not self.excused():
+                    self.unexplained_429 += 1
                 if self.rng.random() < self.lost:
                     self.lost_answers += 1
                     await asyncio.sleep(max(0.0, sent + self.timeout - loop.time()))
@@ -343,6 +349,7 @@ class Outcome:
     """What a run showed: 429s, answers lost, the longest idle wait past the server's word, budget use."""
 
     rejected: int
+    unexplained_429: int
     lost_answers: int
     surfaced_429: int
     beyond_reset: float
@@ -383,6 +390,18 @@ def simulate(scenario: Scenario) -> Outcome:
             seed=sc.seed,
         )
 
+        # How long a unit the server counted may hold its room: a window, or for a token bucket one
+        # token's refill.
+        hold = sc.period / sc.limit if sc.kind.startswith("token") else sc.period
+
+        def excused() -> bool:
+            # Nothing heard yet (every answer so far lost: the server's limit and window unknown), or a
+            # learned window (+ margin) still shorter than the server's (see docs/quota.md).
+            state = quota._buckets[load.bucket].state
+            return state.hdr is None or state.span + state.margin < hold - 1e-9
+
+        load.excused = excused
+
         def bound(load: Load) -> float:
             state = quota._buckets[load.bucket].state
             return max(load.last_word + state.margin, state.probe_at) + 1e-6
@@ -403,6 +422,7 @@ def simulate(scenario: Scenario) -> Outcome:
         accepted = sum(1 for t in server.accepted if t >= sc.period)
         return Outcome(
             rejected=server.rejected,
+            unexplained_429=load.unexplained_429,
             lost_answers=load.lost_answers,
             surfaced_429=load.surfaced_429,
             beyond_reset=max(load.idle_with_room, default=0.0),

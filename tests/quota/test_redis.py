@@ -174,6 +174,43 @@ async def test_release_refunds_and_cancellation_leaks_nothing(redis_url: str, ke
 
 
 @pytest.mark.redis
+async def test_the_head_of_the_line_takes_units_for_the_callers_behind_it(redis_url: str, key_prefix: str) -> None:
+    """Callers waiting in one process are granted in line order, several per script call (at most half
+    the room each): a burst costs a few round trips to Redis, not one per caller."""
+    q = RedisQuota(redis_url, limit=10, period=60.0, key_prefix=key_prefix, poll_interval=0.05)
+    calls: list[int] = []
+    try_ = q._try
+
+    async def counting(*args: Any, **kwargs: Any) -> list[int]:
+        values = await try_(*args, **kwargs)
+        calls.append(values[0])
+        return values
+
+    q._try = counting  # type: ignore[method-assign]
+    probe = await q.acquire(BUCKET)  # out: the others wait for its answer
+    order: list[int] = []
+
+    async def caller(n: int) -> None:
+        (await q.acquire(BUCKET)).release()
+        order.append(n)
+
+    callers = [asyncio.create_task(caller(n)) for n in range(6)]
+    await asyncio.sleep(0.1)
+    calls.clear()
+    probe.sent()
+    probe.complete(info(7, 60), 200)
+    await asyncio.wait_for(asyncio.gather(*callers), timeout=10)
+    assert order == list(range(6))
+    granted = [n for n in calls if n]
+    assert granted[0] == 4, calls  # half the room of 7, rounded up
+    assert sum(granted) >= 6, calls
+    assert len(granted) < 6, calls
+    await q.aclose()
+    assert await out_leases(q, key_prefix) == []
+    await q.aclose()
+
+
+@pytest.mark.redis
 async def test_an_injected_client_is_used_and_not_closed(redis_url: str, key_prefix: str) -> None:
     """A redis.asyncio client passed in is used as is, and still works after aclose()."""
     import redis.asyncio as aioredis

@@ -150,7 +150,7 @@ def test_a_lost_answer_costs_a_back_off_not_a_window() -> None:
 
 
 def test_the_back_off_is_capped_at_the_window() -> None:
-    """However many answers are lost, the next probe comes within one learned window."""
+    """However many answers are lost, the next probe comes within one learned window (+ margin)."""
     state = BucketState(limit=500, period=3600.0)
     one(state, 0.0, info(0, 5.0, limit=10))
     now = state.reset_at
@@ -159,8 +159,45 @@ def test_the_back_off_is_capped_at_the_window() -> None:
         state.sent(probe, now)
         now += 4.0
         state.complete(probe, None, None, now)
-        assert state.probe_at - now <= state.window
+        assert state.probe_at - now <= state.window + state.margin + 1e-9
         now = state.probe_at
+
+
+def test_a_lost_probe_holds_the_next_until_it_left_the_window() -> None:
+    """A probe past the Reset took the one unit the Reset promised: if its answer is lost, the next
+    probe waits until it has left any window of the server's, not only the back-off (a token bucket
+    refilling one token per 10 s would refuse it)."""
+    server, wire = TokenServer(1, 10.0), Wire("exact")
+    state = BucketState(limit=500, period=3600.0, safety_margin=0.0)
+    now = 0.0
+    assert drain(state, server, wire, now) == 1
+    now = state.reset_at
+    probe = state.grant(now)
+    state.sent(probe, now)
+    assert server.handle(now).ok  # counted ...
+    state.complete(probe, None, None, now + 1.0)  # ... but its answer is lost after 1 s
+    assert state.probe_at == pytest.approx(now + 1.0 + 10.0)
+    assert state.allowance(now + 3.0) == 0  # the back-off alone (2 s) would have let a probe go
+    assert not server.room(now + 3.0)
+    assert drain(state, server, wire, state.probe_at) == 1
+    assert server.rejected == 0
+
+
+def test_a_lost_answer_stays_spent_until_a_later_request_covers_it() -> None:
+    """An answer to a request sent before the loss was known may have overtaken the lost one at the
+    server: only a request sent after the loss brings a count that surely includes it."""
+    state = BucketState(limit=500, period=3600.0)
+    one(state, 0.0, info(5, 100.0, limit=10))
+    a, b = state.grant(1.0), state.grant(1.0)
+    state.sent(a, 1.0)
+    state.sent(b, 1.0)
+    state.complete(a, None, None, 2.0)  # a: lost
+    state.complete(b, info(4, 99.0, limit=10), 200, 2.1)  # b reached the server first: a not in its count
+    assert state.remaining(2.1) == 3
+    c = state.grant(2.2)
+    state.sent(c, 2.2)
+    state.complete(c, info(2, 98.0, limit=10), 200, 2.3)  # sent after the loss: its count is the truth
+    assert state.remaining(2.3) == 2
 
 
 def test_without_rate_limit_headers_the_configured_rule_applies() -> None:
