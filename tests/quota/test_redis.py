@@ -397,11 +397,12 @@ async def test_four_processes_with_the_defaults_learn_the_window_and_earn_no_429
 ) -> None:
     """Four processes on RedisQuota(url) (no limit or period: the hour prior) against 10 per second, in each window
     mode: no 429, every process served, most of the budget used (the hour's 1 s margin would halve it)."""
-    duration, start_at = 4.0, time.time() + 4.0
-    runs = await asyncio.gather(
-        *(_four_processes(redis_url, f"{key_prefix}{w}:", w, start_at, duration) for w in ("fixed", "sliding", "token"))
-    )
-    for rate_limited, served in runs:
+    duration = 4.0
+    for window in ("fixed", "sliding", "token"):
+        # One mode at a time: three emulators on this test's loop and twelve workers on a small machine
+        # would measure the machine's load, not the scheduler.
+        start_at = time.time() + 3.0
+        rate_limited, served = await _four_processes(redis_url, f"{key_prefix}{window}:", window, start_at, duration)
         assert rate_limited == 0
         assert all(served), served
         assert sum(served) >= 0.7 * 10 * duration, served
