@@ -9,7 +9,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import aiohttp
 
@@ -59,6 +59,8 @@ class SyncResource:
     """Base of the generated resource twins: each holds the client's portal."""
 
     __slots__ = ("_portal",)
+    _attr: ClassVar[str]
+    """The async resource's attribute on the client (``clients``)."""
 
     def __init__(self, portal: Portal[AsyncKayse]) -> None:
         self._portal = portal

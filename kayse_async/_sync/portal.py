@@ -28,6 +28,7 @@ tasks. What this module adds to anyio's portal, and why:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import os
@@ -75,6 +76,7 @@ class _Running(Generic[C]):
 
     client: C
     portal: BlockingPortal
+    loop: asyncio.AbstractEventLoop
 
     def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
         self.error: BaseException | None = None
@@ -97,6 +99,7 @@ class _Running(Generic[C]):
         # The portal closes first (cancelling what still runs), then the client.
         async with open_client() as client, BlockingPortal() as portal:
             self.client, self.portal = client, portal
+            self.loop = asyncio.get_running_loop()
             self.ready.set()
             await portal.sleep_until_stopped()
 
@@ -120,12 +123,37 @@ def _enter_wait(me: int, running: _Running[Any]) -> None:
         _waiting[me] = running
 
 
-async def _guarded(done: threading.Lock, function: Callable[[Any], Any], client: Any) -> Any:
+class _Call:
+    """One call handed to the loop; Ctrl-C cancels it through here, also before ``start_task_soon`` returned.
+
+    anyio's ``start_task_soon`` blocks until the loop spawned the task, which may already be sending
+    when a Ctrl-C lands there: without its future, only this can still cancel it.
+    """
+
+    __slots__ = ("cancelled", "done", "scope")
+
+    def __init__(self) -> None:
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.scope: anyio.CancelScope | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """On the loop: cancel the call, or keep it from starting."""
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+async def _guarded(call: _Call, function: Callable[[Any], Any], client: Any) -> Any:
     try:
-        result = function(client)
-        return await result if isawaitable(result) else result
+        with anyio.CancelScope() as call.scope:
+            if not call.cancelled:
+                result = function(client)
+                return await result if isawaitable(result) else result
+        return None
     finally:
-        done.release()
+        call.done.release()
 
 
 class _Core(Generic[C]):
@@ -150,6 +178,7 @@ class _Core(Generic[C]):
             running = self.running
             self.handing += 1
         me = threading.get_ident()
+        call: _Call | None = None
         try:
             try:
                 running.ready.wait()
@@ -161,22 +190,22 @@ class _Core(Generic[C]):
                     raise running.error
                 if me in _loop_threads:
                     _enter_wait(me, running)
-                done = threading.Lock()
-                done.acquire()
-                future = running.portal.start_task_soon(_guarded, done, function, running.client)
+                call = _Call()
+                future = running.portal.start_task_soon(_guarded, call, function, running.client)
             finally:
                 with self.cond:
                     self.handing -= 1
                     self.cond.notify_all()
-            try:
-                return future.result()
-            except concurrent.futures.CancelledError:
-                raise KayseError(f"{_CLOSED} (the call was cancelled)") from None
-            except BaseException:
-                if not future.done():  # Ctrl-C: cancel the call and let it unwind; a second Ctrl-C goes up at once
-                    future.cancel()
-                    done.acquire(timeout=INTERRUPT_GRACE)
-                raise
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise KayseError(f"{_CLOSED} (the call was cancelled)") from None
+        except BaseException:
+            if call is not None and not call.done.acquire(blocking=False):
+                # Ctrl-C: cancel the call and let it unwind; a second Ctrl-C goes up at once.
+                with contextlib.suppress(RuntimeError):  # the loop is gone
+                    running.loop.call_soon_threadsafe(call.cancel)
+                call.done.acquire(timeout=INTERRUPT_GRACE)
+            raise
         finally:
             _waiting.pop(me, None)
 
