@@ -60,24 +60,19 @@ def _check_options(timeout: object, max_retries: object, max_wait: object) -> No
 class AsyncKayse:
     """The async client of the Kayse Public API.
 
-    One client serves a whole application: keep it for the app's life and
-    call it from many tasks at once. Use it as ``async with AsyncKayse() as
-    kayse:`` or close it with ``await kayse.aclose()``.
+    One client serves a whole application: keep it for the app's life and call it from many tasks at
+    once. Use it as ``async with AsyncKayse() as kayse:`` or close it with ``await kayse.aclose()``.
 
-    ``api_key`` defaults to the ``KAYSE_API_KEY`` environment variable; it is
-    sent as ``X-API-KEY`` to ``base_url`` only. ``calls_api_key`` (default:
-    ``KAYSE_PUBLIC_API_KEY``, then ``api_key``) is sent as
-    ``X-Public-Api-Key`` to ``calls_base_url`` only. ``timeout`` bounds each
-    attempt, in seconds; ``max_retries`` bounds the retries of one request,
-    which happen only where they cannot repeat an effect. ``quota`` is the
-    rate-limit scheduler (default: the process-wide one); it keeps one budget
-    per server origin and API key, unless ``quota_bucket`` names one budget
-    for the key on every server on purpose (a proxy and the API it fronts).
-    ``max_wait`` bounds, in seconds, how long a call waits for budget before
-    ``errors.QuotaExhaustedError`` (default: no bound). An injected
-    ``session`` is used as is and never closed by the client. ``on_retry`` is
-    called with a :class:`RetryEvent` before each retry's wait (an error it
-    raises is logged, not raised).
+    ``api_key`` defaults to the ``KAYSE_API_KEY`` environment variable; it is sent as ``X-API-KEY``
+    to ``base_url`` only. ``calls_api_key`` (default: ``KAYSE_PUBLIC_API_KEY``, then ``api_key``) is
+    sent as ``X-Public-Api-Key`` to ``calls_base_url`` only. ``timeout`` bounds each attempt, in
+    seconds; ``max_retries`` bounds the retries of one request, which happen only where they cannot
+    repeat an effect. ``quota`` is the rate-limit scheduler (default: the process-wide one); it
+    keeps one budget per server origin and API key, unless ``quota_bucket`` names one budget for the
+    key on every server on purpose (a proxy and the API it fronts). ``max_wait`` bounds, in seconds,
+    how long a call waits for budget before ``errors.QuotaExhaustedError`` (default: no bound). An
+    injected ``session`` is used as is and never closed by the client. ``on_retry`` is called with a
+    :class:`RetryEvent` before each retry's wait (an error it raises is logged, not raised).
     """
 
     def __init__(

@@ -1,13 +1,8 @@
-"""The transport: the only module that imports aiohttp's client.
+"""The transport, the only module that imports aiohttp's client: a request goes down three stages.
 
-A request goes down three named stages, one function each:
-
-1. :meth:`Transport._attempt`: one HTTP exchange on one unit of budget (the lease, the send,
-   the body read within the cap, the lease settled whatever happens);
-2. :meth:`Transport._follow`: the attempts of one request along same-origin redirects;
-3. :meth:`Transport.request`: the retries, as the :class:`RetryPolicy` (plain data) decides,
-   each one logged and handed to the ``on_retry`` hook as a :class:`RetryEvent`. A create, an
-   SMS, an email or a call is never sent again once it may have reached the server.
+:meth:`Transport.request` retries as the :class:`RetryPolicy` decides (never a create, SMS, email
+or call that may have reached the server); :meth:`Transport._follow` follows same-origin redirects;
+:meth:`Transport._attempt` is one HTTP exchange on one unit of budget, its lease settled whatever happens.
 """
 
 from __future__ import annotations
@@ -116,9 +111,7 @@ class _Endpoint:
 
     def __init__(self, base: str, header: str, key: str, quota_bucket: str | None = None) -> None:
         self.base = base
-        # Each request's URL is this one with its path put in: aiohttp would otherwise parse the
-        # whole URL string anew on every request (yarl caches only the last few hundred).
-        self.root = URL(base)
+        self.root = URL(base)  # each request's URL is this one with its path put in: no parse per request
         self.prefix = self.root.raw_path.rstrip("/")
         self.key = key
         self.bucket = bucket_name(base, key_fingerprint(key), quota_bucket)
@@ -132,9 +125,8 @@ class _Endpoint:
 class _Route:
     """How one host's requests go: the session, the headers each request adds, the proxy.
 
-    ``headers`` is None when the session carries the key header as a default (our sessions, no
-    proxy). Through a proxy the key goes with each request instead: aiohttp adds a session's
-    default headers to the ``CONNECT`` it sends the proxy, and the key must not travel there.
+    ``headers`` is None when the session carries the key header (no proxy). Through a proxy the key
+    goes with each request: aiohttp adds a session's headers to the proxy's ``CONNECT`` too.
     """
 
     session: aiohttp.ClientSession
@@ -145,10 +137,9 @@ class _Route:
 
 @attrs.define
 class _Pool:
-    """The sessions of a client and of the clients derived from it (``with_options``).
+    """The sessions of a client and of those derived from it: built on first use, in the loop.
 
-    Built on first use inside the running loop, and closed by the client that made them; an
-    injected session is used for both hosts and never closed.
+    An injected session serves both hosts and is never closed.
     """
 
     injected: aiohttp.ClientSession | None
@@ -218,10 +209,7 @@ class Transport:
         return self._closed or self._pool.closed
 
     def derive(self, *, timeout: float, max_retries: int, max_wait: float | None) -> Transport:
-        """A transport with other options, sharing this one's sessions, quota, keys and hook.
-
-        It does not own the sessions: closing it leaves them open for the others.
-        """
+        """A transport with other options, sharing (not owning) this one's sessions, quota, keys and hook."""
         derived = copy.copy(self)
         derived.timeout, derived._timeout = timeout, _client_timeout(timeout)
         derived.policy = attrs.evolve(self.policy, max_retries=max_retries)
@@ -394,10 +382,7 @@ class Transport:
         return status, resp_headers, self._redact(body), info
 
     def _headers(self, request: Request) -> CIMultiDict[str]:
-        """A request's extra headers under its host's key header: a key header among them is never sent.
-
-        The resources refuse such extras before sending; this is the transport's own guarantee.
-        """
+        """A request's extra headers under its host's key header: a key header among them is never sent."""
         extra = request.headers or {}
         headers = CIMultiDict((name, value) for name, value in extra.items() if name.lower() not in _KEY_HEADERS)
         headers.update(self._endpoints[request.host].headers)
@@ -450,9 +435,8 @@ class Transport:
 class _Mark:
     """Settles one attempt's lease: refunded if nothing went out, spent once the request may have.
 
-    Our sessions tell when the headers are written (the ``on_request_headers_sent`` trace signal,
-    the moment the quota keeps as the request's), so a connection that never opened, or an attempt
-    cancelled before writing, costs nothing. An injected session has no such hook: sent up front.
+    Our sessions tell when the headers are written (the ``on_request_headers_sent`` trace signal);
+    an injected session has no such hook: sent up front.
     """
 
     __slots__ = ("lease", "was_sent")
@@ -489,12 +473,9 @@ class _ConnectionLost(Exception):
 async def _no_resend(req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
     """A client middleware: a connection that fails under a request becomes our own error.
 
-    aiohttp sends a GET, PUT or DELETE again by itself when the connection fails under it (a
-    kept-alive connection the server closed when idle): budget the quota never granted, outside
-    the retry rules, hiding that the first send may have been applied (a DELETE then meets a 404).
-    It resends only on its own connection errors, around its middlewares: ours passes it by, and
-    the retry stage decides. Given with each request, it also replaces an injected session's own
-    middlewares, which could resend too.
+    aiohttp resends a GET, PUT or DELETE by itself when a kept-alive connection fails under it:
+    budget never granted, and hiding that the first send may have been applied. It resends only on
+    its own errors, around its middlewares: ours passes it by, and the retry stage decides.
     """
     try:
         return await handler(req)
@@ -510,9 +491,7 @@ _NO_RESEND = (_no_resend,)
 def _env_proxy(base: str) -> tuple[URL | None, dict[str, str] | None]:
     """The proxy the environment names for ``base`` (``HTTPS_PROXY``/``HTTP_PROXY``, unless ``NO_PROXY`` covers it).
 
-    The standard library's rules, which aiohttp's ``trust_env`` follows too, read once when the
-    sessions are built: ``trust_env`` reads them on every request in a worker thread (several
-    times a request's own CPU), and also sends credentials from ``~/.netrc`` to the API host.
+    Read once (``trust_env`` reads it per request, and sends ``~/.netrc`` credentials to the API).
     Credentials in the proxy URL go to the proxy only, as ``Proxy-Authorization``.
     """
     parts = urlsplit(base)

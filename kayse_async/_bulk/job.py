@@ -1,9 +1,7 @@
 """The engine of one bulk job, for upsert and delete alike: check, chunk, send, and act on each answer.
 
-A :class:`Route` says how to talk to one bulk route (:class:`UpsertRoute`,
-:class:`DeleteRoute`); a :class:`Job` reads the input, checks every item,
-looks it up in the journal, forms chunks, sends them through the window, and
-acts on every failure as :func:`.policy.judge` says: settle, split or bisect.
+A :class:`Route` talks to one bulk route; a :class:`Job` checks each item, looks it up in the journal,
+sends chunks through the window, and acts on each failure as :func:`.policy.judge` says.
 """
 
 from __future__ import annotations
@@ -404,10 +402,8 @@ class Job(Generic[T]):
     async def _bisect(self, chunk: Chunk[T], entries: list[Entry], exc: KayseError) -> None:
         """Narrow a refused batch down to the item at fault, within the budget, and send the others again.
 
-        When the server names the item (``clients[7].case_ids``), it alone is
-        rejected and the rest go again in one request; if the budget is
-        spent, they are ``rejected`` with a ``BatchRefusedError`` naming it.
-        Otherwise the batch is halved, each half costing one request.
+        An item the server names (``clients[7].case_ids``) is rejected alone and the rest go again
+        (or, budget spent, are rejected with a ``BatchRefusedError``); else the batch is halved.
         """
         named = named_position(exc, len(entries))
         if named is not None:

@@ -1,11 +1,7 @@
-"""What becomes of a batch, by the server's answer: one pure table for upsert and delete.
+"""What becomes of a batch, by the server's answer: pure tables for upsert and delete.
 
-:func:`judge` maps a failed request (the error) and what the batch was to a
-:class:`Verdict`: the items' status, whether the job stops, whether the batch
-is split (too large) or bisected (one item refused it), whether the server
-provably stored nothing. :func:`resume` says what a rerun does with an item
-its journal knows. Neither does any I/O; ``tests/bulk/test_policy.py`` reads
-them as tables.
+:func:`judge` maps a failed request and its batch to a :class:`Verdict`; :func:`resume` says what a
+rerun does with an item its journal knows. ``tests/bulk/test_policy.py`` reads them as tables.
 """
 
 from __future__ import annotations

@@ -25,10 +25,8 @@ _KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 class BulkEndpoint(Generic[T]):
     """How the bulk engine talks to one bulk upsert route.
 
-    ``prepare(item, path)`` validates one input item (a model or a mapping)
-    and returns its JSON body, raising ``ValidationError`` whose field starts
-    with ``path`` (``clients[12].``); ``structure(data)`` turns one item of the
-    response into ``T``.
+    ``prepare(item, path)`` checks one input item and returns its JSON body (a ``ValidationError``'s
+    field starts with ``path``, ``clients[12].``); ``structure(data)`` turns one answered item into ``T``.
     """
 
     path: str
@@ -59,11 +57,10 @@ class TableResource(Resource):
 
     @classmethod
     def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the call would; sends nothing.
 
-        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
-        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
-        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        ``mode``: ``"create"``, ``"update"`` (a full replacement, no ``id``) or ``"upsert"`` (a
+        ``bulk_upsert`` item). Raises ``errors.ValidationError`` as the call would.
         """
         return prepare(cls._table, item, mode=mode)
 

@@ -106,10 +106,9 @@ class CaseLists(TableResource):
     ) -> builtins.list[CaseListUpsert]:
         """Create (no ``id``) or update (with ``id``) case lists (``POST /v1/case_lists/bulk``).
 
-        Returns the id and action of every input list, in input order. An
-        update re-applies the filter ("set": members are replaced). If any
-        item fails, ``errors.BulkError`` is raised after every chunk that
-        could be sent was sent; its ``result`` says which.
+        Returns the id and action of every input list, in input order. An update re-applies the
+        filter ("set": members are replaced). If any item fails, ``errors.BulkError`` is raised
+        after every chunk that could be sent was sent; its ``result`` says which.
         """
         endpoint = bulk_endpoint(f"{_PATH}/bulk", "lists", CASE_LISTS, CaseListUpsert)
         options = _bulk.BulkOptions(

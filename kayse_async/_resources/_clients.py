@@ -22,12 +22,11 @@ class Clients(CrudResource[Client]):
     async def create(self, **fields: Unpack[ClientCreate]) -> Client:
         """Create a client (``POST /v1/clients``).
 
-        Fields are the API's, as keyword arguments: ``external_source``,
-        ``external_source_id``, ``first_name`` and ``last_name`` are required;
-        fields not given are not sent. Dates are ``datetime.date`` or
-        ``"YYYY-MM-DD"``. An unknown name is refused (``errors.ValidationError``);
-        a field this SDK does not know yet goes in ``extra_body``. Never retried
-        once it may have reached the server.
+        Fields are the API's, as keyword arguments: ``external_source``, ``external_source_id``,
+        ``first_name`` and ``last_name`` are required; fields not given are not sent. Dates are
+        ``datetime.date`` or ``"YYYY-MM-DD"``. An unknown name is refused
+        (``errors.ValidationError``); a field this SDK does not know yet goes in ``extra_body``.
+        Never retried once it may have reached the server.
         """
         return await self._create(fields)
 
@@ -38,10 +37,9 @@ class Clients(CrudResource[Client]):
     async def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
-        A full replacement: every optional field of the PUT table not given is
-        sent as null and cleared by the server; ``gender`` and
-        ``voice_calls_opted_out`` (outside that table) are sent only with a
-        value. To change a few fields and keep the rest, use :meth:`patch`.
+        A full replacement: every optional field of the PUT table not given is sent as null and
+        cleared by the server; ``gender`` and ``voice_calls_opted_out`` (outside that table) are
+        sent only with a value. To change a few fields and keep the rest, use :meth:`patch`.
         """
         return await self._update(client_id, fields)
 

@@ -53,11 +53,10 @@ class TableResource(SyncResource):
 
     @classmethod
     def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the call would; sends nothing.
 
-        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
-        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
-        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        ``mode``: ``"create"``, ``"update"`` (a full replacement, no ``id``) or ``"upsert"`` (a
+        ``bulk_upsert`` item). Raises ``errors.ValidationError`` as the call would.
         """
         return cls._async.check(item, mode=mode)
 
@@ -84,19 +83,13 @@ class CrudResource(TableResource, Generic[T]):
     ) -> BulkResult[T]:
         """Create (items without ``id``) or update (items with ``id``) any number of items.
 
-        Items are models or mappings, from any iterable or async iterable,
-        read lazily; they are checked one by one before their chunk is sent,
-        then sent ``chunk_size`` per request, ``concurrency`` requests at once,
-        through the quota scheduler. The result holds one ``BulkItem`` per
-        input item, in input order. Unless ``raise_on_error`` is False,
-        ``errors.BulkError`` (carrying the whole result) is raised after every
-        chunk that could be sent was sent, if any item failed.
-
-        ``bisect_budget``: extra requests that may be spent splitting a batch
-        the server rejected, to find its bad items and store the good ones.
-        ``journal``: a file recording completed chunks, so that running the
-        same job again skips them instead of creating duplicates.
-        ``progress``: called after every chunk with a ``BulkProgress``.
+        Items (models or mappings, from any iterable or async iterable) are read lazily, checked one
+        by one, and sent ``chunk_size`` per request, ``concurrency`` requests at once, through the
+        quota. The result holds one ``BulkItem`` per input item, in input order; unless
+        ``raise_on_error`` is False, ``errors.BulkError`` (carrying it) is raised at the end if any
+        item failed. ``bisect_budget``: extra requests to split a refused batch and store its good
+        items; ``journal``: a file of completed chunks, so that a rerun skips them instead of
+        creating duplicates; ``progress``: called after every chunk with a ``BulkProgress``.
         """
         return self._portal.call(
             self._attr,
@@ -124,9 +117,7 @@ class CrudResource(TableResource, Generic[T]):
     ) -> Generator[BulkItem[T], None, None]:
         """Like :meth:`bulk_upsert`, streamed: yields one ``BulkItem`` per input item, in input order.
 
-        Memory stays bounded by ``chunk_size`` x ``concurrency`` whatever the
-        number of items. Nothing is raised for failed items: look at each
-        item's ``status``.
+        Memory stays bounded by ``chunk_size`` x ``concurrency``; nothing is raised for failed items.
         """
         return self._portal.iterate(
             self._attr,
@@ -150,12 +141,11 @@ class Clients(CrudResource[Client]):
     def create(self, **fields: Unpack[ClientCreate]) -> Client:
         """Create a client (``POST /v1/clients``).
 
-        Fields are the API's, as keyword arguments: ``external_source``,
-        ``external_source_id``, ``first_name`` and ``last_name`` are required;
-        fields not given are not sent. Dates are ``datetime.date`` or
-        ``"YYYY-MM-DD"``. An unknown name is refused (``errors.ValidationError``);
-        a field this SDK does not know yet goes in ``extra_body``. Never retried
-        once it may have reached the server.
+        Fields are the API's, as keyword arguments: ``external_source``, ``external_source_id``,
+        ``first_name`` and ``last_name`` are required; fields not given are not sent. Dates are
+        ``datetime.date`` or ``"YYYY-MM-DD"``. An unknown name is refused
+        (``errors.ValidationError``); a field this SDK does not know yet goes in ``extra_body``.
+        Never retried once it may have reached the server.
         """
         return self._portal.call(self._attr, _clients.Clients.create, **fields)
 
@@ -166,10 +156,9 @@ class Clients(CrudResource[Client]):
     def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
-        A full replacement: every optional field of the PUT table not given is
-        sent as null and cleared by the server; ``gender`` and
-        ``voice_calls_opted_out`` (outside that table) are sent only with a
-        value. To change a few fields and keep the rest, use :meth:`patch`.
+        A full replacement: every optional field of the PUT table not given is sent as null and
+        cleared by the server; ``gender`` and ``voice_calls_opted_out`` (outside that table) are
+        sent only with a value. To change a few fields and keep the rest, use :meth:`patch`.
         """
         return self._portal.call(self._attr, _clients.Clients.update, client_id, **fields)
 
@@ -195,9 +184,8 @@ class Cases(CrudResource[Case]):
     def create(self, **fields: Unpack[CaseCreate]) -> Case:
         """Create a case (``POST /v1/cases``).
 
-        ``case_number``, ``external_source``, ``external_source_id``, ``status``
-        and ``type`` are required; fields not given are not sent. Never retried
-        once it may have reached the server.
+        ``case_number``, ``external_source``, ``external_source_id``, ``status`` and ``type`` are
+        required; fields not given are not sent. Never retried once it may have reached the server.
         """
         return self._portal.call(self._attr, _cases.Cases.create, **fields)
 
@@ -233,14 +221,10 @@ class Cases(CrudResource[Case]):
     ) -> DeleteResult:
         """Delete cases by id (``POST /v1/cases/bulk_delete``), in chunks of at most 500 ids.
 
-        Ids are checked first and deduplicated; chunks go ``concurrency`` at a
-        time. With ``with_clients``, clients linked only to deleted cases are
-        deleted too. Returns a ``DeleteResult``: a list of the ids an answer
-        confirmed deleted, with ``gone`` (absent from an answer that followed
-        a lost one: deleted then, or never there) and ``not_found`` (the
-        server had no such case). Unless ``raise_on_error`` is False,
-        ``errors.BulkError`` is raised if a chunk failed; else the result's
-        ``failed`` lists those ids.
+        Ids are checked first and deduplicated; chunks go ``concurrency`` at a time. With
+        ``with_clients``, clients linked only to deleted cases go too. Returns a ``DeleteResult`` (the
+        ids confirmed deleted, with ``gone``, ``not_found`` and ``failed``). Unless ``raise_on_error``
+        is False, ``errors.BulkError`` is raised if a chunk failed.
         """
         return self._portal.call(
             self._attr,
@@ -256,8 +240,7 @@ class Cases(CrudResource[Case]):
     def send_sms(self, *, case_id: int, client_id: int, message: str) -> str:
         """Send an SMS to a client about a case; returns the server's message (``"sms scheduled"``).
 
-        Never retried once it may have reached the server: a client must not
-        get the same SMS twice.
+        Never retried once it may have reached the server: a client must not get the same SMS twice.
         """
         return self._portal.call(
             self._attr, _cases.Cases.send_sms, case_id=case_id, client_id=client_id, message=message
@@ -327,10 +310,9 @@ class CaseLists(TableResource):
     ) -> builtins.list[CaseListUpsert]:
         """Create (no ``id``) or update (with ``id``) case lists (``POST /v1/case_lists/bulk``).
 
-        Returns the id and action of every input list, in input order. An
-        update re-applies the filter ("set": members are replaced). If any
-        item fails, ``errors.BulkError`` is raised after every chunk that
-        could be sent was sent; its ``result`` says which.
+        Returns the id and action of every input list, in input order. An update re-applies the
+        filter ("set": members are replaced). If any item fails, ``errors.BulkError`` is raised
+        after every chunk that could be sent was sent; its ``result`` says which.
         """
         return self._portal.call(
             self._attr,
@@ -355,8 +337,7 @@ class Campaigns(TableResource):
         """Create a campaign (``POST /v1/campaigns`` on the main host).
 
         ``name``, ``agent_id``, ``case_list_id``, ``send_sms_before_call`` and
-        ``sms_before_call_text`` are required. Never retried once it may have
-        reached the server.
+        ``sms_before_call_text`` are required. Never retried once it may have reached the server.
         """
         return self._portal.call(self._attr, _campaigns.Campaigns.create, **fields)
 
@@ -373,8 +354,7 @@ class Calls(SyncResource):
     def schedule(self, *, campaign_id: int, case_id: int) -> ScheduledCall:
         """Schedule an AI call for a case within a campaign.
 
-        Never retried once it may have reached the server: a client must not
-        be called twice.
+        Never retried once it may have reached the server: a client must not be called twice.
         """
         return self._portal.call(self._attr, _calls.Calls.schedule, campaign_id=campaign_id, case_id=case_id)
 
@@ -390,22 +370,15 @@ class Metadata(SyncResource):
 
 
 class Kayse(KayseBase):
-    """The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await``.
+    """The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await`` (see docs/sync.md).
 
-    Takes the same arguments as ``AsyncKayse``, and ``session_factory`` in place
-    of ``session`` (an aiohttp session belongs to the loop that made it): a
-    callable that makes the session inside the client's loop; that session belongs
-    to the client, which closes it. Has the same resources and methods, blocking;
-    methods that return an async iterator there return a plain generator here. Use
-    it as ``with Kayse() as kayse:`` or call ``kayse.close()``.
+    Takes ``AsyncKayse``'s arguments, with ``session_factory`` (called inside the client's loop; the
+    client closes that session) in place of ``session``. Same resources and methods, blocking; an async
+    iterator there is a generator here. Use ``with Kayse() as kayse:`` or call ``kayse.close()``.
 
-    One client is safe to share between threads. It runs one ``AsyncKayse`` in an
-    anyio blocking portal (an event loop in a thread of its own, started by the
-    first call); calls from every thread run there concurrently. It works where a
-    loop is already running (notebooks, code under ``asyncio.run``) and in
-    processes forked after it was used (the child starts its own portal on its
-    first call). A call made from code running on that loop (a progress callback)
-    raises ``errors.KayseError`` instead of waiting for itself.
+    Safe to share between threads: one ``AsyncKayse`` runs in an anyio blocking portal (a loop in a
+    thread of its own, started by the first call). It works under a running loop and after ``fork()``;
+    a call from code on that loop (a progress callback) raises ``errors.KayseError``.
     """
 
     def __init__(

@@ -1,29 +1,14 @@
 """The portal under ``Kayse``: an anyio blocking portal, in a thread of its own, running one async client.
 
-Every call is handed to the portal's event loop (``BlockingPortal.start_task_soon``)
-and its result handed back; calls from many threads run there concurrently, as
-tasks. What this module adds to anyio's portal, and why:
+Each call is a task on the portal's loop (see docs/sync.md). What this module adds to anyio's portal:
 
-- The thread (``kayse-portal``, a daemon) starts on the first call, not in
-  ``Kayse()``: clients made and dropped cost no thread. The async client is
-  opened inside the loop (``open_client``, an async context manager) and closed
-  there by ``close()``, after the calls still running were cancelled: their
-  callers get ``KayseError``.
-- A call from code running on the loop (a progress or quota callback) raises at
-  once instead of waiting for itself; so does a call from another client's loop
-  that would close a cycle of loops waiting for each other.
-- Ctrl-C in the calling thread cancels the task underneath and waits briefly
-  for it to unwind (the connection dropped, the quota lease settled) before
-  ``KeyboardInterrupt`` goes up.
-- After ``os.fork()`` the child leaves the parent's loop, session and sockets
-  alone: they are shared with the parent at the kernel level (the epoll instance
-  too), so closing them, or letting them be finalized at the child's exit, would
-  unregister or shut down the parent's connections. An idle daemon thread holds
-  them for the child's whole life (the frames of daemon threads are never
-  cleared at interpreter exit, unlike module globals); the child starts a fresh
-  portal on its first call.
-- A portal nobody closed is closed when it is garbage-collected or at
-  interpreter exit (``weakref.finalize``), so nothing is reported unclosed.
+- the thread (``kayse-portal``, a daemon) starts on the first call; the client is opened and closed in the loop;
+- a call from the loop itself, or closing a cycle of loops waiting for each other, raises at once;
+- Ctrl-C cancels the task underneath and waits briefly for it to unwind before ``KeyboardInterrupt`` goes up;
+- a forked child leaves the parent's loop, session and sockets alone (they share kernel objects with the
+  parent): an idle daemon thread holds them for the child's life (its frames are never cleared at exit),
+  and the child starts its own portal on its first call;
+- a portal nobody closed is closed when collected or at exit (``weakref.finalize``).
 """
 
 from __future__ import annotations

@@ -50,22 +50,15 @@ from kayse_async._sync.base import KayseBase, SyncResource
 '''
 _ASYNC_ITERATORS = ("AsyncIterator", "AsyncGenerator")
 _KAYSE_DOC = """\
-The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await``.
+The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await`` (see docs/sync.md).
 
-Takes the same arguments as ``AsyncKayse``, and ``session_factory`` in place
-of ``session`` (an aiohttp session belongs to the loop that made it): a
-callable that makes the session inside the client's loop; that session belongs
-to the client, which closes it. Has the same resources and methods, blocking;
-methods that return an async iterator there return a plain generator here. Use
-it as ``with Kayse() as kayse:`` or call ``kayse.close()``.
+Takes ``AsyncKayse``'s arguments, with ``session_factory`` (called inside the client's loop; the
+client closes that session) in place of ``session``. Same resources and methods, blocking; an async
+iterator there is a generator here. Use ``with Kayse() as kayse:`` or call ``kayse.close()``.
 
-One client is safe to share between threads. It runs one ``AsyncKayse`` in an
-anyio blocking portal (an event loop in a thread of its own, started by the
-first call); calls from every thread run there concurrently. It works where a
-loop is already running (notebooks, code under ``asyncio.run``) and in
-processes forked after it was used (the child starts its own portal on its
-first call). A call made from code running on that loop (a progress callback)
-raises ``errors.KayseError`` instead of waiting for itself."""
+Safe to share between threads: one ``AsyncKayse`` runs in an anyio blocking portal (a loop in a
+thread of its own, started by the first call). It works under a running loop and after ``fork()``;
+a call from code on that loop (a progress callback) raises ``errors.KayseError``."""
 
 
 @functools.cache
