@@ -78,22 +78,23 @@ def _json_types(tp: Any, conv: cattrs.BaseConverter) -> Callable[[Any, Any], Any
     Scalars pass as they are (an integer where a float is expected too), others through their own
     hooks; a value of any other type is an error, never coerced.
     """
-    by_type: dict[type[Any], tuple[Callable[[Any, Any], Any] | None, Any]] = {}
+    plain: set[type[Any]] = set()
+    hooks: dict[type[Any], tuple[Callable[[Any, Any], Any], Any]] = {}
     for arg in typing.get_args(tp) if _is_union(tp) else (tp,):
         if arg in _PLAIN:
-            by_type[arg] = (None, arg)
-            if arg is float:
-                by_type[int] = (None, arg)
+            plain.update((arg, int) if arg is float else (arg,))
         else:
             json_type = str if arg is dt.date else dict if _is_model(arg) else typing.get_origin(arg)
-            by_type[json_type] = (conv.get_structure_hook(arg), arg)
+            hooks[json_type] = (conv.get_structure_hook(arg), arg)
 
     def structure(value: Any, _: Any) -> Any:
+        if type(value) in plain:
+            return value
         try:
-            hook, arg = by_type[type(value)]
+            hook, arg = hooks[type(value)]
         except KeyError:
             raise TypeError(f"expected {tp}, got {type(value).__name__}") from None
-        return value if hook is None else hook(value, arg)
+        return hook(value, arg)
 
     return structure
 
