@@ -24,7 +24,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from . import _defaults
-from ._wire.protocol import CALLS_KEY_HEADER, MAIN_KEY_HEADER, Request, Response, decipher, key_fingerprint
+from ._wire.protocol import CALLS_KEY_HEADER, KEY_HEADERS, MAIN_KEY_HEADER, Request, Response, decipher, key_fingerprint
 from ._wire.ratelimit import RateLimitInfo, parse_rate_limit
 from .errors import (
     APIError,
@@ -39,7 +39,6 @@ from .quota._base import Lease, Quota, bucket_name
 
 logger = logging.getLogger("kayse_async")
 
-_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection, within the attempt's time-out."""
@@ -385,7 +384,7 @@ class Transport:
     def _headers(self, request: Request) -> CIMultiDict[str]:
         """A request's extra headers under its host's key header: a key header among them is never sent."""
         extra = request.headers or {}
-        headers = CIMultiDict((name, value) for name, value in extra.items() if name.lower() not in _KEY_HEADERS)
+        headers = CIMultiDict((name, value) for name, value in extra.items() if name.lower() not in KEY_HEADERS)
         headers.update(self._endpoints[request.host].headers)
         return headers
 

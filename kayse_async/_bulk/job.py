@@ -103,9 +103,9 @@ class UpsertRoute(Generic[T]):
 
     def __init__(self, endpoint: BulkEndpoint[T]) -> None:
         self.path = endpoint.path
-        self.key = endpoint.request_key
-        self.expected = f"{{{endpoint.response_key!r}: [...]}} with one object per item"
-        self.natural_key = NATURAL_KEYS.get(endpoint.request_key, ())
+        self.key = endpoint.key
+        self.expected = f"{{{endpoint.key!r}: [...]}} with one object per item"
+        self.natural_key = NATURAL_KEYS.get(endpoint.key, ())
         self._endpoint = endpoint
 
     def prepare(self, item: Any, index: int) -> tuple[Any, bool]:
@@ -122,7 +122,7 @@ class UpsertRoute(Generic[T]):
         return {self.key: [e.body for e in entries]}
 
     def values(self, data: Any, entries: list[Entry]) -> list[Any] | str:
-        values = data.get(self._endpoint.response_key) if isinstance(data, dict) else None
+        values = data.get(self.key) if isinstance(data, dict) else None
         if isinstance(values, list) and len(values) == len(entries):
             return values
         return f"{len(values)} items" if isinstance(values, list) else excerpt(json.dumps(data, default=str))

@@ -9,7 +9,7 @@ import attrs
 
 from .._transport import Transport
 from .._wire.fields import Mode, Table, prepare, schema
-from .._wire.protocol import CALLS_KEY_HEADER, MAIN_KEY_HEADER, Request, Response, structure_response
+from .._wire.protocol import KEY_HEADERS, Request, Response, structure_response
 from ..errors import ValidationError
 from ..models import ObjectSchema
 
@@ -17,8 +17,6 @@ T = TypeVar("T")
 Fields = Mapping[str, Any]
 
 _EXTRAS = ("extra_body", "extra_query", "extra_headers")
-
-_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 
 
 @attrs.frozen(kw_only=True)
@@ -30,8 +28,7 @@ class BulkEndpoint(Generic[T]):
     """
 
     path: str
-    request_key: str
-    response_key: str
+    key: str
     prepare: Callable[[Any, str], dict[str, Any]]
     structure: Callable[[Any], T]
 
@@ -91,19 +88,10 @@ def outgoing(method: str, path: str, body: dict[str, Any], extras: Fields, *, id
     """A request carrying ``body`` and the caller's ``extra_query`` and ``extra_headers``, checked."""
     headers = _strings("extra_headers", extras.get("extra_headers"))
     for name in headers or ():
-        if name.lower() in _KEY_HEADERS:
+        if name.lower() in KEY_HEADERS:
             raise ValidationError(f"extra_headers.{name}", "the API key headers are set by the client")
     query = _strings("extra_query", extras.get("extra_query"))
     return Request(method=method, path=path, json=body, params=query, headers=headers, idempotent=idempotent)
-
-
-def structurer(cls: type[T], url: str) -> Callable[[Any], T]:
-    """A ``BulkEndpoint.structure`` for a model class."""
-
-    def structure(data: Any) -> T:
-        return structure_response(data, cls, method="POST", url=url, need_id=True)
-
-    return structure
 
 
 def bulk_endpoint(path: str, key: str, table: Table, model: type[T]) -> BulkEndpoint[T]:
@@ -112,10 +100,7 @@ def bulk_endpoint(path: str, key: str, table: Table, model: type[T]) -> BulkEndp
     def prepare_item(item: Any, item_path: str) -> dict[str, Any]:
         return prepare(table, item, mode="upsert", path=item_path)
 
-    return BulkEndpoint(
-        path=path,
-        request_key=key,
-        response_key=key,
-        prepare=prepare_item,
-        structure=structurer(model, path),
-    )
+    def structure(data: Any) -> T:
+        return structure_response(data, model, method="POST", url=path, need_id=True)
+
+    return BulkEndpoint(path=path, key=key, prepare=prepare_item, structure=structure)

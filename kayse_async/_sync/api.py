@@ -139,13 +139,11 @@ class Clients(CrudResource[Client]):
     _async = _clients.Clients
 
     def create(self, **fields: Unpack[ClientCreate]) -> Client:
-        """Create a client (``POST /v1/clients``).
+        """Create a client (``POST /v1/clients``); never retried once it may have reached the server.
 
-        Fields are the API's, as keyword arguments: ``external_source``, ``external_source_id``,
-        ``first_name`` and ``last_name`` are required; fields not given are not sent. Dates are
-        ``datetime.date`` or ``"YYYY-MM-DD"``. An unknown name is refused
-        (``errors.ValidationError``); a field this SDK does not know yet goes in ``extra_body``.
-        Never retried once it may have reached the server.
+        The API's fields as keyword arguments (``external_source``, ``external_source_id``,
+        ``first_name`` and ``last_name`` required; dates as ``datetime.date`` or ``"YYYY-MM-DD"``);
+        a field this SDK does not know yet goes in ``extra_body``, another name is refused.
         """
         return self._portal.call(self._attr, _clients.Clients.create, **fields)
 
@@ -163,10 +161,9 @@ class Clients(CrudResource[Client]):
         return self._portal.call(self._attr, _clients.Clients.update, client_id, **fields)
 
     def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
-        """Change the given fields of a client and keep every other (GET, merge, PUT).
+        """Change the given fields of a client and keep every other (GET, merge, PUT: two requests).
 
-        Fields the server sent that this SDK does not know are sent back
-        unchanged. Costs two requests.
+        Fields the server sent that this SDK does not know are sent back unchanged.
         """
         return self._portal.call(self._attr, _clients.Clients.patch, client_id, **changes)
 
@@ -267,10 +264,8 @@ class CaseLists(TableResource):
     ) -> Generator[CaseList, None, None]:
         """Every case list from page ``page`` on, one by one (``GET /v1/case_lists``).
 
-        ``key`` searches the names; ``hide_empty`` keeps only lists that hold
-        cases now. Pages are fetched as the iteration needs them, one request
-        each, until the server's ``total`` is reached (a short page before it
-        does not end the walk); breaking out of the loop stops there.
+        ``key`` searches the names; ``hide_empty`` keeps only lists that hold cases now. A page is
+        fetched (one request) as the iteration needs it, until the server's ``total`` is reached.
         """
         return self._portal.iterate(
             self._attr, _case_lists.CaseLists.list, key=key, hide_empty=hide_empty, page=page, page_size=page_size
@@ -281,9 +276,8 @@ class CaseLists(TableResource):
     ) -> Generator[builtins.list[CaseList], None, None]:
         """The case lists page by page from page ``page`` on, each page a list (``GET /v1/case_lists``).
 
-        One request per page, made as the iteration needs it. The walk ends
-        when the pages seen cover the ``total`` the server reports, or, when it
-        reports none, at the first page shorter than ``page_size``.
+        One request per page, as the iteration needs it, until the pages cover the server's
+        ``total`` (without one: until a page shorter than ``page_size``).
         """
         return self._portal.iterate(
             self._attr, _case_lists.CaseLists.pages, key=key, hide_empty=hide_empty, page=page, page_size=page_size
@@ -310,9 +304,8 @@ class CaseLists(TableResource):
     ) -> builtins.list[CaseListUpsert]:
         """Create (no ``id``) or update (with ``id``) case lists (``POST /v1/case_lists/bulk``).
 
-        Returns the id and action of every input list, in input order. An update re-applies the
-        filter ("set": members are replaced). If any item fails, ``errors.BulkError`` is raised
-        after every chunk that could be sent was sent; its ``result`` says which.
+        Returns the id and action of every input list, in input order; an update replaces the
+        members. If any item fails, ``errors.BulkError`` is raised at the end (its ``result`` says which).
         """
         return self._portal.call(
             self._attr,

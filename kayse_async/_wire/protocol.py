@@ -23,6 +23,8 @@ Host = Literal["main", "calls"]
 
 MAIN_KEY_HEADER = "X-API-KEY"
 CALLS_KEY_HEADER = "X-Public-Api-Key"
+KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
+"""The key headers' names in lower case: never taken from a caller's extra headers."""
 EXCERPT_CHARS = 500
 MAX_BODY_KEPT = 4096
 
