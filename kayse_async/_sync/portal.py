@@ -109,10 +109,9 @@ def _enter_wait(me: int, running: _Running[Any]) -> None:
 
 
 class _Call:
-    """One call handed to the loop; Ctrl-C cancels it through here, also before ``start_task_soon`` returned.
+    """One call handed to the loop: Ctrl-C cancels it through here, even before ``start_task_soon`` returned.
 
-    anyio's ``start_task_soon`` blocks until the loop spawned the task, which may already be sending
-    when a Ctrl-C lands there: without its future, only this can still cancel it.
+    That blocks until the loop spawned the task, which may already be sending.
     """
 
     __slots__ = ("cancelled", "done", "scope")
@@ -242,11 +241,7 @@ class Portal(Generic[C]):
         weakref.finalize(self, self._core.finalize)
 
     def view(self, derive: Callable[[C], C]) -> Portal[C]:
-        """A portal whose calls go to ``derive(client)`` (called on the loop) instead of the client itself.
-
-        It shares this portal's loop and thread, and keeps this portal alive; closing it
-        closes only the view.
-        """
+        """A portal on the same loop whose calls go to ``derive(client)``; closing it closes only the view."""
         view: Portal[C] = Portal.__new__(Portal)
         view._core, view._owner, view._closed = self._core, self, False
         parent = self._derive
@@ -297,9 +292,7 @@ class Portal(Generic[C]):
     ) -> Generator[T, None, None]:
         """``func(client.<attr>, ...)`` returns an async iterator: walk it as a plain generator.
 
-        The call itself happens now, so that bad arguments raise here and not at
-        the first ``next()``. Closing the generator (breaking out of a ``for``
-        loop drops it) closes the async iterator on the loop.
+        The call happens now (bad arguments raise here); closing the generator closes the iterator.
         """
         iterator: AsyncIterator[T] = self._core.run(lambda client: func(self._on(client, attr), *args, **kwargs))
         return _walk(self, self._core.running, iterator)
