@@ -161,10 +161,8 @@ class AsyncKayse:
     ) -> AsyncKayse:
         """A client that differs from this one only in the options given, for calls that need them.
 
-        It shares this client's session (connections), quota (budget), keys, base URLs and
-        ``on_retry`` hook; it costs no connection of its own. This client owns the session:
-        closing the derived client leaves it open (and only stops the derived client), while
-        closing this one closes it for every client derived from it.
+        It shares this client's session, quota, keys, base URLs and ``on_retry`` hook. Closing it
+        only stops it; closing this client closes the session for every client derived from it.
         """
         transport = self._transport
         timeout = transport.timeout if isinstance(timeout, Unchanged) else timeout

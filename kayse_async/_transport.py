@@ -90,10 +90,9 @@ class RetryPolicy:
 class RetryEvent:
     """A retry about to happen, as handed to ``AsyncKayse(on_retry=...)`` before its wait.
 
-    ``method`` and ``url`` name the request (the URL never holds a key; the query string is left
-    out), ``attempt`` is the number of the attempt that failed (1 for the first), ``delay`` the
-    seconds before the next one (a wait for budget may come on top), ``reason`` what went wrong, as
-    text, and ``error`` the error itself (which holds no key either).
+    ``method`` and ``url`` name the request (no key, no query string), ``attempt`` is the number of
+    the attempt that failed (1 for the first), ``delay`` the seconds before the next one (a wait for
+    budget may come on top), ``reason`` what went wrong as text, and ``error`` the error itself.
     """
 
     method: str

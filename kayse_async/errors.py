@@ -52,8 +52,7 @@ class ConfigurationError(KayseError):
 class ValidationError(KayseError, ValueError):
     """A request was refused before sending: nothing reached the server.
 
-    ``field`` names the offending field as the API spells it (dotted for nested
-    fields, ``clients[3].first_name`` inside a bulk payload); ``reason`` says why.
+    ``field`` names the field as the API spells it (``clients[3].first_name`` in a bulk payload); ``reason`` why.
     """
 
     def __init__(self, field: str, reason: str) -> None:
@@ -177,17 +176,15 @@ class ServiceUnavailableError(APIError):
 class ResponseFormatError(APIError):
     """A 2xx answer that cannot be used at all: not the JSON object (or array) expected, or no id on a create.
 
-    The request took effect; ``status`` is the answer's, ``body`` what came
-    (keys redacted), and the message an excerpt of it. A field of an
-    unexpected type is never this error: it is kept as sent, and logged once.
+    The request took effect; ``body`` is what came (keys redacted). A field of an unexpected type is
+    never this error: it is kept as sent, and logged once.
     """
 
 
 class QuotaExhaustedError(KayseError):
-    """The budget is spent and waiting for it would pass the caller's ``max_wait``.
+    """The budget is spent and waiting for it would pass the caller's ``max_wait``: raised at once.
 
-    Raised at once, without sleeping first. ``resets_at`` is when budget is
-    expected back (a UTC datetime), or None when unknown.
+    ``resets_at`` is when budget is expected back (a UTC datetime), or None when unknown.
     """
 
     def __init__(self, message: str, *, resets_at: _dt.datetime | None = None) -> None:
@@ -196,10 +193,9 @@ class QuotaExhaustedError(KayseError):
 
 
 class BatchRefusedError(KayseError):
-    """A bulk item that was not stored because another item of its batch made the server refuse the batch.
+    """A bulk item not stored because another item of its batch made the server refuse the batch: send it again.
 
-    Nothing is wrong with this item itself: send it again. ``culprit`` is the
-    input index of the item the server refused.
+    ``culprit`` is the input index of the item the server refused.
     """
 
     def __init__(self, culprit: int, *, key: str = "items") -> None:

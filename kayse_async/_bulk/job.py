@@ -216,8 +216,6 @@ class Job(Generic[T]):
             if self.journal is not None:
                 self.journal.close()
 
-    # ---- reading
-
     def classify(self, index: int, item: Any) -> Entry | tuple[Entry, str] | BulkItem[T]:
         """An entry to send, (an entry, the earlier batch) to recover, or an outcome known already."""
         route = self.route
@@ -296,8 +294,6 @@ class Job(Generic[T]):
             if len(chunk.entries) >= size or len(chunk.slots) >= 2 * size:
                 break
         return chunk
-
-    # ---- sending
 
     async def send_chunk(self, chunk: Chunk[T]) -> None:
         await self.send(chunk, chunk.entries, chunk.recovers)

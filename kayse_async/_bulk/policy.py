@@ -115,11 +115,9 @@ def _judge(exc: KayseError, batch: Batch) -> Verdict:
 
 
 def resume(kind: Literal["done", "sent"], changed: bool, *, creates: bool, keyed: bool) -> Resume:
-    """What a rerun does with an input item its journal knows.
+    """What a rerun does with an input item its journal knows (``done``: stored; ``sent``: outcome unknown).
 
-    ``kind``: ``done`` (stored) or ``sent`` (sent, outcome unknown);
-    ``changed``: the item differs from the journaled one; ``creates``: it has
-    no id; ``keyed``: it carries every field of the route's natural key.
+    ``changed``: it differs from the journaled one; ``creates``: it has no id; ``keyed``: it carries its natural key.
     """
     if kind == "done":
         return "refuse" if changed else "reuse"
@@ -128,9 +126,6 @@ def resume(kind: Literal["done", "sent"], changed: bool, *, creates: bool, keyed
     if changed:
         return "refuse"  # it may be stored: sending a changed create could store it twice
     return "recover" if keyed else "uncertain"
-
-
-# --------------------------------------------------------------------------- reading errors
 
 
 def error_field(exc: KayseError) -> str | None:

@@ -12,30 +12,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 BulkStatus = Literal["succeeded", "rejected", "not_attempted", "uncertain"]
-"""What became of one item of a bulk call.
-
-- ``succeeded``: stored; ``value`` is what the server returned.
-- ``rejected``: refused (by local validation or by the server); nothing stored.
-- ``not_attempted``: never sent (the job was stopped, or a budget ran out).
-- ``uncertain``: sent, but no answer came back: it may or may not be stored.
-"""
+"""What became of one item of a bulk call: ``succeeded`` (stored; ``value`` is what the server returned),
+``rejected`` (refused, locally or by the server), ``not_attempted`` (never sent: the job stopped, or a
+budget ran out) or ``uncertain`` (sent, no answer came back: it may or may not be stored)."""
 
 Resolution = Literal["stored_before", "stored_now"]
-"""How a rerun with a journal resolved an item an earlier run left ``uncertain``.
-
-- ``stored_before``: the server refused it as a duplicate of its own natural
-  key: the earlier run's attempt stored it (the server sends no object back,
-  so ``value`` is None);
-- ``stored_now``: the earlier attempt had not stored it; this run did.
-"""
+"""How a rerun with a journal resolved an item an earlier run left ``uncertain``: ``stored_before`` (the
+server refused it as a duplicate of its natural key, so the earlier attempt stored it; ``value`` is None)
+or ``stored_now`` (the earlier attempt had not stored it; this run did)."""
 
 
 @attrs.frozen(kw_only=True)
 class BulkItem(Generic[T]):
     """The outcome of one input item of a bulk call; ``index`` is its place in the input.
 
-    ``resolved`` is set (status ``succeeded``) when this run resolved an item
-    an earlier run of the same journal left uncertain: see :data:`Resolution`.
+    ``resolved``: how this run resolved an item an earlier run left uncertain (:data:`Resolution`).
     """
 
     index: int
