@@ -23,19 +23,7 @@ from ._transport import RetryEvent, Transport
 from ._wire.protocol import check_base_url
 from .errors import ConfigurationError
 from .models import QuotaSnapshot
-from .quota._base import Quota
-
-
-def _default_quota() -> Quota:
-    from .quota import default_quota
-
-    return default_quota()
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
+from .quota import Quota, default_quota
 
 
 class Unchanged(enum.Enum):
@@ -119,9 +107,9 @@ class AsyncKayse:
             calls_api_key=calls_key,
             timeout=float(timeout),
             max_retries=max_retries,
-            quota=quota if quota is not None else _default_quota(),
+            quota=quota if quota is not None else default_quota(),
             max_wait=max_wait,
-            user_agent=f"kayse-async/{_version()}",
+            user_agent=f"kayse-async/{_defaults.VERSION}",
             session=session,
             on_retry=on_retry,
             quota_bucket=quota_bucket,

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         ClientCreate,
         ClientUpdate,
     )
-    from kayse_async.quota._base import Quota
+    from kayse_async.quota import Quota
 
 __all__ = ["Calls", "Campaigns", "CaseLists", "Cases", "Clients", "Kayse", "Metadata"]
 
