@@ -23,19 +23,7 @@ from ._transport import RetryEvent, Transport
 from ._wire.protocol import check_base_url
 from .errors import ConfigurationError
 from .models import QuotaSnapshot
-from .quota._base import Quota
-
-
-def _default_quota() -> Quota:
-    from .quota import default_quota
-
-    return default_quota()
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
+from .quota import Quota, default_quota
 
 
 class Unchanged(enum.Enum):
@@ -60,24 +48,19 @@ def _check_options(timeout: object, max_retries: object, max_wait: object) -> No
 class AsyncKayse:
     """The async client of the Kayse Public API.
 
-    One client serves a whole application: keep it for the app's life and
-    call it from many tasks at once. Use it as ``async with AsyncKayse() as
-    kayse:`` or close it with ``await kayse.aclose()``.
+    One client serves a whole application: keep it for the app's life and call it from many tasks at
+    once. Use it as ``async with AsyncKayse() as kayse:`` or close it with ``await kayse.aclose()``.
 
-    ``api_key`` defaults to the ``KAYSE_API_KEY`` environment variable; it is
-    sent as ``X-API-KEY`` to ``base_url`` only. ``calls_api_key`` (default:
-    ``KAYSE_PUBLIC_API_KEY``, then ``api_key``) is sent as
-    ``X-Public-Api-Key`` to ``calls_base_url`` only. ``timeout`` bounds each
-    attempt, in seconds; ``max_retries`` bounds the retries of one request,
-    which happen only where they cannot repeat an effect. ``quota`` is the
-    rate-limit scheduler (default: the process-wide one); it keeps one budget
-    per server origin and API key, unless ``quota_bucket`` names one budget
-    for the key on every server on purpose (a proxy and the API it fronts).
-    ``max_wait`` bounds, in seconds, how long a call waits for budget before
-    ``errors.QuotaExhaustedError`` (default: no bound). An injected
-    ``session`` is used as is and never closed by the client. ``on_retry`` is
-    called with a :class:`RetryEvent` before each retry's wait (an error it
-    raises is logged, not raised).
+    ``api_key`` defaults to the ``KAYSE_API_KEY`` environment variable; it is sent as ``X-API-KEY``
+    to ``base_url`` only. ``calls_api_key`` (default: ``KAYSE_PUBLIC_API_KEY``, then ``api_key``) is
+    sent as ``X-Public-Api-Key`` to ``calls_base_url`` only. ``timeout`` bounds each attempt, in
+    seconds; ``max_retries`` bounds the retries of one request, which happen only where they cannot
+    repeat an effect. ``quota`` is the rate-limit scheduler (default: the process-wide one); it
+    keeps one budget per server origin and API key, unless ``quota_bucket`` names one budget for the
+    key on every server on purpose (a proxy and the API it fronts). ``max_wait`` bounds, in seconds,
+    how long a call waits for budget before ``errors.QuotaExhaustedError`` (default: no bound). An
+    injected ``session`` is used as is and never closed by the client. ``on_retry`` is called with a
+    :class:`RetryEvent` before each retry's wait (an error it raises is logged, not raised).
     """
 
     def __init__(
@@ -124,9 +107,9 @@ class AsyncKayse:
             calls_api_key=calls_key,
             timeout=float(timeout),
             max_retries=max_retries,
-            quota=quota if quota is not None else _default_quota(),
+            quota=quota if quota is not None else default_quota(),
             max_wait=max_wait,
-            user_agent=f"kayse-async/{_version()}",
+            user_agent=f"kayse-async/{_defaults.VERSION}",
             session=session,
             on_retry=on_retry,
             quota_bucket=quota_bucket,
@@ -166,10 +149,8 @@ class AsyncKayse:
     ) -> AsyncKayse:
         """A client that differs from this one only in the options given, for calls that need them.
 
-        It shares this client's session (connections), quota (budget), keys, base URLs and
-        ``on_retry`` hook; it costs no connection of its own. This client owns the session:
-        closing the derived client leaves it open (and only stops the derived client), while
-        closing this one closes it for every client derived from it.
+        It shares this client's session, quota, keys, base URLs and ``on_retry`` hook. Closing it
+        only stops it; closing this client closes the session for every client derived from it.
         """
         transport = self._transport
         timeout = transport.timeout if isinstance(timeout, Unchanged) else timeout

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    VERSION = version("kayse-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    VERSION = "0.0.0"
+"""The installed version of kayse-async, sent in the User-Agent."""
+
 BASE_URL = "https://api.kayse.com"
 CALLS_BASE_URL = "https://public-api.kayse.ai"
 ENV_API_KEY = "KAYSE_API_KEY"

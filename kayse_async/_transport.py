@@ -1,34 +1,30 @@
-"""The transport: the only module that imports aiohttp's client.
+"""The transport, the only module that imports aiohttp's client: a request goes down three stages.
 
-A request goes down three named stages, one function each:
-
-1. :meth:`Transport._attempt`: one HTTP exchange on one unit of budget (the lease, the send,
-   the body read within the cap, the lease settled whatever happens);
-2. :meth:`Transport._follow`: the attempts of one request along same-origin redirects;
-3. :meth:`Transport.request`: the retries, as the :class:`RetryPolicy` (plain data) decides,
-   each one logged and handed to the ``on_retry`` hook as a :class:`RetryEvent`. A create, an
-   SMS, an email or a call is never sent again once it may have reached the server.
+:meth:`Transport.request` retries as the :class:`RetryPolicy` decides (never a create, SMS, email
+or call that may have reached the server); :meth:`Transport._follow` follows same-origin redirects;
+:meth:`Transport._attempt` is one HTTP exchange on one unit of budget, its lease settled whatever happens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import logging
 import random
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
-from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import attrs
+from aiohttp.connector import Connection
 from multidict import CIMultiDict
 from yarl import URL
 
 from . import _defaults
-from ._wire.protocol import CALLS_KEY_HEADER, MAIN_KEY_HEADER, Request, Response, decipher, key_fingerprint
+from ._wire.protocol import CALLS_KEY_HEADER, KEY_HEADERS, MAIN_KEY_HEADER, Request, Response, decipher, key_fingerprint
 from ._wire.ratelimit import RateLimitInfo, parse_rate_limit
 from .errors import (
     APIError,
@@ -43,7 +39,6 @@ from .quota._base import Lease, Quota, bucket_name
 
 logger = logging.getLogger("kayse_async")
 
-_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection, within the attempt's time-out."""
@@ -95,10 +90,9 @@ class RetryPolicy:
 class RetryEvent:
     """A retry about to happen, as handed to ``AsyncKayse(on_retry=...)`` before its wait.
 
-    ``method`` and ``url`` name the request (the URL never holds a key; the query string is left
-    out), ``attempt`` is the number of the attempt that failed (1 for the first), ``delay`` the
-    seconds before the next one (a wait for budget may come on top), ``reason`` what went wrong, as
-    text, and ``error`` the error itself (which holds no key either).
+    ``method`` and ``url`` name the request (no key, no query string), ``attempt`` is the number of
+    the attempt that failed (1 for the first), ``delay`` the seconds before the next one (a wait for
+    budget may come on top), ``reason`` what went wrong as text, and ``error`` the error itself.
     """
 
     method: str
@@ -116,9 +110,7 @@ class _Endpoint:
 
     def __init__(self, base: str, header: str, key: str, quota_bucket: str | None = None) -> None:
         self.base = base
-        # Each request's URL is this one with its path put in: aiohttp would otherwise parse the
-        # whole URL string anew on every request (yarl caches only the last few hundred).
-        self.root = URL(base)
+        self.root = URL(base)  # each request's URL is this one with its path put in: no parse per request
         self.prefix = self.root.raw_path.rstrip("/")
         self.key = key
         self.bucket = bucket_name(base, key_fingerprint(key), quota_bucket)
@@ -132,9 +124,8 @@ class _Endpoint:
 class _Route:
     """How one host's requests go: the session, the headers each request adds, the proxy.
 
-    ``headers`` is None when the session carries the key header as a default (our sessions, no
-    proxy). Through a proxy the key goes with each request instead: aiohttp adds a session's
-    default headers to the ``CONNECT`` it sends the proxy, and the key must not travel there.
+    ``headers`` is None when the session carries the key header (no proxy). Through a proxy the key
+    goes with each request: aiohttp adds a session's headers to the proxy's ``CONNECT`` too.
     """
 
     session: aiohttp.ClientSession
@@ -145,10 +136,9 @@ class _Route:
 
 @attrs.define
 class _Pool:
-    """The sessions of a client and of the clients derived from it (``with_options``).
+    """The sessions of a client and of those derived from it: built on first use, in the loop.
 
-    Built on first use inside the running loop, and closed by the client that made them; an
-    injected session is used for both hosts and never closed.
+    An injected session serves both hosts and is never closed.
     """
 
     injected: aiohttp.ClientSession | None
@@ -218,10 +208,7 @@ class Transport:
         return self._closed or self._pool.closed
 
     def derive(self, *, timeout: float, max_retries: int, max_wait: float | None) -> Transport:
-        """A transport with other options, sharing this one's sessions, quota, keys and hook.
-
-        It does not own the sessions: closing it leaves them open for the others.
-        """
+        """A transport with other options, sharing (not owning) this one's sessions, quota, keys and hook."""
         derived = copy.copy(self)
         derived.timeout, derived._timeout = timeout, _client_timeout(timeout)
         derived.policy = attrs.evolve(self.policy, max_retries=max_retries)
@@ -251,8 +238,6 @@ class Transport:
         # One session per host, sharing one connection pool: each carries its own key header as a
         # default (unless proxied), so that no request pays for merging headers, and no key goes to the other host.
         connector = aiohttp.TCPConnector(limit=POOL_SIZE)
-        tracing = aiohttp.TraceConfig()
-        tracing.on_request_headers_sent.append(_headers_sent)
         for host, endpoint in self._endpoints.items():
             proxy, proxy_headers = _env_proxy(endpoint.base)
             session = aiohttp.ClientSession(
@@ -263,7 +248,7 @@ class Transport:
                 raise_for_status=False,
                 # The API authenticates by header and sets no cookie: nothing to keep or send back.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                trace_configs=[tracing],
+                request_class=_SentRequest,
             )
             self._pool.routes[host] = _Route(session, None if proxy is None else endpoint.headers, proxy, proxy_headers)
 
@@ -360,6 +345,7 @@ class Transport:
             mark.sent()  # a session we did not build has no hook to tell when the request goes out
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
+        attempt = _ATTEMPT.set(mark)
         try:
             async with route.session.request(
                 request.method,
@@ -372,7 +358,6 @@ class Transport:
                 proxy=route.proxy,
                 proxy_headers=route.proxy_headers,
                 middlewares=_NO_RESEND,
-                trace_request_ctx=None if self._pool.injected else mark,
             ) as resp:
                 length = resp.content_length
                 if length is not None and length > MAX_RESPONSE_BYTES:
@@ -386,6 +371,8 @@ class Transport:
             if isinstance(exc, aiohttp.ClientError | TimeoutError | _ConnectionLost | _TooLarge):
                 raise self._failure(exc, request, url, sent=mark.was_sent) from None
             raise
+        finally:
+            _ATTEMPT.reset(attempt)
         if debug:
             logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, (time.perf_counter() - started) * 1000)
         info = parse_rate_limit(resp_headers, local_now=time.time())
@@ -394,12 +381,9 @@ class Transport:
         return status, resp_headers, self._redact(body), info
 
     def _headers(self, request: Request) -> CIMultiDict[str]:
-        """A request's extra headers under its host's key header: a key header among them is never sent.
-
-        The resources refuse such extras before sending; this is the transport's own guarantee.
-        """
+        """A request's extra headers under its host's key header: a key header among them is never sent."""
         extra = request.headers or {}
-        headers = CIMultiDict((name, value) for name, value in extra.items() if name.lower() not in _KEY_HEADERS)
+        headers = CIMultiDict((name, value) for name, value in extra.items() if name.lower() not in KEY_HEADERS)
         headers.update(self._endpoints[request.host].headers)
         return headers
 
@@ -450,9 +434,8 @@ class Transport:
 class _Mark:
     """Settles one attempt's lease: refunded if nothing went out, spent once the request may have.
 
-    Our sessions tell when the headers are written (the ``on_request_headers_sent`` trace signal,
-    the moment the quota keeps as the request's), so a connection that never opened, or an attempt
-    cancelled before writing, costs nothing. An injected session has no such hook: sent up front.
+    Our sessions tell when a request starts being written (:class:`_SentRequest`); an injected
+    session has no such hook: sent up front.
     """
 
     __slots__ = ("lease", "was_sent")
@@ -476,10 +459,21 @@ class _Mark:
             self.lease.release()
 
 
-async def _headers_sent(_session: aiohttp.ClientSession, context: SimpleNamespace, _params: object) -> None:
-    mark = context.trace_request_ctx
-    if isinstance(mark, _Mark):
-        mark.sent()
+_ATTEMPT: contextvars.ContextVar[_Mark | None] = contextvars.ContextVar("kayse_attempt", default=None)
+"""The attempt the current task is making: each task makes one at a time."""
+
+
+class _SentRequest(aiohttp.ClientRequest):
+    """The request class of our sessions: marks the attempt sent as the request starts being written.
+
+    A hook in the request itself: aiohttp's tracing costs about a sixth of a request's CPU.
+    """
+
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        mark = _ATTEMPT.get()
+        if mark is not None:
+            mark.sent()
+        return await super().send(conn)
 
 
 class _ConnectionLost(Exception):
@@ -489,12 +483,9 @@ class _ConnectionLost(Exception):
 async def _no_resend(req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
     """A client middleware: a connection that fails under a request becomes our own error.
 
-    aiohttp sends a GET, PUT or DELETE again by itself when the connection fails under it (a
-    kept-alive connection the server closed when idle): budget the quota never granted, outside
-    the retry rules, hiding that the first send may have been applied (a DELETE then meets a 404).
-    It resends only on its own connection errors, around its middlewares: ours passes it by, and
-    the retry stage decides. Given with each request, it also replaces an injected session's own
-    middlewares, which could resend too.
+    aiohttp resends a GET, PUT or DELETE by itself when a kept-alive connection fails under it:
+    budget never granted, and hiding that the first send may have been applied. It resends only on
+    its own errors, around its middlewares: ours passes it by, and the retry stage decides.
     """
     try:
         return await handler(req)
@@ -510,9 +501,7 @@ _NO_RESEND = (_no_resend,)
 def _env_proxy(base: str) -> tuple[URL | None, dict[str, str] | None]:
     """The proxy the environment names for ``base`` (``HTTPS_PROXY``/``HTTP_PROXY``, unless ``NO_PROXY`` covers it).
 
-    The standard library's rules, which aiohttp's ``trust_env`` follows too, read once when the
-    sessions are built: ``trust_env`` reads them on every request in a worker thread (several
-    times a request's own CPU), and also sends credentials from ``~/.netrc`` to the API host.
+    Read once (``trust_env`` reads it per request, and sends ``~/.netrc`` credentials to the API).
     Credentials in the proxy URL go to the proxy only, as ``Proxy-Authorization``.
     """
     parts = urlsplit(base)

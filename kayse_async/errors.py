@@ -1,30 +1,7 @@
-"""The errors kayse_async raises.
+"""The errors kayse_async raises, every one derived from :class:`KayseError` (the tree: docs/errors.md).
 
-Every error derives from :class:`KayseError`::
-
-    KayseError
-    ├── ConfigurationError          no API key, bad base URL, bad option
-    ├── ValidationError             checked before sending: nothing was sent
-    ├── TransportError              no HTTP response
-    │   ├── ConnectError
-    │   │   └── TLSError            the certificate could not be verified
-    │   └── RequestTimeoutError
-    ├── APIError                    an HTTP error response
-    │   ├── BadRequestError         400
-    │   ├── AuthenticationError     401
-    │   ├── NotFoundError           404
-    │   ├── MethodNotAllowedError   405
-    │   ├── RateLimitError          429
-    │   ├── InternalServerError     500
-    │   ├── ServiceUnavailableError 503
-    │   └── ResponseFormatError     a 2xx answer that cannot be used at all
-    ├── QuotaExhaustedError         the budget is spent and waiting would pass the caller's limit
-    ├── BatchRefusedError           a bulk item not stored because another item made the server refuse its batch
-    └── BulkError                   some items of a bulk call failed
-
-No message, ``repr`` or attribute of these errors ever holds an API key: the
-SDK builds every message from data it controls (status, method, URL without
-credentials, an excerpt of the body).
+No message, ``repr`` or attribute of these errors ever holds an API key: the SDK builds every
+message from data it controls (status, method, URL without credentials, an excerpt of the body).
 """
 
 from __future__ import annotations
@@ -75,8 +52,7 @@ class ConfigurationError(KayseError):
 class ValidationError(KayseError, ValueError):
     """A request was refused before sending: nothing reached the server.
 
-    ``field`` names the offending field as the API spells it (dotted for nested
-    fields, ``clients[3].first_name`` inside a bulk payload); ``reason`` says why.
+    ``field`` names the field as the API spells it (``clients[3].first_name`` in a bulk payload); ``reason`` why.
     """
 
     def __init__(self, field: str, reason: str) -> None:
@@ -91,9 +67,8 @@ class ValidationError(KayseError, ValueError):
 class TransportError(KayseError):
     """No HTTP response was received.
 
-    ``may_have_been_sent`` is True when the request may have reached the
-    server (a time-out or a dropped connection after sending): its effect is
-    then uncertain.
+    ``may_have_been_sent`` is True when the request may have reached the server (a time-out or a
+    dropped connection after sending): its effect is then uncertain.
     """
 
     def __init__(self, message: str, *, method: str = "", url: str = "", may_have_been_sent: bool = True) -> None:
@@ -118,13 +93,12 @@ class RequestTimeoutError(TransportError):
 class APIError(KayseError):
     """The server answered with an HTTP error status.
 
-    Attributes: ``status`` (the HTTP status), ``message`` (the server's message, or
-    an excerpt of the body), ``body`` (the decoded JSON body, or the body's text
-    when it is not JSON or is long, cut to a few kilobytes), ``method``, ``url``,
-    ``retry_after`` (seconds the server asked to wait, from ``Retry-After``),
-    ``headers`` (the response headers, names in lower case, API keys blanked out)
-    and ``request_id`` (the server's id of the request, for its support, from the
-    first of ``REQUEST_ID_HEADERS`` it sent, else None; also shown in the message).
+    Attributes: ``status`` (the HTTP status), ``message`` (the server's message, or an excerpt of
+    the body), ``body`` (the decoded JSON body, or the body's text when it is not JSON or is long,
+    cut to a few kilobytes), ``method``, ``url``, ``retry_after`` (seconds the server asked to wait,
+    from ``Retry-After``), ``headers`` (the response headers, names in lower case, API keys blanked
+    out) and ``request_id`` (the server's id of the request, for its support, from the first of
+    ``REQUEST_ID_HEADERS`` it sent, else None; also shown in the message).
     """
 
     status: int = 0
@@ -202,17 +176,15 @@ class ServiceUnavailableError(APIError):
 class ResponseFormatError(APIError):
     """A 2xx answer that cannot be used at all: not the JSON object (or array) expected, or no id on a create.
 
-    The request took effect; ``status`` is the answer's, ``body`` what came
-    (keys redacted), and the message an excerpt of it. A field of an
-    unexpected type is never this error: it is kept as sent, and logged once.
+    The request took effect; ``body`` is what came (keys redacted). A field of an unexpected type is
+    never this error: it is kept as sent, and logged once.
     """
 
 
 class QuotaExhaustedError(KayseError):
-    """The budget is spent and waiting for it would pass the caller's ``max_wait``.
+    """The budget is spent and waiting for it would pass the caller's ``max_wait``: raised at once.
 
-    Raised at once, without sleeping first. ``resets_at`` is when budget is
-    expected back (a UTC datetime), or None when unknown.
+    ``resets_at`` is when budget is expected back (a UTC datetime), or None when unknown.
     """
 
     def __init__(self, message: str, *, resets_at: _dt.datetime | None = None) -> None:
@@ -221,10 +193,9 @@ class QuotaExhaustedError(KayseError):
 
 
 class BatchRefusedError(KayseError):
-    """A bulk item that was not stored because another item of its batch made the server refuse the batch.
+    """A bulk item not stored because another item of its batch made the server refuse the batch: send it again.
 
-    Nothing is wrong with this item itself: send it again. ``culprit`` is the
-    input index of the item the server refused.
+    ``culprit`` is the input index of the item the server refused.
     """
 
     def __init__(self, culprit: int, *, key: str = "items") -> None:

@@ -1,14 +1,8 @@
 """The bulk engine: any number of records through the bulk routes, nothing lost, nothing twice.
 
-- ``source``: the input, plain or async, read lazily;
-- ``journal``: the resume file (``sent``, ``done``, ``void`` records);
-- ``policy``: the pure table of what becomes of a batch, by the answer;
-- ``window``: a few chunks in flight, their outcomes in input order;
-- ``progress``: the running counts and the ``progress`` callback;
-- ``job``: the engine that ties them, for upsert and delete alike.
-
-:func:`upsert_iter`, :func:`upsert` and :func:`delete` are the entry points
-the resources call, with a :class:`BulkOptions`.
+The resources call :func:`upsert_iter`, :func:`upsert` and :func:`delete` with a :class:`BulkOptions`;
+``job`` ties the input (``source``), the resume file (``journal``), the verdicts (``policy``), the
+chunks in flight (``window``) and the counts (``progress``).
 """
 
 from __future__ import annotations
@@ -40,10 +34,8 @@ def upsert_iter(
 ) -> AsyncGenerator[BulkItem[T], None]:
     """Stream ``items`` through ``endpoint``; yield one ``BulkItem`` per input item, in input order.
 
-    The input is read as the stream is consumed, at most ``chunk_size`` x
-    ``concurrency`` valid items ahead of what was yielded. Close the iterator
-    (``aclosing``) or cancel its consumer to stop: requests in flight are
-    cancelled and the journal stays consistent.
+    Reads at most ``chunk_size`` x ``concurrency`` valid items ahead. Closing the iterator cancels
+    the requests in flight; the journal stays consistent.
     """
     return Job(transport, UpsertRoute(endpoint), items, options).run()
 
@@ -70,8 +62,7 @@ async def delete(
 ) -> DeleteResult:
     """Delete cases by id through ``POST /v1/cases/bulk_delete``, in chunks of at most 500 ids.
 
-    Every id is read and checked before the first request (a bad one names
-    its place: ``ids[7]``); repeats are dropped, first order kept.
+    Every id is checked before the first request (a bad one named ``ids[7]``); repeats are dropped.
     """
     if not isinstance(with_clients, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ValidationError("with_clients", f"expected true or false, got {type(with_clients).__name__}")

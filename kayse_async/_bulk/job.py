@@ -1,9 +1,7 @@
 """The engine of one bulk job, for upsert and delete alike: check, chunk, send, and act on each answer.
 
-A :class:`Route` says how to talk to one bulk route (:class:`UpsertRoute`,
-:class:`DeleteRoute`); a :class:`Job` reads the input, checks every item,
-looks it up in the journal, forms chunks, sends them through the window, and
-acts on every failure as :func:`.policy.judge` says: settle, split or bisect.
+A :class:`Route` talks to one bulk route; a :class:`Job` checks each item, looks it up in the journal,
+sends chunks through the window, and acts on each failure as :func:`.policy.judge` says.
 """
 
 from __future__ import annotations
@@ -105,9 +103,9 @@ class UpsertRoute(Generic[T]):
 
     def __init__(self, endpoint: BulkEndpoint[T]) -> None:
         self.path = endpoint.path
-        self.key = endpoint.request_key
-        self.expected = f"{{{endpoint.response_key!r}: [...]}} with one object per item"
-        self.natural_key = NATURAL_KEYS.get(endpoint.request_key, ())
+        self.key = endpoint.key
+        self.expected = f"{{{endpoint.key!r}: [...]}} with one object per item"
+        self.natural_key = NATURAL_KEYS.get(endpoint.key, ())
         self._endpoint = endpoint
 
     def prepare(self, item: Any, index: int) -> tuple[Any, bool]:
@@ -124,7 +122,7 @@ class UpsertRoute(Generic[T]):
         return {self.key: [e.body for e in entries]}
 
     def values(self, data: Any, entries: list[Entry]) -> list[Any] | str:
-        values = data.get(self._endpoint.response_key) if isinstance(data, dict) else None
+        values = data.get(self.key) if isinstance(data, dict) else None
         if isinstance(values, list) and len(values) == len(entries):
             return values
         return f"{len(values)} items" if isinstance(values, list) else excerpt(json.dumps(data, default=str))
@@ -218,8 +216,6 @@ class Job(Generic[T]):
             if self.journal is not None:
                 self.journal.close()
 
-    # ---- reading
-
     def classify(self, index: int, item: Any) -> Entry | tuple[Entry, str] | BulkItem[T]:
         """An entry to send, (an entry, the earlier batch) to recover, or an outcome known already."""
         route = self.route
@@ -298,8 +294,6 @@ class Job(Generic[T]):
             if len(chunk.entries) >= size or len(chunk.slots) >= 2 * size:
                 break
         return chunk
-
-    # ---- sending
 
     async def send_chunk(self, chunk: Chunk[T]) -> None:
         await self.send(chunk, chunk.entries, chunk.recovers)
@@ -404,10 +398,8 @@ class Job(Generic[T]):
     async def _bisect(self, chunk: Chunk[T], entries: list[Entry], exc: KayseError) -> None:
         """Narrow a refused batch down to the item at fault, within the budget, and send the others again.
 
-        When the server names the item (``clients[7].case_ids``), it alone is
-        rejected and the rest go again in one request; if the budget is
-        spent, they are ``rejected`` with a ``BatchRefusedError`` naming it.
-        Otherwise the batch is halved, each half costing one request.
+        An item the server names (``clients[7].case_ids``) is rejected alone and the rest go again
+        (or, budget spent, are rejected with a ``BatchRefusedError``); else the batch is halved.
         """
         named = named_position(exc, len(entries))
         if named is not None:

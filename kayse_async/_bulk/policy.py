@@ -1,11 +1,7 @@
-"""What becomes of a batch, by the server's answer: one pure table for upsert and delete.
+"""What becomes of a batch, by the server's answer: pure tables for upsert and delete.
 
-:func:`judge` maps a failed request (the error) and what the batch was to a
-:class:`Verdict`: the items' status, whether the job stops, whether the batch
-is split (too large) or bisected (one item refused it), whether the server
-provably stored nothing. :func:`resume` says what a rerun does with an item
-its journal knows. Neither does any I/O; ``tests/bulk/test_policy.py`` reads
-them as tables.
+:func:`judge` maps a failed request and its batch to a :class:`Verdict`; :func:`resume` says what a
+rerun does with an item its journal knows. ``tests/bulk/test_policy.py`` reads them as tables.
 """
 
 from __future__ import annotations
@@ -119,11 +115,9 @@ def _judge(exc: KayseError, batch: Batch) -> Verdict:
 
 
 def resume(kind: Literal["done", "sent"], changed: bool, *, creates: bool, keyed: bool) -> Resume:
-    """What a rerun does with an input item its journal knows.
+    """What a rerun does with an input item its journal knows (``done``: stored; ``sent``: outcome unknown).
 
-    ``kind``: ``done`` (stored) or ``sent`` (sent, outcome unknown);
-    ``changed``: the item differs from the journaled one; ``creates``: it has
-    no id; ``keyed``: it carries every field of the route's natural key.
+    ``changed``: it differs from the journaled one; ``creates``: it has no id; ``keyed``: it carries its natural key.
     """
     if kind == "done":
         return "refuse" if changed else "reuse"
@@ -132,9 +126,6 @@ def resume(kind: Literal["done", "sent"], changed: bool, *, creates: bool, keyed
     if changed:
         return "refuse"  # it may be stored: sending a changed create could store it twice
     return "recover" if keyed else "uncertain"
-
-
-# --------------------------------------------------------------------------- reading errors
 
 
 def error_field(exc: KayseError) -> str | None:

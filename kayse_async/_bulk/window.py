@@ -1,11 +1,4 @@
-"""The chunk window: a few chunks in flight, their outcomes handed back in input order.
-
-One window serves upsert and delete alike: :func:`window` reads chunks as
-the oldest ones complete, starts each chunk's sending as a task, and yields
-the chunks in input order as soon as the oldest is done, so that memory is
-bounded by ``concurrency`` chunks whatever the size of the input. Closing it
-cancels what is in flight.
-"""
+"""The chunk window: a few chunks in flight, handed back in input order (memory bounded by ``concurrency``)."""
 
 from __future__ import annotations
 
@@ -67,7 +60,7 @@ async def window(
     send: Callable[[Chunk[T]], Coroutine[Any, Any, None]],
     concurrency: int,
 ) -> AsyncGenerator[Chunk[T], None]:
-    """Yield the chunks of ``next_chunk()`` in order, each once ``send`` is done with it.
+    """Yield the chunks of ``next_chunk()`` in order, each once ``send`` is done with it; closing cancels them.
 
     At most ``concurrency`` chunks are read ahead of the one being yielded.
     """

@@ -9,7 +9,7 @@ import attrs
 
 from .._transport import Transport
 from .._wire.fields import Mode, Table, prepare, schema
-from .._wire.protocol import CALLS_KEY_HEADER, MAIN_KEY_HEADER, Request, Response, structure_response
+from .._wire.protocol import KEY_HEADERS, Request, Response, structure_response
 from ..errors import ValidationError
 from ..models import ObjectSchema
 
@@ -18,22 +18,17 @@ Fields = Mapping[str, Any]
 
 _EXTRAS = ("extra_body", "extra_query", "extra_headers")
 
-_KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
-
 
 @attrs.frozen(kw_only=True)
 class BulkEndpoint(Generic[T]):
     """How the bulk engine talks to one bulk upsert route.
 
-    ``prepare(item, path)`` validates one input item (a model or a mapping)
-    and returns its JSON body, raising ``ValidationError`` whose field starts
-    with ``path`` (``clients[12].``); ``structure(data)`` turns one item of the
-    response into ``T``.
+    ``prepare(item, path)`` checks one input item and returns its JSON body (a ``ValidationError``'s
+    field starts with ``path``, ``clients[12].``); ``structure(data)`` turns one answered item into ``T``.
     """
 
     path: str
-    request_key: str
-    response_key: str
+    key: str
     prepare: Callable[[Any, str], dict[str, Any]]
     structure: Callable[[Any], T]
 
@@ -59,11 +54,10 @@ class TableResource(Resource):
 
     @classmethod
     def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the call would; sends nothing.
 
-        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
-        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
-        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+        ``mode``: ``"create"``, ``"update"`` (a full replacement, no ``id``) or ``"upsert"`` (a
+        ``bulk_upsert`` item). Raises ``errors.ValidationError`` as the call would.
         """
         return prepare(cls._table, item, mode=mode)
 
@@ -94,19 +88,10 @@ def outgoing(method: str, path: str, body: dict[str, Any], extras: Fields, *, id
     """A request carrying ``body`` and the caller's ``extra_query`` and ``extra_headers``, checked."""
     headers = _strings("extra_headers", extras.get("extra_headers"))
     for name in headers or ():
-        if name.lower() in _KEY_HEADERS:
+        if name.lower() in KEY_HEADERS:
             raise ValidationError(f"extra_headers.{name}", "the API key headers are set by the client")
     query = _strings("extra_query", extras.get("extra_query"))
     return Request(method=method, path=path, json=body, params=query, headers=headers, idempotent=idempotent)
-
-
-def structurer(cls: type[T], url: str) -> Callable[[Any], T]:
-    """A ``BulkEndpoint.structure`` for a model class."""
-
-    def structure(data: Any) -> T:
-        return structure_response(data, cls, method="POST", url=url, need_id=True)
-
-    return structure
 
 
 def bulk_endpoint(path: str, key: str, table: Table, model: type[T]) -> BulkEndpoint[T]:
@@ -115,10 +100,7 @@ def bulk_endpoint(path: str, key: str, table: Table, model: type[T]) -> BulkEndp
     def prepare_item(item: Any, item_path: str) -> dict[str, Any]:
         return prepare(table, item, mode="upsert", path=item_path)
 
-    return BulkEndpoint(
-        path=path,
-        request_key=key,
-        response_key=key,
-        prepare=prepare_item,
-        structure=structurer(model, path),
-    )
+    def structure(data: Any) -> T:
+        return structure_response(data, model, method="POST", url=path, need_id=True)
+
+    return BulkEndpoint(path=path, key=key, prepare=prepare_item, structure=structure)

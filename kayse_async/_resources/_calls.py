@@ -14,8 +14,7 @@ class Calls(Resource):
     async def schedule(self, *, campaign_id: int, case_id: int) -> ScheduledCall:
         """Schedule an AI call for a case within a campaign.
 
-        Never retried once it may have reached the server: a client must not
-        be called twice.
+        Never retried once it may have reached the server: a client must not be called twice.
         """
         body = check_fields(CALLS, {"campaign_id": campaign_id, "case_id": case_id}, mode="create")
         request = Request(method="POST", path="/v1/calls", host="calls", json=body)

@@ -23,8 +23,7 @@ class Campaigns(TableResource):
         """Create a campaign (``POST /v1/campaigns`` on the main host).
 
         ``name``, ``agent_id``, ``case_list_id``, ``send_sms_before_call`` and
-        ``sms_before_call_text`` are required. Never retried once it may have
-        reached the server.
+        ``sms_before_call_text`` are required. Never retried once it may have reached the server.
         """
         named, extras = without_extras(fields)
         body = prepare(CAMPAIGNS, named, mode="create", extra_body=extras.get("extra_body"))

@@ -34,10 +34,8 @@ class CaseLists(TableResource):
     ) -> AsyncIterator[CaseList]:
         """Every case list from page ``page`` on, one by one (``GET /v1/case_lists``).
 
-        ``key`` searches the names; ``hide_empty`` keeps only lists that hold
-        cases now. Pages are fetched as the iteration needs them, one request
-        each, until the server's ``total`` is reached (a short page before it
-        does not end the walk); breaking out of the loop stops there.
+        ``key`` searches the names; ``hide_empty`` keeps only lists that hold cases now. A page is
+        fetched (one request) as the iteration needs it, until the server's ``total`` is reached.
         """
         return _items(self._start(key, hide_empty, page, page_size))
 
@@ -51,9 +49,8 @@ class CaseLists(TableResource):
     ) -> AsyncIterator[builtins.list[CaseList]]:
         """The case lists page by page from page ``page`` on, each page a list (``GET /v1/case_lists``).
 
-        One request per page, made as the iteration needs it. The walk ends
-        when the pages seen cover the ``total`` the server reports, or, when it
-        reports none, at the first page shorter than ``page_size``.
+        One request per page, as the iteration needs it, until the pages cover the server's
+        ``total`` (without one: until a page shorter than ``page_size``).
         """
         return self._start(key, hide_empty, page, page_size)
 
@@ -106,10 +103,8 @@ class CaseLists(TableResource):
     ) -> builtins.list[CaseListUpsert]:
         """Create (no ``id``) or update (with ``id``) case lists (``POST /v1/case_lists/bulk``).
 
-        Returns the id and action of every input list, in input order. An
-        update re-applies the filter ("set": members are replaced). If any
-        item fails, ``errors.BulkError`` is raised after every chunk that
-        could be sent was sent; its ``result`` says which.
+        Returns the id and action of every input list, in input order; an update replaces the
+        members. If any item fails, ``errors.BulkError`` is raised at the end (its ``result`` says which).
         """
         endpoint = bulk_endpoint(f"{_PATH}/bulk", "lists", CASE_LISTS, CaseListUpsert)
         options = _bulk.BulkOptions(

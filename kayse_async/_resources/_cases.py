@@ -26,9 +26,8 @@ class Cases(CrudResource[Case]):
     async def create(self, **fields: Unpack[CaseCreate]) -> Case:
         """Create a case (``POST /v1/cases``).
 
-        ``case_number``, ``external_source``, ``external_source_id``, ``status``
-        and ``type`` are required; fields not given are not sent. Never retried
-        once it may have reached the server.
+        ``case_number``, ``external_source``, ``external_source_id``, ``status`` and ``type`` are
+        required; fields not given are not sent. Never retried once it may have reached the server.
         """
         return await self._create(fields)
 
@@ -64,14 +63,10 @@ class Cases(CrudResource[Case]):
     ) -> DeleteResult:
         """Delete cases by id (``POST /v1/cases/bulk_delete``), in chunks of at most 500 ids.
 
-        Ids are checked first and deduplicated; chunks go ``concurrency`` at a
-        time. With ``with_clients``, clients linked only to deleted cases are
-        deleted too. Returns a ``DeleteResult``: a list of the ids an answer
-        confirmed deleted, with ``gone`` (absent from an answer that followed
-        a lost one: deleted then, or never there) and ``not_found`` (the
-        server had no such case). Unless ``raise_on_error`` is False,
-        ``errors.BulkError`` is raised if a chunk failed; else the result's
-        ``failed`` lists those ids.
+        Ids are checked first and deduplicated; chunks go ``concurrency`` at a time. With
+        ``with_clients``, clients linked only to deleted cases go too. Returns a ``DeleteResult`` (the
+        ids confirmed deleted, with ``gone``, ``not_found`` and ``failed``). Unless ``raise_on_error``
+        is False, ``errors.BulkError`` is raised if a chunk failed.
         """
         options = _bulk.BulkOptions(concurrency=concurrency, max_wait=max_wait, progress=progress)
         return await _bulk.delete(
@@ -81,8 +76,7 @@ class Cases(CrudResource[Case]):
     async def send_sms(self, *, case_id: int, client_id: int, message: str) -> str:
         """Send an SMS to a client about a case; returns the server's message (``"sms scheduled"``).
 
-        Never retried once it may have reached the server: a client must not
-        get the same SMS twice.
+        Never retried once it may have reached the server: a client must not get the same SMS twice.
         """
         body = check_fields(SMS, {"case_id": case_id, "client_id": client_id, "message": message}, mode="create")
         return await self._message(Request(method="POST", path="/v1/cases/communication/sms", json=body))

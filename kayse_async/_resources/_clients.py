@@ -20,14 +20,11 @@ class Clients(CrudResource[Client]):
     _table = CLIENTS
 
     async def create(self, **fields: Unpack[ClientCreate]) -> Client:
-        """Create a client (``POST /v1/clients``).
+        """Create a client (``POST /v1/clients``); never retried once it may have reached the server.
 
-        Fields are the API's, as keyword arguments: ``external_source``,
-        ``external_source_id``, ``first_name`` and ``last_name`` are required;
-        fields not given are not sent. Dates are ``datetime.date`` or
-        ``"YYYY-MM-DD"``. An unknown name is refused (``errors.ValidationError``);
-        a field this SDK does not know yet goes in ``extra_body``. Never retried
-        once it may have reached the server.
+        The API's fields as keyword arguments (``external_source``, ``external_source_id``,
+        ``first_name`` and ``last_name`` required; dates as ``datetime.date`` or ``"YYYY-MM-DD"``);
+        a field this SDK does not know yet goes in ``extra_body``, another name is refused.
         """
         return await self._create(fields)
 
@@ -38,18 +35,16 @@ class Clients(CrudResource[Client]):
     async def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
         """Replace a client (``PUT /v1/clients/{id}``).
 
-        A full replacement: every optional field of the PUT table not given is
-        sent as null and cleared by the server; ``gender`` and
-        ``voice_calls_opted_out`` (outside that table) are sent only with a
-        value. To change a few fields and keep the rest, use :meth:`patch`.
+        A full replacement: every optional field of the PUT table not given is sent as null and
+        cleared by the server; ``gender`` and ``voice_calls_opted_out`` (outside that table) are
+        sent only with a value. To change a few fields and keep the rest, use :meth:`patch`.
         """
         return await self._update(client_id, fields)
 
     async def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
-        """Change the given fields of a client and keep every other (GET, merge, PUT).
+        """Change the given fields of a client and keep every other (GET, merge, PUT: two requests).
 
-        Fields the server sent that this SDK does not know are sent back
-        unchanged. Costs two requests.
+        Fields the server sent that this SDK does not know are sent back unchanged.
         """
         return await self._patch(client_id, changes)
 

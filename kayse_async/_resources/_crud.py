@@ -87,19 +87,13 @@ class CrudResource(TableResource, Generic[T]):
     ) -> BulkResult[T]:
         """Create (items without ``id``) or update (items with ``id``) any number of items.
 
-        Items are models or mappings, from any iterable or async iterable,
-        read lazily; they are checked one by one before their chunk is sent,
-        then sent ``chunk_size`` per request, ``concurrency`` requests at once,
-        through the quota scheduler. The result holds one ``BulkItem`` per
-        input item, in input order. Unless ``raise_on_error`` is False,
-        ``errors.BulkError`` (carrying the whole result) is raised after every
-        chunk that could be sent was sent, if any item failed.
-
-        ``bisect_budget``: extra requests that may be spent splitting a batch
-        the server rejected, to find its bad items and store the good ones.
-        ``journal``: a file recording completed chunks, so that running the
-        same job again skips them instead of creating duplicates.
-        ``progress``: called after every chunk with a ``BulkProgress``.
+        Items (models or mappings, from any iterable or async iterable) are read lazily, checked one
+        by one, and sent ``chunk_size`` per request, ``concurrency`` requests at once, through the
+        quota. The result holds one ``BulkItem`` per input item, in input order; unless
+        ``raise_on_error`` is False, ``errors.BulkError`` (carrying it) is raised at the end if any
+        item failed. ``bisect_budget``: extra requests to split a refused batch and store its good
+        items; ``journal``: a file of completed chunks, so that a rerun skips them instead of
+        creating duplicates; ``progress``: called after every chunk with a ``BulkProgress``.
         """
         options = _bulk.BulkOptions(
             chunk_size=chunk_size,
@@ -124,9 +118,7 @@ class CrudResource(TableResource, Generic[T]):
     ) -> AsyncIterator[BulkItem[T]]:
         """Like :meth:`bulk_upsert`, streamed: yields one ``BulkItem`` per input item, in input order.
 
-        Memory stays bounded by ``chunk_size`` x ``concurrency`` whatever the
-        number of items. Nothing is raised for failed items: look at each
-        item's ``status``.
+        Memory stays bounded by ``chunk_size`` x ``concurrency``; nothing is raised for failed items.
         """
         options = _bulk.BulkOptions(
             chunk_size=chunk_size,

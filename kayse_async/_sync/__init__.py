@@ -1,11 +1,4 @@
-"""``Kayse``: the blocking twin of ``AsyncKayse``.
-
-- ``portal``: anyio's blocking portal in a thread of its own, with the guards
-  around it (a call from its own loop, Ctrl-C, fork, finalization);
-- ``base``: ``close``, the context manager, ``quota`` and the session factory;
-- ``api``: the typed twins, generated from the async classes by
-  ``tests/sync/generate_twins.py`` (``nox -s twins``; a test fails while it is stale).
-"""
+"""``Kayse``, the blocking twin of ``AsyncKayse``: ``portal`` (anyio's), ``base`` (lifecycle), ``api`` (generated)."""
 
 from __future__ import annotations
 

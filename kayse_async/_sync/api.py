@@ -4,15 +4,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from kayse_async._resources import _calls, _campaigns, _case_lists, _cases, _clients, _metadata
+from kayse_async._resources import _base, _calls, _campaigns, _case_lists, _cases, _clients, _crud, _metadata
 from kayse_async._sync.base import KayseBase, SyncResource
+from kayse_async.models import (
+    BulkItem,
+    BulkResult,
+    Campaign,
+    Case,
+    CaseList,
+    CaseListUpsert,
+    Client,
+    DeleteResult,
+    ObjectSchema,
+    ScheduledCall,
+)
 
 if TYPE_CHECKING:
     import builtins
     from collections.abc import AsyncIterable, Callable, Generator, Iterable
-    from typing import Any, Unpack
+    from typing import Any, ClassVar, Unpack
 
     import aiohttp
 
@@ -27,63 +39,35 @@ if TYPE_CHECKING:
         ClientCreate,
         ClientUpdate,
     )
-    from kayse_async.models import (
-        BulkItem,
-        BulkResult,
-        Campaign,
-        Case,
-        CaseList,
-        CaseListUpsert,
-        Client,
-        DeleteResult,
-        ObjectSchema,
-        ScheduledCall,
-    )
-    from kayse_async.quota._base import Quota
+    from kayse_async.quota import Quota
 
 __all__ = ["Calls", "Campaigns", "CaseLists", "Cases", "Clients", "Kayse", "Metadata"]
 
+T = TypeVar("T")
 
-class Clients(SyncResource):
-    """The firm's clients: ``kayse.clients``."""
 
-    def create(self, **fields: Unpack[ClientCreate]) -> Client:
-        """Create a client (``POST /v1/clients``).
+class TableResource(SyncResource):
+    """A resource whose requests carry the fields of one table: it checks items and describes its fields."""
 
-        Fields are the API's, as keyword arguments: ``external_source``,
-        ``external_source_id``, ``first_name`` and ``last_name`` are required;
-        fields not given are not sent. Dates are ``datetime.date`` or
-        ``"YYYY-MM-DD"``. An unknown name is refused (``errors.ValidationError``);
-        a field this SDK does not know yet goes in ``extra_body``. Never retried
-        once it may have reached the server.
+    _async: ClassVar[type[_base.TableResource]]
+
+    @classmethod
+    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
+        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the call would; sends nothing.
+
+        ``mode``: ``"create"``, ``"update"`` (a full replacement, no ``id``) or ``"upsert"`` (a
+        ``bulk_upsert`` item). Raises ``errors.ValidationError`` as the call would.
         """
-        return self._portal.call("clients", _clients.Clients.create, **fields)
+        return cls._async.check(item, mode=mode)
 
-    def get(self, client_id: int) -> Client:
-        """Get a client by id (``GET /v1/clients/{id}``)."""
-        return self._portal.call("clients", _clients.Clients.get, client_id)
+    @classmethod
+    def schema(cls) -> ObjectSchema:
+        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
+        return cls._async.schema()
 
-    def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
-        """Replace a client (``PUT /v1/clients/{id}``).
 
-        A full replacement: every optional field of the PUT table not given is
-        sent as null and cleared by the server; ``gender`` and
-        ``voice_calls_opted_out`` (outside that table) are sent only with a
-        value. To change a few fields and keep the rest, use :meth:`patch`.
-        """
-        return self._portal.call("clients", _clients.Clients.update, client_id, **fields)
-
-    def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
-        """Change the given fields of a client and keep every other (GET, merge, PUT).
-
-        Fields the server sent that this SDK does not know are sent back
-        unchanged. Costs two requests.
-        """
-        return self._portal.call("clients", _clients.Clients.patch, client_id, **changes)
-
-    def delete(self, client_id: int) -> None:
-        """Delete a client (``DELETE /v1/clients/{id}``)."""
-        self._portal.call("clients", _clients.Clients.delete, client_id)
+class CrudResource(TableResource, Generic[T]):
+    """A resource with the five single-item calls and the bulk upsert."""
 
     def bulk_upsert(
         self,
@@ -96,26 +80,20 @@ class Clients(SyncResource):
         journal: str | None = None,
         progress: _bulk.ProgressCallback | None = None,
         max_wait: float | None = None,
-    ) -> BulkResult[Client]:
+    ) -> BulkResult[T]:
         """Create (items without ``id``) or update (items with ``id``) any number of items.
 
-        Items are models or mappings, from any iterable or async iterable,
-        read lazily; they are checked one by one before their chunk is sent,
-        then sent ``chunk_size`` per request, ``concurrency`` requests at once,
-        through the quota scheduler. The result holds one ``BulkItem`` per
-        input item, in input order. Unless ``raise_on_error`` is False,
-        ``errors.BulkError`` (carrying the whole result) is raised after every
-        chunk that could be sent was sent, if any item failed.
-
-        ``bisect_budget``: extra requests that may be spent splitting a batch
-        the server rejected, to find its bad items and store the good ones.
-        ``journal``: a file recording completed chunks, so that running the
-        same job again skips them instead of creating duplicates.
-        ``progress``: called after every chunk with a ``BulkProgress``.
+        Items (models or mappings, from any iterable or async iterable) are read lazily, checked one
+        by one, and sent ``chunk_size`` per request, ``concurrency`` requests at once, through the
+        quota. The result holds one ``BulkItem`` per input item, in input order; unless
+        ``raise_on_error`` is False, ``errors.BulkError`` (carrying it) is raised at the end if any
+        item failed. ``bisect_budget``: extra requests to split a refused batch and store its good
+        items; ``journal``: a file of completed chunks, so that a rerun skips them instead of
+        creating duplicates; ``progress``: called after every chunk with a ``BulkProgress``.
         """
         return self._portal.call(
-            "clients",
-            _clients.Clients.bulk_upsert,
+            self._attr,
+            _crud.CrudResource.bulk_upsert,
             items,
             chunk_size=chunk_size,
             concurrency=concurrency,
@@ -136,16 +114,14 @@ class Clients(SyncResource):
         journal: str | None = None,
         progress: _bulk.ProgressCallback | None = None,
         max_wait: float | None = None,
-    ) -> Generator[BulkItem[Client], None, None]:
+    ) -> Generator[BulkItem[T], None, None]:
         """Like :meth:`bulk_upsert`, streamed: yields one ``BulkItem`` per input item, in input order.
 
-        Memory stays bounded by ``chunk_size`` x ``concurrency`` whatever the
-        number of items. Nothing is raised for failed items: look at each
-        item's ``status``.
+        Memory stays bounded by ``chunk_size`` x ``concurrency``; nothing is raised for failed items.
         """
         return self._portal.iterate(
-            "clients",
-            _clients.Clients.bulk_upsert_iter,
+            self._attr,
+            _crud.CrudResource.bulk_upsert_iter,
             items,
             chunk_size=chunk_size,
             concurrency=concurrency,
@@ -155,37 +131,64 @@ class Clients(SyncResource):
             max_wait=max_wait,
         )
 
-    @classmethod
-    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
 
-        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
-        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
-        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
+class Clients(CrudResource[Client]):
+    """The firm's clients: ``kayse.clients``."""
+
+    _attr = "clients"
+    _async = _clients.Clients
+
+    def create(self, **fields: Unpack[ClientCreate]) -> Client:
+        """Create a client (``POST /v1/clients``); never retried once it may have reached the server.
+
+        The API's fields as keyword arguments (``external_source``, ``external_source_id``,
+        ``first_name`` and ``last_name`` required; dates as ``datetime.date`` or ``"YYYY-MM-DD"``);
+        a field this SDK does not know yet goes in ``extra_body``, another name is refused.
         """
-        return _clients.Clients.check(item, mode=mode)
+        return self._portal.call(self._attr, _clients.Clients.create, **fields)
 
-    @classmethod
-    def schema(cls) -> ObjectSchema:
-        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
-        return _clients.Clients.schema()
+    def get(self, client_id: int) -> Client:
+        """Get a client by id (``GET /v1/clients/{id}``)."""
+        return self._portal.call(self._attr, _clients.Clients.get, client_id)
+
+    def update(self, client_id: int, **fields: Unpack[ClientUpdate]) -> Client:
+        """Replace a client (``PUT /v1/clients/{id}``).
+
+        A full replacement: every optional field of the PUT table not given is sent as null and
+        cleared by the server; ``gender`` and ``voice_calls_opted_out`` (outside that table) are
+        sent only with a value. To change a few fields and keep the rest, use :meth:`patch`.
+        """
+        return self._portal.call(self._attr, _clients.Clients.update, client_id, **fields)
+
+    def patch(self, client_id: int, **changes: Unpack[ClientUpdate]) -> Client:
+        """Change the given fields of a client and keep every other (GET, merge, PUT: two requests).
+
+        Fields the server sent that this SDK does not know are sent back unchanged.
+        """
+        return self._portal.call(self._attr, _clients.Clients.patch, client_id, **changes)
+
+    def delete(self, client_id: int) -> None:
+        """Delete a client (``DELETE /v1/clients/{id}``)."""
+        self._portal.call(self._attr, _clients.Clients.delete, client_id)
 
 
-class Cases(SyncResource):
+class Cases(CrudResource[Case]):
     """The firm's legal cases: ``kayse.cases``."""
+
+    _attr = "cases"
+    _async = _cases.Cases
 
     def create(self, **fields: Unpack[CaseCreate]) -> Case:
         """Create a case (``POST /v1/cases``).
 
-        ``case_number``, ``external_source``, ``external_source_id``, ``status``
-        and ``type`` are required; fields not given are not sent. Never retried
-        once it may have reached the server.
+        ``case_number``, ``external_source``, ``external_source_id``, ``status`` and ``type`` are
+        required; fields not given are not sent. Never retried once it may have reached the server.
         """
-        return self._portal.call("cases", _cases.Cases.create, **fields)
+        return self._portal.call(self._attr, _cases.Cases.create, **fields)
 
     def get(self, case_id: int) -> Case:
         """Get a case by id (``GET /v1/cases/{id}``)."""
-        return self._portal.call("cases", _cases.Cases.get, case_id)
+        return self._portal.call(self._attr, _cases.Cases.get, case_id)
 
     def update(self, case_id: int, **fields: Unpack[CaseUpdate]) -> Case:
         """Replace a case (``PUT /v1/cases/{id}``): optional fields of the PUT table not given are cleared.
@@ -193,15 +196,15 @@ class Cases(SyncResource):
         ``client_ids`` and ``opt_out_voice_calls`` (outside that table) are sent
         only with a value: the links and the opt-out stay as stored otherwise.
         """
-        return self._portal.call("cases", _cases.Cases.update, case_id, **fields)
+        return self._portal.call(self._attr, _cases.Cases.update, case_id, **fields)
 
     def patch(self, case_id: int, **changes: Unpack[CaseUpdate]) -> Case:
         """Change the given fields of a case and keep every other (GET, merge, PUT)."""
-        return self._portal.call("cases", _cases.Cases.patch, case_id, **changes)
+        return self._portal.call(self._attr, _cases.Cases.patch, case_id, **changes)
 
     def delete(self, case_id: int) -> None:
         """Delete a case (``DELETE /v1/cases/{id}``)."""
-        self._portal.call("cases", _cases.Cases.delete, case_id)
+        self._portal.call(self._attr, _cases.Cases.delete, case_id)
 
     def bulk_delete(
         self,
@@ -215,17 +218,13 @@ class Cases(SyncResource):
     ) -> DeleteResult:
         """Delete cases by id (``POST /v1/cases/bulk_delete``), in chunks of at most 500 ids.
 
-        Ids are checked first and deduplicated; chunks go ``concurrency`` at a
-        time. With ``with_clients``, clients linked only to deleted cases are
-        deleted too. Returns a ``DeleteResult``: a list of the ids an answer
-        confirmed deleted, with ``gone`` (absent from an answer that followed
-        a lost one: deleted then, or never there) and ``not_found`` (the
-        server had no such case). Unless ``raise_on_error`` is False,
-        ``errors.BulkError`` is raised if a chunk failed; else the result's
-        ``failed`` lists those ids.
+        Ids are checked first and deduplicated; chunks go ``concurrency`` at a time. With
+        ``with_clients``, clients linked only to deleted cases go too. Returns a ``DeleteResult`` (the
+        ids confirmed deleted, with ``gone``, ``not_found`` and ``failed``). Unless ``raise_on_error``
+        is False, ``errors.BulkError`` is raised if a chunk failed.
         """
         return self._portal.call(
-            "cases",
+            self._attr,
             _cases.Cases.bulk_delete,
             ids,
             with_clients=with_clients,
@@ -238,10 +237,11 @@ class Cases(SyncResource):
     def send_sms(self, *, case_id: int, client_id: int, message: str) -> str:
         """Send an SMS to a client about a case; returns the server's message (``"sms scheduled"``).
 
-        Never retried once it may have reached the server: a client must not
-        get the same SMS twice.
+        Never retried once it may have reached the server: a client must not get the same SMS twice.
         """
-        return self._portal.call("cases", _cases.Cases.send_sms, case_id=case_id, client_id=client_id, message=message)
+        return self._portal.call(
+            self._attr, _cases.Cases.send_sms, case_id=case_id, client_id=client_id, message=message
+        )
 
     def send_email(self, *, case_id: int, client_id: int, subject: str, message: str) -> str:
         """Send an email to a client about a case; returns the server's message (``"email scheduled"``).
@@ -249,110 +249,26 @@ class Cases(SyncResource):
         Never retried once it may have reached the server.
         """
         return self._portal.call(
-            "cases", _cases.Cases.send_email, case_id=case_id, client_id=client_id, subject=subject, message=message
+            self._attr, _cases.Cases.send_email, case_id=case_id, client_id=client_id, subject=subject, message=message
         )
 
-    def bulk_upsert(
-        self,
-        items: Iterable[Any] | AsyncIterable[Any],
-        *,
-        chunk_size: int = 500,
-        concurrency: int = 4,
-        raise_on_error: bool = True,
-        bisect_budget: int = 0,
-        journal: str | None = None,
-        progress: _bulk.ProgressCallback | None = None,
-        max_wait: float | None = None,
-    ) -> BulkResult[Case]:
-        """Create (items without ``id``) or update (items with ``id``) any number of items.
 
-        Items are models or mappings, from any iterable or async iterable,
-        read lazily; they are checked one by one before their chunk is sent,
-        then sent ``chunk_size`` per request, ``concurrency`` requests at once,
-        through the quota scheduler. The result holds one ``BulkItem`` per
-        input item, in input order. Unless ``raise_on_error`` is False,
-        ``errors.BulkError`` (carrying the whole result) is raised after every
-        chunk that could be sent was sent, if any item failed.
-
-        ``bisect_budget``: extra requests that may be spent splitting a batch
-        the server rejected, to find its bad items and store the good ones.
-        ``journal``: a file recording completed chunks, so that running the
-        same job again skips them instead of creating duplicates.
-        ``progress``: called after every chunk with a ``BulkProgress``.
-        """
-        return self._portal.call(
-            "cases",
-            _cases.Cases.bulk_upsert,
-            items,
-            chunk_size=chunk_size,
-            concurrency=concurrency,
-            raise_on_error=raise_on_error,
-            bisect_budget=bisect_budget,
-            journal=journal,
-            progress=progress,
-            max_wait=max_wait,
-        )
-
-    def bulk_upsert_iter(
-        self,
-        items: Iterable[Any] | AsyncIterable[Any],
-        *,
-        chunk_size: int = 500,
-        concurrency: int = 4,
-        bisect_budget: int = 0,
-        journal: str | None = None,
-        progress: _bulk.ProgressCallback | None = None,
-        max_wait: float | None = None,
-    ) -> Generator[BulkItem[Case], None, None]:
-        """Like :meth:`bulk_upsert`, streamed: yields one ``BulkItem`` per input item, in input order.
-
-        Memory stays bounded by ``chunk_size`` x ``concurrency`` whatever the
-        number of items. Nothing is raised for failed items: look at each
-        item's ``status``.
-        """
-        return self._portal.iterate(
-            "cases",
-            _cases.Cases.bulk_upsert_iter,
-            items,
-            chunk_size=chunk_size,
-            concurrency=concurrency,
-            bisect_budget=bisect_budget,
-            journal=journal,
-            progress=progress,
-            max_wait=max_wait,
-        )
-
-    @classmethod
-    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
-
-        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
-        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
-        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
-        """
-        return _cases.Cases.check(item, mode=mode)
-
-    @classmethod
-    def schema(cls) -> ObjectSchema:
-        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
-        return _cases.Cases.schema()
-
-
-class CaseLists(SyncResource):
+class CaseLists(TableResource):
     """Saved case filters that power campaigns: ``kayse.case_lists``."""
+
+    _attr = "case_lists"
+    _async = _case_lists.CaseLists
 
     def list(
         self, *, key: str | None = None, hide_empty: bool | None = None, page: int = 1, page_size: int = 25
     ) -> Generator[CaseList, None, None]:
         """Every case list from page ``page`` on, one by one (``GET /v1/case_lists``).
 
-        ``key`` searches the names; ``hide_empty`` keeps only lists that hold
-        cases now. Pages are fetched as the iteration needs them, one request
-        each, until the server's ``total`` is reached (a short page before it
-        does not end the walk); breaking out of the loop stops there.
+        ``key`` searches the names; ``hide_empty`` keeps only lists that hold cases now. A page is
+        fetched (one request) as the iteration needs it, until the server's ``total`` is reached.
         """
         return self._portal.iterate(
-            "case_lists", _case_lists.CaseLists.list, key=key, hide_empty=hide_empty, page=page, page_size=page_size
+            self._attr, _case_lists.CaseLists.list, key=key, hide_empty=hide_empty, page=page, page_size=page_size
         )
 
     def pages(
@@ -360,12 +276,11 @@ class CaseLists(SyncResource):
     ) -> Generator[builtins.list[CaseList], None, None]:
         """The case lists page by page from page ``page`` on, each page a list (``GET /v1/case_lists``).
 
-        One request per page, made as the iteration needs it. The walk ends
-        when the pages seen cover the ``total`` the server reports, or, when it
-        reports none, at the first page shorter than ``page_size``.
+        One request per page, as the iteration needs it, until the pages cover the server's
+        ``total`` (without one: until a page shorter than ``page_size``).
         """
         return self._portal.iterate(
-            "case_lists", _case_lists.CaseLists.pages, key=key, hide_empty=hide_empty, page=page, page_size=page_size
+            self._attr, _case_lists.CaseLists.pages, key=key, hide_empty=hide_empty, page=page, page_size=page_size
         )
 
     def create(self, **fields: Unpack[CaseListCreate]) -> CaseList:
@@ -374,7 +289,7 @@ class CaseLists(SyncResource):
         ``name`` is required; ``include_ids`` and ``exclude_ids`` need a
         ``filter``. Never retried once it may have reached the server.
         """
-        return self._portal.call("case_lists", _case_lists.CaseLists.create, **fields)
+        return self._portal.call(self._attr, _case_lists.CaseLists.create, **fields)
 
     def bulk_upsert(
         self,
@@ -389,13 +304,11 @@ class CaseLists(SyncResource):
     ) -> builtins.list[CaseListUpsert]:
         """Create (no ``id``) or update (with ``id``) case lists (``POST /v1/case_lists/bulk``).
 
-        Returns the id and action of every input list, in input order. An
-        update re-applies the filter ("set": members are replaced). If any
-        item fails, ``errors.BulkError`` is raised after every chunk that
-        could be sent was sent; its ``result`` says which.
+        Returns the id and action of every input list, in input order; an update replaces the
+        members. If any item fails, ``errors.BulkError`` is raised at the end (its ``result`` says which).
         """
         return self._portal.call(
-            "case_lists",
+            self._attr,
             _case_lists.CaseLists.bulk_upsert,
             items,
             chunk_size=chunk_size,
@@ -406,91 +319,59 @@ class CaseLists(SyncResource):
             max_wait=max_wait,
         )
 
-    @classmethod
-    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
 
-        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
-        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
-        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
-        """
-        return _case_lists.CaseLists.check(item, mode=mode)
-
-    @classmethod
-    def schema(cls) -> ObjectSchema:
-        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
-        return _case_lists.CaseLists.schema()
-
-
-class Campaigns(SyncResource):
+class Campaigns(TableResource):
     """AI voice-call campaigns: ``kayse.campaigns``."""
+
+    _attr = "campaigns"
+    _async = _campaigns.Campaigns
 
     def create(self, **fields: Unpack[CampaignCreate]) -> Campaign:
         """Create a campaign (``POST /v1/campaigns`` on the main host).
 
         ``name``, ``agent_id``, ``case_list_id``, ``send_sms_before_call`` and
-        ``sms_before_call_text`` are required. Never retried once it may have
-        reached the server.
+        ``sms_before_call_text`` are required. Never retried once it may have reached the server.
         """
-        return self._portal.call("campaigns", _campaigns.Campaigns.create, **fields)
+        return self._portal.call(self._attr, _campaigns.Campaigns.create, **fields)
 
     def list(self, *, key: str | None = None) -> list[Campaign]:
         """Every campaign, optionally searched by ``key`` (``GET /v1/campaigns``)."""
-        return self._portal.call("campaigns", _campaigns.Campaigns.list, key=key)
-
-    @classmethod
-    def check(cls, item: object, *, mode: Mode = "upsert") -> dict[str, Any]:
-        """The JSON body sending ``item`` (a model or a mapping) would carry, checked as the calls check it.
-
-        Sends nothing. ``mode``: ``"create"`` (``create()``), ``"update"`` (``update()``: a
-        full replacement, the ``id`` left out) or ``"upsert"`` (a ``bulk_upsert`` item: a
-        replacement led by its ``id`` if it has one). Raises ``errors.ValidationError`` as the call would.
-        """
-        return _campaigns.Campaigns.check(item, mode=mode)
-
-    @classmethod
-    def schema(cls) -> ObjectSchema:
-        """The fields this SDK sends for this resource, in the form ``kayse.metadata.objects()`` uses; no request."""
-        return _campaigns.Campaigns.schema()
+        return self._portal.call(self._attr, _campaigns.Campaigns.list, key=key)
 
 
 class Calls(SyncResource):
     """AI voice calls: ``kayse.calls``. Sent to ``calls_base_url`` with ``X-Public-Api-Key``."""
 
+    _attr = "calls"
+
     def schedule(self, *, campaign_id: int, case_id: int) -> ScheduledCall:
         """Schedule an AI call for a case within a campaign.
 
-        Never retried once it may have reached the server: a client must not
-        be called twice.
+        Never retried once it may have reached the server: a client must not be called twice.
         """
-        return self._portal.call("calls", _calls.Calls.schedule, campaign_id=campaign_id, case_id=case_id)
+        return self._portal.call(self._attr, _calls.Calls.schedule, campaign_id=campaign_id, case_id=case_id)
 
 
 class Metadata(SyncResource):
     """The API's own description of its objects: ``kayse.metadata``."""
 
+    _attr = "metadata"
+
     def objects(self) -> list[ObjectSchema]:
         """Every public object (cases, clients, case lists) with its fields, types and required flags."""
-        return self._portal.call("metadata", _metadata.Metadata.objects)
+        return self._portal.call(self._attr, _metadata.Metadata.objects)
 
 
 class Kayse(KayseBase):
-    """The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await``.
+    """The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await`` (see docs/sync.md).
 
-    Takes the same arguments as ``AsyncKayse``, and ``session_factory`` in place
-    of ``session`` (an aiohttp session belongs to the loop that made it): a
-    callable that makes the session inside the client's loop; that session belongs
-    to the client, which closes it. Has the same resources and methods, blocking;
-    methods that return an async iterator there return a plain generator here. Use
-    it as ``with Kayse() as kayse:`` or call ``kayse.close()``.
+    Takes ``AsyncKayse``'s arguments, with ``session_factory`` (called inside the client's loop; the
+    client closes that session) in place of ``session``. Same resources and methods, blocking; an async
+    iterator there is a generator here. Use ``with Kayse() as kayse:`` or call ``kayse.close()``.
 
-    One client is safe to share between threads. It runs one ``AsyncKayse`` in an
-    anyio blocking portal (an event loop in a thread of its own, started by the
-    first call); calls from every thread run there concurrently. It works where a
-    loop is already running (notebooks, code under ``asyncio.run``) and in
-    processes forked after it was used (the child starts its own portal on its
-    first call). A call made from code running on that loop (a progress callback)
-    raises ``errors.KayseError`` instead of waiting for itself.
+    Safe to share between threads: one ``AsyncKayse`` runs in an anyio blocking portal (a loop in a
+    thread of its own, started by the first call). It works under a running loop and after ``fork()``;
+    a call from code on that loop (a progress callback) raises ``errors.KayseError``.
     """
 
     def __init__(

@@ -9,7 +9,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import aiohttp
 
@@ -59,6 +59,8 @@ class SyncResource:
     """Base of the generated resource twins: each holds the client's portal."""
 
     __slots__ = ("_portal",)
+    _attr: ClassVar[str]
+    """The async resource's attribute on the client (``clients``)."""
 
     def __init__(self, portal: Portal[AsyncKayse]) -> None:
         self._portal = portal
@@ -120,9 +122,8 @@ class KayseBase:
     ) -> Self:
         """A client that differs from this one only in the options given, for calls that need them.
 
-        It shares this client's loop thread, session (connections), quota (budget), keys, base
-        URLs and ``on_retry`` hook. Closing the derived client only stops it; closing this one
-        closes the session and the loop for every client derived from it.
+        It shares this client's loop thread, session, quota, keys, base URLs and ``on_retry`` hook.
+        Closing it only stops it; closing this client closes the loop for every client derived from it.
         """
         options = partial(AsyncKayse.with_options, timeout=timeout, max_retries=max_retries, max_wait=max_wait)
         derived = copy.copy(self)
@@ -141,8 +142,7 @@ class KayseBase:
     def close(self) -> None:
         """Close the client: cancel the calls still running, close its session on its loop, stop the loop. Idempotent.
 
-        Calls still running in other threads fail with ``errors.KayseError``.
-        Must not be called from code running on the client's loop (a callback).
+        Calls still running fail with ``errors.KayseError``. Not from code on the client's loop (a callback).
         """
         self._portal.close()
 

@@ -1,33 +1,19 @@
 """The portal under ``Kayse``: an anyio blocking portal, in a thread of its own, running one async client.
 
-Every call is handed to the portal's event loop (``BlockingPortal.start_task_soon``)
-and its result handed back; calls from many threads run there concurrently, as
-tasks. What this module adds to anyio's portal, and why:
+Each call is a task on the portal's loop (see docs/sync.md). What this module adds to anyio's portal:
 
-- The thread (``kayse-portal``, a daemon) starts on the first call, not in
-  ``Kayse()``: clients made and dropped cost no thread. The async client is
-  opened inside the loop (``open_client``, an async context manager) and closed
-  there by ``close()``, after the calls still running were cancelled: their
-  callers get ``KayseError``.
-- A call from code running on the loop (a progress or quota callback) raises at
-  once instead of waiting for itself; so does a call from another client's loop
-  that would close a cycle of loops waiting for each other.
-- Ctrl-C in the calling thread cancels the task underneath and waits briefly
-  for it to unwind (the connection dropped, the quota lease settled) before
-  ``KeyboardInterrupt`` goes up.
-- After ``os.fork()`` the child leaves the parent's loop, session and sockets
-  alone: they are shared with the parent at the kernel level (the epoll instance
-  too), so closing them, or letting them be finalized at the child's exit, would
-  unregister or shut down the parent's connections. An idle daemon thread holds
-  them for the child's whole life (the frames of daemon threads are never
-  cleared at interpreter exit, unlike module globals); the child starts a fresh
-  portal on its first call.
-- A portal nobody closed is closed when it is garbage-collected or at
-  interpreter exit (``weakref.finalize``), so nothing is reported unclosed.
+- the thread (``kayse-portal``, a daemon) starts on the first call; the client is opened and closed in the loop;
+- a call from the loop itself, or closing a cycle of loops waiting for each other, raises at once;
+- Ctrl-C cancels the task underneath and waits briefly for it to unwind before ``KeyboardInterrupt`` goes up;
+- a forked child leaves the parent's loop, session and sockets alone (they share kernel objects with the
+  parent): an idle daemon thread holds them for the child's life (its frames are never cleared at exit),
+  and the child starts its own portal on its first call;
+- a portal nobody closed is closed when collected or at exit (``weakref.finalize``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import os
@@ -75,6 +61,7 @@ class _Running(Generic[C]):
 
     client: C
     portal: BlockingPortal
+    loop: asyncio.AbstractEventLoop
 
     def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[C]]) -> None:
         self.error: BaseException | None = None
@@ -97,6 +84,7 @@ class _Running(Generic[C]):
         # The portal closes first (cancelling what still runs), then the client.
         async with open_client() as client, BlockingPortal() as portal:
             self.client, self.portal = client, portal
+            self.loop = asyncio.get_running_loop()
             self.ready.set()
             await portal.sleep_until_stopped()
 
@@ -120,12 +108,36 @@ def _enter_wait(me: int, running: _Running[Any]) -> None:
         _waiting[me] = running
 
 
-async def _guarded(done: threading.Lock, function: Callable[[Any], Any], client: Any) -> Any:
+class _Call:
+    """One call handed to the loop: Ctrl-C cancels it through here, even before ``start_task_soon`` returned.
+
+    That blocks until the loop spawned the task, which may already be sending.
+    """
+
+    __slots__ = ("cancelled", "done", "scope")
+
+    def __init__(self) -> None:
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.scope: anyio.CancelScope | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """On the loop: cancel the call, or keep it from starting."""
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+async def _guarded(call: _Call, function: Callable[[Any], Any], client: Any) -> Any:
     try:
-        result = function(client)
-        return await result if isawaitable(result) else result
+        with anyio.CancelScope() as call.scope:
+            if not call.cancelled:
+                result = function(client)
+                return await result if isawaitable(result) else result
+        return None
     finally:
-        done.release()
+        call.done.release()
 
 
 class _Core(Generic[C]):
@@ -150,6 +162,7 @@ class _Core(Generic[C]):
             running = self.running
             self.handing += 1
         me = threading.get_ident()
+        call: _Call | None = None
         try:
             try:
                 running.ready.wait()
@@ -161,22 +174,22 @@ class _Core(Generic[C]):
                     raise running.error
                 if me in _loop_threads:
                     _enter_wait(me, running)
-                done = threading.Lock()
-                done.acquire()
-                future = running.portal.start_task_soon(_guarded, done, function, running.client)
+                call = _Call()
+                future = running.portal.start_task_soon(_guarded, call, function, running.client)
             finally:
                 with self.cond:
                     self.handing -= 1
                     self.cond.notify_all()
-            try:
-                return future.result()
-            except concurrent.futures.CancelledError:
-                raise KayseError(f"{_CLOSED} (the call was cancelled)") from None
-            except BaseException:
-                if not future.done():  # Ctrl-C: cancel the call and let it unwind; a second Ctrl-C goes up at once
-                    future.cancel()
-                    done.acquire(timeout=INTERRUPT_GRACE)
-                raise
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise KayseError(f"{_CLOSED} (the call was cancelled)") from None
+        except BaseException:
+            if call is not None and not call.done.acquire(blocking=False):
+                # Ctrl-C: cancel the call and let it unwind; a second Ctrl-C goes up at once.
+                with contextlib.suppress(RuntimeError):  # the loop is gone
+                    running.loop.call_soon_threadsafe(call.cancel)
+                call.done.acquire(timeout=INTERRUPT_GRACE)
+            raise
         finally:
             _waiting.pop(me, None)
 
@@ -228,11 +241,7 @@ class Portal(Generic[C]):
         weakref.finalize(self, self._core.finalize)
 
     def view(self, derive: Callable[[C], C]) -> Portal[C]:
-        """A portal whose calls go to ``derive(client)`` (called on the loop) instead of the client itself.
-
-        It shares this portal's loop and thread, and keeps this portal alive; closing it
-        closes only the view.
-        """
+        """A portal on the same loop whose calls go to ``derive(client)``; closing it closes only the view."""
         view: Portal[C] = Portal.__new__(Portal)
         view._core, view._owner, view._closed = self._core, self, False
         parent = self._derive
@@ -283,9 +292,7 @@ class Portal(Generic[C]):
     ) -> Generator[T, None, None]:
         """``func(client.<attr>, ...)`` returns an async iterator: walk it as a plain generator.
 
-        The call itself happens now, so that bad arguments raise here and not at
-        the first ``next()``. Closing the generator (breaking out of a ``for``
-        loop drops it) closes the async iterator on the loop.
+        The call happens now (bad arguments raise here); closing the generator closes the iterator.
         """
         iterator: AsyncIterator[T] = self._core.run(lambda client: func(self._on(client, attr), *args, **kwargs))
         return _walk(self, self._core.running, iterator)

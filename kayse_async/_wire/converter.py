@@ -73,28 +73,28 @@ def _structure_date(value: Any, _: Any) -> dt.date:
 
 
 def _json_types(tp: Any, conv: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
-    """Structure a union (``int | str | None``, ``list[int] | None``, ``Agent | None``) or a scalar type.
+    """Structure a union (``int | str | None``, ``Agent | None``) or a scalar: the value's JSON type picks the member.
 
-    The value's JSON type picks the member: scalars pass as they are (an
-    integer where a float is expected too), others through their own hooks.
-    A value of any other type is an error: never coerced (``"12"`` is not 12).
+    Scalars pass as they are (an integer where a float is expected too), others through their own
+    hooks; a value of any other type is an error, never coerced.
     """
-    by_type: dict[type[Any], tuple[Callable[[Any, Any], Any] | None, Any]] = {}
+    plain: set[type[Any]] = set()
+    hooks: dict[type[Any], tuple[Callable[[Any, Any], Any], Any]] = {}
     for arg in typing.get_args(tp) if _is_union(tp) else (tp,):
         if arg in _PLAIN:
-            by_type[arg] = (None, arg)
-            if arg is float:
-                by_type[int] = (None, arg)
+            plain.update((arg, int) if arg is float else (arg,))
         else:
             json_type = str if arg is dt.date else dict if _is_model(arg) else typing.get_origin(arg)
-            by_type[json_type] = (conv.get_structure_hook(arg), arg)
+            hooks[json_type] = (conv.get_structure_hook(arg), arg)
 
     def structure(value: Any, _: Any) -> Any:
+        if type(value) in plain:
+            return value
         try:
-            hook, arg = by_type[type(value)]
+            hook, arg = hooks[type(value)]
         except KeyError:
             raise TypeError(f"expected {tp}, got {type(value).__name__}") from None
-        return value if hook is None else hook(value, arg)
+        return hook(value, arg)
 
     return structure
 
@@ -126,12 +126,9 @@ def _dict(tp: Any, conv: cattrs.BaseConverter) -> Callable[[Any, Any], dict[str,
 def _structure_model(cls: Any, conv: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
     """Structure a model from a mapping with cattrs' generated function; never raise over a field.
 
-    Unknown keys go into ``extra``. A value that its field's annotation does
-    not allow is kept, as sent, in ``extra`` under the field's name, and the
-    field keeps its default (so that the annotation stays true); a required
-    field (no default) keeps the value as sent itself. Either way one WARNING
-    per model field per process names it. Only a value that is not a mapping
-    at all raises ``TypeError``.
+    Unknown keys go into ``extra``. A value its field does not allow is kept as sent in ``extra``
+    under the field's name, the field keeping its default (a required field keeps the value itself);
+    one WARNING per model field per process names it. Only a value that is no mapping raises ``TypeError``.
     """
     attrs.resolve_types(cls)
     fields = [a for a in attrs.fields(cls) if a.name != EXTRA]
@@ -201,9 +198,8 @@ def _default(a: attrs.Attribute[Any]) -> Any:
 def _unstructure_model(cls: type[Any], conv: cattrs.BaseConverter) -> Callable[[Any], dict[str, Any]]:
     """Unstructure a model with cattrs' generated function (every field, None as null), ``extra`` merged back.
 
-    A known field wins over an ``extra`` entry of its name, unless it holds
-    its default: then the value kept for it there (one the converter could
-    not read) goes back in its place, so that an update never wipes it.
+    A known field wins over an ``extra`` entry of its name, unless it holds its default: then the
+    value kept there (one the converter could not read) goes back, so that an update never wipes it.
     """
     attrs.resolve_types(cls)
     generated = make_dict_unstructure_fn(cls, conv, extra=override(omit=True))
@@ -222,27 +218,10 @@ def _unstructure_model(cls: type[Any], conv: cattrs.BaseConverter) -> Callable[[
 def make_converter() -> cattrs.Converter:
     """Build the converter between models and JSON data.
 
-    Hooks:
-
-    - every attrs class with an ``extra`` field (the models): cattrs' generated
-      structure and unstructure functions (``make_dict_structure_fn``,
-      ``make_dict_unstructure_fn``), wrapped to keep unknown fields in
-      ``extra`` and to send them back, and to keep a value of an unexpected
-      type instead of raising (see ``_structure_model``);
-    - ``str``, ``int``, ``bool``, ``float`` and unions of JSON types
-      (``int | str | None``, ``list[int] | None``, ``Agent | None``):
-      the value's JSON type picks the member, never coerced (``"12"`` is not
-      12, ``"false"`` is not False); unstructured as they are;
-    - ``list[X]``: a JSON array, items through ``X``'s hook;
-      ``dict[str, X]``: a JSON object, values through ``X``'s hook; a
-      ``dict[str, Any]`` (``meta``, ``filter``) holds JSON values and is
-      copied as it is, both ways;
-    - ``datetime.date``: from ``"YYYY-MM-DD"`` (a timestamp is cut to its
-      date), to ``"YYYY-MM-DD"``; a ``datetime`` to its ISO form.
-
-    A model unstructures to every field, None as null (what a PUT needs),
-    with ``extra`` merged back. Creates omit the fields that were not given:
-    the request builders decide that, not this converter.
+    Models go through cattrs' generated functions, wrapped as ``_structure_model`` and
+    ``_unstructure_model`` say; scalars and unions of JSON types are never coerced (``"12"`` is
+    not 12); ``list[X]`` and ``dict[str, X]`` take their items through ``X``'s hook (a
+    ``dict[str, Any]`` is copied as it is); dates are ``"YYYY-MM-DD"`` both ways.
     """
     conv = cattrs.Converter(detailed_validation=False)
     for scalar in (str, int, bool, float):

@@ -1,17 +1,9 @@
-"""The one source of the API's request fields, and the checks made before sending.
+"""The one source of the API's request fields (a :class:`Table` of :class:`Field` rows per body), and the checks.
 
-Each request body is a :class:`Table` of :class:`Field` rows: the name, the
-kind of value, whether a create needs it, whether the reference's PUT table
-lists it, the field it needs beside it, and its description. The resources
-check with these tables; the typed keywords (``params``) and the models are
-tested against them; the emulator builds its request rules, its metadata and
-its OpenAPI document from them; and a test holds them to the reference's own
-tables, every deliberate difference listed in docs/reference-notes.md.
-
-Sans-I/O: pure functions. A check that fails raises
-:class:`kayse_async.errors.ValidationError` naming the field as the API spells
-it, so nothing invalid reaches the server (it would spend a request of a
-500-per-hour budget, and a bulk batch is rejected whole for one bad item).
+The resources check with these tables, the emulator builds its rules and metadata from them, and
+tests hold ``params``, the models and the reference's tables to them (docs/reference-notes.md).
+A failed check raises :class:`kayse_async.errors.ValidationError` naming the field as the API spells
+it: nothing invalid spends a request, or makes the server refuse a whole bulk batch.
 """
 
 from __future__ import annotations
@@ -349,13 +341,10 @@ def check_fields(
 ) -> dict[str, Any]:
     """Check the fields a caller gave by name against ``table`` and return the body, JSON-ready.
 
-    A name outside the table is refused. ``mode="create"``: every required
-    field must be given, not null, and a required string not blank; fields
-    not given are not sent. ``mode="update"`` (a full replacement): the
-    optional fields of the PUT table that are not given are sent as null (the
-    server clears them); required fields not given are left out (the server
-    keeps them); a field outside the PUT table goes only with a value, never
-    as null. ``path`` prefixes field names in errors (``clients[3].``).
+    ``mode="create"``: every required field given, not null, a required string not blank; fields not
+    given are not sent. ``mode="update"`` (a full replacement): optional PUT-table fields not given
+    go as null, required ones not given are left out, and a field outside the PUT table goes only
+    with a value. ``path`` prefixes field names in errors (``clients[3].``).
     """
     body: dict[str, Any] = {}
     by_name = table.by_name
@@ -409,11 +398,9 @@ def _model_names(cls: type, table: Table) -> tuple[tuple[str, ...], frozenset[st
 
 
 def item_fields(table: Table, item: Any, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The named fields of an item and its extra fields (a model's fields the SDK does not know).
+    """The named fields of an item (a mapping as given) and its extra fields (a model's ``extra``).
 
-    A mapping is taken as given. A model sends the fields of ``table`` it holds
-    and its ``extra``; ``None`` means "not given", and what only answers carry
-    (``case_ids`` of a case list, the ``agent`` of a campaign) stays behind.
+    A model's None means "not given"; what only answers carry (a case list's ``case_ids``) stays behind.
     """
     if isinstance(item, Mapping):
         return dict(item), {}
@@ -435,11 +422,9 @@ def prepare(
 ) -> dict[str, Any]:
     """The JSON body that sending ``item`` (a model or a mapping of field names) under ``mode`` carries.
 
-    ``"create"``: the body of a create; an ``id`` is refused. ``"update"``:
-    the body of a full replacement; an ``id`` is left out (it travels in the
-    path). ``"upsert"``: as a bulk item: created without an ``id``, replaced
-    with one (the ``id`` then leads the body). ``extra_body`` adds fields this
-    SDK does not know yet, checked to be JSON only.
+    ``"create"`` refuses an ``id``; ``"update"`` (a full replacement) leaves it out (it is in the
+    path); ``"upsert"`` creates without one and replaces with one (leading the body). ``extra_body``
+    adds fields this SDK does not know yet, checked to be JSON only.
     """
     fields, extra = item_fields(table, item, path)
     item_id = fields.pop("id", None)

@@ -1,10 +1,6 @@
-"""Typed keyword arguments of the create, update and patch calls (PEP 692 ``Unpack``).
+"""Typed keyword arguments of the create, update and patch calls (PEP 692 ``Unpack``), with their :class:`Extras`.
 
-They give editors and type checkers the API's field names and types, and the
-three :class:`Extras` every such call takes. At run time the fields are checked
-against the tables of ``fields``, which a test holds these to (names, required
-flags, types); a name outside them is refused, and a field the server added
-after this SDK was written goes in ``extra_body``.
+For editors and type checkers; at run time the tables of ``fields`` check the fields (a test holds both alike).
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""Sans-I/O protocol: build requests, decipher responses.
-
-Nothing here touches a socket or an event loop: the transport hands in the
-status, headers and body it received and gets back data, rate-limit info, or a
-typed error. Tested without a server.
-"""
+"""Sans-I/O protocol: requests as data, and responses deciphered into data, rate-limit info or a typed error."""
 
 from __future__ import annotations
 
@@ -28,6 +23,8 @@ Host = Literal["main", "calls"]
 
 MAIN_KEY_HEADER = "X-API-KEY"
 CALLS_KEY_HEADER = "X-Public-Api-Key"
+KEY_HEADERS = frozenset({MAIN_KEY_HEADER.lower(), CALLS_KEY_HEADER.lower()})
+"""The key headers' names in lower case: never taken from a caller's extra headers."""
 EXCERPT_CHARS = 500
 MAX_BODY_KEPT = 4096
 
@@ -36,10 +33,8 @@ MAX_BODY_KEPT = 4096
 class Request:
     """One API call, before it is sent.
 
-    ``host`` picks the base URL and the key header (``main``: ``base_url`` with
-    ``X-API-KEY``; ``calls``: ``calls_base_url`` with ``X-Public-Api-Key``).
-    ``idempotent`` says whether sending it twice is harmless: only such
-    requests are retried once they may have reached the server.
+    ``host`` picks the base URL and key header (``main``: ``X-API-KEY``; ``calls``: ``X-Public-Api-Key``).
+    ``idempotent``: sending it twice is harmless, so it is retried even once it may have reached the server.
     """
 
     method: str
@@ -80,11 +75,7 @@ def is_loopback(host: str) -> bool:
 
 
 def check_base_url(name: str, url: str) -> str:
-    """Check a base URL: https, or http to a loopback host only.
-
-    Returns it without a trailing slash, and without a trailing ``/v1``: every route starts
-    with ``/v1``, so ``https://api.kayse.com/v1`` means ``https://api.kayse.com``.
-    """
+    """Check a base URL (https, or http to a loopback host only); returned without a trailing slash or ``/v1``."""
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{name} must be a non-empty URL string")
     if "://" not in url:
@@ -185,11 +176,9 @@ def decipher(
 ) -> Response:
     """Turn an HTTP response into a :class:`Response`, or raise the typed error for it.
 
-    A 2xx body must be JSON (an empty body reads as None); anything else
-    raises :class:`ResponseFormatError` with an excerpt of the body. An error status
-    raises the error class pinned to it (``errors.error_for_status``) with the
-    server's message, or an excerpt of the body when it has none. Errors carry
-    the response headers, with any of ``secrets`` (the API keys) blanked out.
+    A 2xx body must be JSON (empty reads as None), else :class:`ResponseFormatError`. An error status
+    raises ``errors.error_for_status(status)`` with the server's message (or an excerpt of the body).
+    Errors carry the response headers, with any of ``secrets`` (the API keys) blanked out.
     """
     info = rate_limit
     if info is None:
@@ -240,10 +229,8 @@ def structure_response(
 ) -> T:
     """Structure a 2xx answer into ``cls`` leniently (a field of an unexpected type is kept, see the converter).
 
-    Raises :class:`ResponseFormatError` only when the answer cannot be used at
-    all: not a JSON object (an array of them for ``list[...]``), or, with
-    ``need_id``, an object without an integer ``id``, which could not be told
-    apart from an item never stored.
+    Raises :class:`ResponseFormatError` only for an answer of no use: not a JSON object (an array
+    of them for ``list[...]``), or, with ``need_id``, an object without an integer ``id``.
     """
     if need_id and (type(data) is not dict or type(data.get("id")) is not int):
         detail = f"expected a JSON object with an integer id for {getattr(cls, '__name__', cls)}"

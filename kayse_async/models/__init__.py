@@ -1,9 +1,8 @@
 """The data kayse_async sends and returns: attrs classes, data only.
 
-Fields are named exactly as the API's JSON fields. Dates are
-``datetime.date``. Every object that the server returns keeps the fields this
-version of the SDK does not know in ``extra``, and so a value of a type that
-its field does not allow (the field keeps its default; a WARNING names it
+Fields are named exactly as the API's JSON fields. Dates are ``datetime.date``. Every object that
+the server returns keeps the fields this version of the SDK does not know in ``extra``, and so a
+value of a type that its field does not allow (the field keeps its default; a WARNING names it
 once). ``to_dict()`` gives the wire form back, ``to_json()`` the same as text.
 """
 

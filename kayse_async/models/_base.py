@@ -7,12 +7,7 @@ from typing import Any
 
 
 class Model:
-    """Base of the models: ``to_dict()`` and ``to_json()``.
-
-    Models hold data and import nothing of ours when they are loaded: the
-    converter that knows their JSON form is imported on the first call, from
-    the layer above (``kayse_async._wire.converter``).
-    """
+    """Base of the models: ``to_dict()`` and ``to_json()``, through the converter imported on the first call."""
 
     __slots__ = ()
 

@@ -12,30 +12,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 BulkStatus = Literal["succeeded", "rejected", "not_attempted", "uncertain"]
-"""What became of one item of a bulk call.
-
-- ``succeeded``: stored; ``value`` is what the server returned.
-- ``rejected``: refused (by local validation or by the server); nothing stored.
-- ``not_attempted``: never sent (the job was stopped, or a budget ran out).
-- ``uncertain``: sent, but no answer came back: it may or may not be stored.
-"""
+"""What became of one item of a bulk call: ``succeeded`` (stored; ``value`` is what the server returned),
+``rejected`` (refused, locally or by the server), ``not_attempted`` (never sent: the job stopped, or a
+budget ran out) or ``uncertain`` (sent, no answer came back: it may or may not be stored)."""
 
 Resolution = Literal["stored_before", "stored_now"]
-"""How a rerun with a journal resolved an item an earlier run left ``uncertain``.
-
-- ``stored_before``: the server refused it as a duplicate of its own natural
-  key: the earlier run's attempt stored it (the server sends no object back,
-  so ``value`` is None);
-- ``stored_now``: the earlier attempt had not stored it; this run did.
-"""
+"""How a rerun with a journal resolved an item an earlier run left ``uncertain``: ``stored_before`` (the
+server refused it as a duplicate of its natural key, so the earlier attempt stored it; ``value`` is None)
+or ``stored_now`` (the earlier attempt had not stored it; this run did)."""
 
 
 @attrs.frozen(kw_only=True)
 class BulkItem(Generic[T]):
     """The outcome of one input item of a bulk call; ``index`` is its place in the input.
 
-    ``resolved`` is set (status ``succeeded``) when this run resolved an item
-    an earlier run of the same journal left uncertain: see :data:`Resolution`.
+    ``resolved``: how this run resolved an item an earlier run left uncertain (:data:`Resolution`).
     """
 
     index: int
@@ -54,14 +45,10 @@ class BulkItem(Generic[T]):
 class BulkProgress:
     """Where a bulk call stands, passed to its ``progress`` callback after every chunk.
 
-    - ``items_done``: input items with a final outcome so far (in input order);
-    - ``items_total``: the number of input items, when the input has a ``len()``; else None;
-    - ``requests``: HTTP requests spent so far (retries included);
-    - ``quota_wait_seconds``: seconds the requests spent waiting for
-      rate-limit budget rather than for the network (see ``docs/bulk.md``);
-    - ``succeeded`` and ``failed``: items done that were, or were not, stored;
-    - ``resolved_stored_before`` and ``resolved_stored_now``: items an earlier
-      run left uncertain, resolved by this one (counted in ``succeeded`` too).
+    ``items_done``: items with a final outcome so far; ``items_total``: the input's ``len()``, or None;
+    ``requests``: requests spent (retries included); ``quota_wait_seconds``: time spent waiting for
+    budget; ``succeeded``/``failed``: items done that were, or were not, stored; ``resolved_*``: items
+    an earlier run left uncertain, resolved by this one (in ``succeeded`` too).
     """
 
     items_done: int
@@ -118,19 +105,11 @@ class BulkResult(Generic[T]):
 
 
 class DeleteResult(list[int]):
-    """What ``cases.bulk_delete`` did: a list of the ids an answer confirmed deleted, and the rest.
+    """What ``cases.bulk_delete`` did: a list of the ids an answer confirmed deleted (in input order), and the rest.
 
-    The list itself holds the ``confirmed`` ids, in input order. Every other
-    id asked for (after dropping repeats) is in exactly one of:
-
-    - ``gone``: absent from an answer that came after a lost one (the
-      transport retried the chunk): deleted by the attempt whose answer was
-      lost, or never there; either way the case no longer exists;
-    - ``not_found``: absent from the first answer: the server had no such
-      case (never there, or deleted before this call);
-    - ``failed``: one ``BulkItem`` per id whose chunk failed (``uncertain``,
-      ``rejected`` or ``not_attempted``, its ``error`` says why); only with
-      ``raise_on_error=False``, else ``errors.BulkError`` is raised.
+    Every other id asked for is in one of ``gone`` (absent from an answer that followed a lost one:
+    deleted by that attempt, or never there), ``not_found`` (absent from the first answer) or
+    ``failed`` (a ``BulkItem`` per id whose chunk failed; only with ``raise_on_error=False``).
     """
 
     def __init__(

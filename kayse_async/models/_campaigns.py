@@ -11,11 +11,7 @@ from ._base import Model
 
 @attrs.frozen(kw_only=True)
 class Agent(Model):
-    """The AI voice agent a campaign uses.
-
-    ``id`` is ``int | str``: the reference shows it as 123 here and as
-    ``"abc_123123"`` in the campaign's ``agent_id``.
-    """
+    """The AI voice agent a campaign uses (``id`` is 123 here in the reference, ``"abc_123123"`` as ``agent_id``)."""
 
     id: int | str | None = None
     name: str | None = None
@@ -59,14 +55,11 @@ class CallbackDelay(Model):
 
 @attrs.frozen(kw_only=True)
 class Campaign(Model):
-    """An AI voice-call campaign over a case list.
+    """An AI voice-call campaign over a case list (the types chosen: docs/reference-notes.md).
 
-    ``start_time`` and ``end_time`` are kept as the strings the server sends
-    (RFC 3339 timestamps); see docs/reference-notes.md. ``agent_id`` and
-    ``case_list_id`` are ``int | str``: the reference types each both ways
-    (``case_list_id`` String in its table, 123 in its example). Where it
-    types other fields both ways (``days``, the ``send_sms_*`` flags) the
-    example's type is kept, and a value of the table's type lands in ``extra``.
+    ``start_time`` and ``end_time`` are kept as the strings sent. ``agent_id`` and ``case_list_id``
+    are ``int | str``, as the reference types each both ways; for other such fields the example's
+    type is kept, and a value of the table's type lands in ``extra``.
     """
 
     id: int | None = None
@@ -94,11 +87,7 @@ class Campaign(Model):
 
 @attrs.frozen(kw_only=True)
 class ScheduledCall(Model):
-    """An AI call scheduled by ``POST /v1/calls``.
-
-    ``case_id`` is ``int | str``: the reference's table types it String, its
-    example an integer.
-    """
+    """An AI call scheduled by ``POST /v1/calls`` (``case_id``: the reference types it both ways)."""
 
     campaign_id: int | None = None
     client_id: int | None = None

@@ -12,11 +12,7 @@ from ._base import Model
 
 @attrs.frozen(kw_only=True)
 class Case(Model):
-    """A legal case, as ``/v1/cases`` returns it.
-
-    ``extra`` keeps the fields the server sent that this version of the SDK
-    does not know, so that an update sends them back instead of wiping them.
-    """
+    """A legal case, as ``/v1/cases`` returns it; ``extra`` keeps the fields this SDK does not know."""
 
     id: int | None = None
     case_number: str | None = None

@@ -12,11 +12,7 @@ from ._base import Model
 
 @attrs.frozen(kw_only=True)
 class Client(Model):
-    """A client of the firm: a person, as ``/v1/clients`` returns it.
-
-    ``extra`` keeps the fields the server sent that this version of the SDK
-    does not know, so that an update sends them back instead of wiping them.
-    """
+    """A client of the firm, as ``/v1/clients`` returns it; ``extra`` keeps the fields this SDK does not know."""
 
     id: int | None = None
     email: str | None = None

@@ -13,17 +13,11 @@ from ._base import Model
 class QuotaSnapshot(Model):
     """What the SDK knows of a budget (one server and key) now, without a request.
 
-    ``limit`` is the server's ``X-RateLimit-Limit`` once seen, else the
-    configured one. ``remaining`` is the number of requests that may still be
-    sent before the server's next Reset, or None while unknown (before the
-    first answer). ``resets_at`` is when the server's window next resets
-    (UTC), or None while unknown. ``window`` is the length of the server's
-    window in seconds: stated by the server (``RateLimit-Policy``), or learned
-    from its Reset values once the whole budget was seen coming back at one
-    Reset, or the configured period for a server that sends no rate-limit
-    headers; None while unknown (a token bucket that announces only its next
-    token never shows one). From the window on, ``limit`` requests come back
-    each ``window`` seconds.
+    ``limit``: the server's ``X-RateLimit-Limit`` once seen, else the configured one. ``remaining``:
+    requests that may still go before the next reset, and ``resets_at`` (UTC) when that is; None
+    while unknown. ``window``: the seconds in which ``limit`` requests come back, as the server states
+    it (``RateLimit-Policy``), as learned from its resets, or the configured period for a server that
+    sends no rate-limit headers; None while unknown.
     """
 
     limit: int

@@ -2,10 +2,11 @@
 
     nox -s twins        (or: python tests/sync/generate_twins.py, with ruff installed)
 
-Every public method of every resource that ``AsyncKayse.__init__`` assigns gets
-a twin with the same parameters, annotations, defaults and docstring; type
-variables of generic bases become the concrete types (``CrudResource[Client]``
-gives ``BulkResult[Client]``). Coroutine methods become blocking calls returning
+Every resource class that ``AsyncKayse.__init__`` assigns gets a twin, and so does
+each of its async bases (``CrudResource``, ``TableResource``) once, as the twin's
+base with the same type arguments (``Clients(CrudResource[Client])``): every public
+method gets a twin with the same parameters, annotations, defaults and docstring,
+in the twin of the class that defines it. Coroutine methods become blocking calls returning
 the same type; methods returning ``AsyncIterator[X]`` return
 ``Generator[X, None, None]``; classmethods (pure: no I/O, such as ``check``)
 are called as they are, in the calling thread, without the portal. ``Kayse.__init__`` takes ``AsyncKayse.__init__``'s
@@ -49,22 +50,15 @@ from kayse_async._sync.base import KayseBase, SyncResource
 '''
 _ASYNC_ITERATORS = ("AsyncIterator", "AsyncGenerator")
 _KAYSE_DOC = """\
-The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await``.
+The blocking client of the Kayse Public API: ``AsyncKayse`` without ``await`` (see docs/sync.md).
 
-Takes the same arguments as ``AsyncKayse``, and ``session_factory`` in place
-of ``session`` (an aiohttp session belongs to the loop that made it): a
-callable that makes the session inside the client's loop; that session belongs
-to the client, which closes it. Has the same resources and methods, blocking;
-methods that return an async iterator there return a plain generator here. Use
-it as ``with Kayse() as kayse:`` or call ``kayse.close()``.
+Takes ``AsyncKayse``'s arguments, with ``session_factory`` (called inside the client's loop; the
+client closes that session) in place of ``session``. Same resources and methods, blocking; an async
+iterator there is a generator here. Use ``with Kayse() as kayse:`` or call ``kayse.close()``.
 
-One client is safe to share between threads. It runs one ``AsyncKayse`` in an
-anyio blocking portal (an event loop in a thread of its own, started by the
-first call); calls from every thread run there concurrently. It works where a
-loop is already running (notebooks, code under ``asyncio.run``) and in
-processes forked after it was used (the child starts its own portal on its
-first call). A call made from code running on that loop (a progress callback)
-raises ``errors.KayseError`` instead of waiting for itself."""
+Safe to share between threads: one ``AsyncKayse`` runs in an anyio blocking portal (a loop in a
+thread of its own, started by the first call). It works under a running loop and after ``fork()``;
+a call from code on that loop (a progress callback) raises ``errors.KayseError``."""
 
 
 @functools.cache
@@ -87,11 +81,14 @@ class _Annotations(ast.NodeTransformer):
     def __init__(self) -> None:
         self.imports: set[str] = set()
         self.module: ModuleType = kayse_async
-        self.typevars: dict[str, tuple[str, ModuleType]] = {}
+        self.own_typevars: set[str] = set()
+        """Type variables left in place (the twins of generic bases): the generated module defines its own."""
 
     def visit_Name(self, node: ast.Name) -> ast.Name:
-        name, module = self.typevars.get(node.id, (node.id, self.module))
-        if name in _origins(module):
+        name, module = node.id, self.module
+        if isinstance(vars(module).get(name), typing.TypeVar):
+            self.own_typevars.add(name)
+        elif name in _origins(module):
             self.imports.add(_origins(module)[name])
         elif name in vars(module):  # defined in that module itself
             self.imports.add(f"from {module.__name__} import {name}")
@@ -99,19 +96,6 @@ class _Annotations(ast.NodeTransformer):
 
     def render(self, node: ast.expr) -> str:
         return ast.unparse(self.visit(node))
-
-
-def _typevars(cls: type, owner: type) -> dict[str, tuple[str, ModuleType]]:
-    """``{"T": ("Client", module)}`` when ``cls`` derives from ``owner[Client]``."""
-    for klass in cls.__mro__:
-        for base in getattr(klass, "__orig_bases__", ()):
-            if typing.get_origin(base) is owner:
-                module = sys.modules[klass.__module__]
-                return {
-                    p.__name__: (a.__name__, module)
-                    for p, a in zip(owner.__parameters__, typing.get_args(base), strict=True)
-                }
-    return {}
 
 
 def _function(function: Any) -> ast.FunctionDef | ast.AsyncFunctionDef:
@@ -175,44 +159,70 @@ def _resources(client_class: type) -> list[tuple[str, type, str]]:
     return found
 
 
-def _resource_class(attribute: str, cls: type, rewriter: _Annotations) -> str:
+def _bases(cls: type, rewriter: _Annotations) -> str:
+    """The bases of ``cls``'s twin: the twins of its async bases, with the same type arguments."""
+    from kayse_async._resources._base import Resource
+
+    rewriter.module = sys.modules[cls.__module__]
+    names = []
+    for base in getattr(cls, "__orig_bases__", cls.__bases__):
+        origin = typing.get_origin(base) or base
+        args = [rewriter.render(ast.Name(id=arg.__name__, ctx=ast.Load())) for arg in typing.get_args(base)]
+        name = "SyncResource" if origin is Resource else origin.__name__
+        names.append(f"{name}[{', '.join(args)}]" if args else name)
+    return ", ".join(names)
+
+
+def _twin_class(cls: type, attribute: str | None, rewriter: _Annotations) -> str:
+    """The twin of a resource class (``attribute`` names it on the client), or of a shared base (None)."""
     package, _, alias = cls.__module__.rpartition(".")
     rewriter.imports.add(f"from {package} import {alias}")
-    text = f"\n\nclass {cls.__name__}(SyncResource):\n    {_docstring(inspect.getdoc(cls), '    ')}"
-    seen: set[str] = set()
-    for klass in cls.__mro__:
-        for name, function in vars(klass).items():
-            if name.startswith("_") or name in seen or klass in (object, typing.Generic):
-                continue
-            seen.add(name)
-            pure = isinstance(function, classmethod)  # no I/O: the twin calls it itself, not through the portal
-            function = function.__func__ if pure else function
-            assert inspect.isfunction(function), f"{klass.__name__}.{name}: only plain methods can be wrapped"
-            rewriter.typevars = _typevars(cls, klass)
-            parameters = _parameters(function, rewriter)
-            returns = _function(function).returns
-            assert returns is not None, f"{cls.__name__}.{name} has no return annotation"
-            if pure:
-                how, result = "", rewriter.render(returns)
-            elif inspect.iscoroutinefunction(function):
-                how, result = "call", rewriter.render(returns)
-            elif isinstance(returns, ast.Subscript) and ast.unparse(returns.value) in _ASYNC_ITERATORS:
-                item = returns.slice.elts[0] if isinstance(returns.slice, ast.Tuple) else returns.slice
-                how, result = "iterate", f"Generator[{rewriter.render(item)}, None, None]"
-                rewriter.imports.add("from collections.abc import Generator")
-            else:
-                raise ValueError(f"{cls.__name__}.{name}: a plain method returning no async iterator has no twin yet")
-            verb = "return " if result != "None" else ""
-            first = Parameter("cls" if pure else "self", Parameter.POSITIONAL_OR_KEYWORD)
-            text += "\n    @classmethod" if pure else ""
-            text += f"\n    def {name}({_declare([first, *parameters])}) -> {result}:"
-            text += f"\n        {_docstring(inspect.getdoc(function), '        ')}"
-            if pure:
-                text += f"        {verb}{alias}.{cls.__name__}.{name}({', '.join(_forward(parameters))})\n"
-            else:
-                arguments = ", ".join([repr(attribute), f"{alias}.{cls.__name__}.{name}", *_forward(parameters)])
-                text += f"        {verb}self._portal.{how}({arguments})\n"
+    text = f"\n\nclass {cls.__name__}({_bases(cls, rewriter)}):\n    {_docstring(inspect.getdoc(cls), '    ')}"
+    methods = {name: function for name, function in vars(cls).items() if not name.startswith("_")}
+    pure_in_mro = any(isinstance(f, classmethod) for klass in cls.__mro__ for f in vars(klass).values())
+    if attribute is not None:
+        text += f"\n    _attr = {attribute!r}\n" + (f"    _async = {alias}.{cls.__name__}\n" if pure_in_mro else "")
+    elif any(isinstance(function, classmethod) for function in methods.values()):
+        text += f"\n    _async: ClassVar[type[{alias}.{cls.__name__}]]\n"
+        rewriter.imports.add("from typing import ClassVar")
+    for name, function in methods.items():
+        pure = isinstance(function, classmethod)  # no I/O: the twin calls it itself, not through the portal
+        function = function.__func__ if pure else function
+        assert inspect.isfunction(function), f"{cls.__name__}.{name}: only plain methods can be wrapped"
+        parameters = _parameters(function, rewriter)
+        returns = _function(function).returns
+        assert returns is not None, f"{cls.__name__}.{name} has no return annotation"
+        if pure:
+            how, result = "", rewriter.render(returns)
+        elif inspect.iscoroutinefunction(function):
+            how, result = "call", rewriter.render(returns)
+        elif isinstance(returns, ast.Subscript) and ast.unparse(returns.value) in _ASYNC_ITERATORS:
+            item = returns.slice.elts[0] if isinstance(returns.slice, ast.Tuple) else returns.slice
+            how, result = "iterate", f"Generator[{rewriter.render(item)}, None, None]"
+            rewriter.imports.add("from collections.abc import Generator")
+        else:
+            raise ValueError(f"{cls.__name__}.{name}: a plain method returning no async iterator has no twin yet")
+        verb = "return " if result != "None" else ""
+        first = Parameter("cls" if pure else "self", Parameter.POSITIONAL_OR_KEYWORD)
+        text += "\n    @classmethod" if pure else ""
+        text += f"\n    def {name}({_declare([first, *parameters])}) -> {result}:"
+        text += f"\n        {_docstring(inspect.getdoc(function), '        ')}"
+        if pure:
+            text += f"        {verb}cls._async.{name}({', '.join(_forward(parameters))})\n"
+        else:
+            arguments = ", ".join(["self._attr", f"{alias}.{cls.__name__}.{name}", *_forward(parameters)])
+            text += f"        {verb}self._portal.{how}({arguments})\n"
     return text
+
+
+def _shared(resources: list[tuple[str, type, str]]) -> list[type]:
+    """The async bases of the resource classes (but ``Resource``), bases before the classes derived from them."""
+    from kayse_async._resources._base import Resource
+
+    shared: list[type] = []
+    for _, cls, _ in resources:
+        shared += [k for k in reversed(cls.__mro__[1:]) if issubclass(k, Resource) and k is not Resource]
+    return list(dict.fromkeys(shared))
 
 
 def generate() -> str:
@@ -222,8 +232,8 @@ def generate() -> str:
 
     rewriter = _Annotations()
     resources = _resources(AsyncKayse)
-    body = "".join(_resource_class(attribute, cls, rewriter) for attribute, cls, _ in resources)
-    rewriter.typevars = {}
+    body = "".join(_twin_class(cls, None, rewriter) for cls in _shared(resources))
+    body += "".join(_twin_class(cls, attribute, rewriter) for attribute, cls, _ in resources)
     parameters = _parameters(AsyncKayse.__init__, rewriter)
     own = set(inspect.signature(KayseBase.__init__).parameters) - {p.name for p in parameters} - {"args", "kwargs"}
     parameters += _parameters(KayseBase.__init__, rewriter, own)
@@ -233,11 +243,20 @@ def generate() -> str:
     body += f"        super().__init__({', '.join(_forward(parameters))})\n"
     for attribute, cls, doc in resources:
         body += f"        self.{attribute} = {cls.__name__}(self._portal)\n        {_docstring(doc, '        ')}"
-    runtime = {line for line in rewriter.imports if line.startswith("from kayse_async._resources import _")}
+    # Bases are evaluated at import: the resource modules, the type arguments and Generic are needed then.
+    runtime = {
+        line
+        for line in rewriter.imports
+        if line.startswith(("from kayse_async._resources import _", "from kayse_async.models import"))
+    }
+    typevars = sorted(rewriter.own_typevars)
+    if typevars:
+        runtime.add("from typing import Generic, TypeVar")
     imports = "".join(f"{line}\n" for line in sorted(runtime))
     imports += "\nif TYPE_CHECKING:\n" + "".join(f"    {line}\n" for line in sorted(rewriter.imports - runtime))
     exported = sorted([cls.__name__ for _, cls, _ in resources] + ["Kayse"])
-    return f"{_HEADER}{imports}\n__all__ = {exported!r}\n{body}"
+    typevars_text = "".join(f"{name} = TypeVar({name!r})\n" for name in typevars)
+    return f"{_HEADER}{imports}\n__all__ = {exported!r}\n\n{typevars_text}{body}"
 
 
 def main() -> None:

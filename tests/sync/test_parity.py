@@ -50,6 +50,8 @@ def parity_problems(async_obj: object, sync_obj: object) -> list[str]:
         afunc, sfunc = getattr(async_cls, name), getattr(sync_cls, name)
         owner = next(k for k in async_cls.__mro__ if name in vars(k))
         names = _typevars(async_cls, owner)
+        sync_owner = next(k for k in sync_cls.__mro__ if name in vars(k))
+        sync_names = _typevars(sync_cls, sync_owner)  # a twin defined in a generic base's twin
         where = f"{sync_cls.__name__}.{name}"
         if inspect.getdoc(afunc) != inspect.getdoc(sfunc):
             problems.append(f"{where}: docstring differs")
@@ -59,19 +61,20 @@ def parity_problems(async_obj: object, sync_obj: object) -> list[str]:
             problems.append(f"{where}: parameters differ: {asig} vs {ssig}")
             continue
         for a, s in zip(aparams, sparams, strict=True):
-            if _expected(a.annotation, names) != s.annotation:
+            if _expected(a.annotation, names) != _expected(s.annotation, sync_names):
                 problems.append(f"{where}({a.name}): annotation {a.annotation!r} vs {s.annotation!r}")
         returns = _expected(asig.return_annotation, names)
+        sync_returns = _expected(ssig.return_annotation, sync_names)
         if inspect.iscoroutinefunction(afunc):
             if inspect.iscoroutinefunction(sfunc):
                 problems.append(f"{where}: the twin is a coroutine function")
-            if returns != ssig.return_annotation:
-                problems.append(f"{where}: returns {ssig.return_annotation!r}, expected {returns!r}")
+            if returns != sync_returns:
+                problems.append(f"{where}: returns {sync_returns!r}, expected {returns!r}")
         else:
             match = _ITERATOR.match(returns)
             expected = f"Generator[{match.group(1)}, None, None]" if match else returns  # pure: the same
-            if ssig.return_annotation != expected:
-                problems.append(f"{where}: returns {ssig.return_annotation!r}, expected {expected!r}")
+            if sync_returns != expected:
+                problems.append(f"{where}: returns {sync_returns!r}, expected {expected!r}")
     return problems
 
 

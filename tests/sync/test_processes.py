@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 import pytest
+from anyio.from_thread import BlockingPortal
 
+from kayse_async._sync.portal import Portal
 from kayse_async.testing import ThreadedEmulator
 
 from .helpers import SCRIPTS, recording_server, run_script
@@ -74,3 +81,43 @@ def test_ctrl_c_cancels_the_request_and_raises_keyboard_interrupt() -> None:
         assert (child.returncode, err) == (0, "")
         assert out == "objects: []\n"
         assert len(server.requests) == 2
+
+
+def test_ctrl_c_landing_while_the_call_is_handed_over_still_cancels_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C raised in anyio's start_task_soon, once the loop already runs the call, cancels the call too.
+
+    anyio's hand-over blocks until the loop spawned the task, which may send before the calling
+    thread wakes up (a loaded machine): a signal landing then must not leave the request running.
+    """
+    started, cancelled = threading.Event(), threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def open_client() -> AsyncIterator[object]:
+        yield object()
+
+    async def nothing(_client: object) -> None:
+        pass
+
+    async def hang(_client: object) -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    portal = Portal(open_client)
+    portal.call(None, nothing)  # the loop runs: the next hand-over is the one interrupted
+    hand_over = BlockingPortal.start_task_soon
+
+    def interrupted(self: BlockingPortal, *args: Any, **kwargs: Any) -> Any:
+        hand_over(self, *args, **kwargs)
+        assert started.wait(10)
+        raise KeyboardInterrupt  # as the signal handler would, when the calling thread wakes
+
+    monkeypatch.setattr(BlockingPortal, "start_task_soon", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        portal.call(None, hang)
+    assert cancelled.is_set(), "the call was left running"
+    monkeypatch.undo()
+    portal.call(None, nothing)  # the client still works
+    portal.close()
