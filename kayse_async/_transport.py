@@ -8,18 +8,17 @@ or call that may have reached the server); :meth:`Transport._follow` follows sam
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import copy
 import logging
 import random
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
+from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import attrs
-from aiohttp.connector import Connection
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -238,6 +237,8 @@ class Transport:
         # One session per host, sharing one connection pool: each carries its own key header as a
         # default (unless proxied), so that no request pays for merging headers, and no key goes to the other host.
         connector = aiohttp.TCPConnector(limit=POOL_SIZE)
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_headers_sent.append(_headers_sent)
         for host, endpoint in self._endpoints.items():
             proxy, proxy_headers = _env_proxy(endpoint.base)
             session = aiohttp.ClientSession(
@@ -248,7 +249,7 @@ class Transport:
                 raise_for_status=False,
                 # The API authenticates by header and sets no cookie: nothing to keep or send back.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                request_class=_SentRequest,
+                trace_configs=[tracing],
             )
             self._pool.routes[host] = _Route(session, None if proxy is None else endpoint.headers, proxy, proxy_headers)
 
@@ -345,7 +346,6 @@ class Transport:
             mark.sent()  # a session we did not build has no hook to tell when the request goes out
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
-        attempt = _ATTEMPT.set(mark)
         try:
             async with route.session.request(
                 request.method,
@@ -358,6 +358,7 @@ class Transport:
                 proxy=route.proxy,
                 proxy_headers=route.proxy_headers,
                 middlewares=_NO_RESEND,
+                trace_request_ctx=None if self._pool.injected else mark,
             ) as resp:
                 length = resp.content_length
                 if length is not None and length > MAX_RESPONSE_BYTES:
@@ -371,8 +372,6 @@ class Transport:
             if isinstance(exc, aiohttp.ClientError | TimeoutError | _ConnectionLost | _TooLarge):
                 raise self._failure(exc, request, url, sent=mark.was_sent) from None
             raise
-        finally:
-            _ATTEMPT.reset(attempt)
         if debug:
             logger.debug("%s %s -> %d in %.1f ms", request.method, url, status, (time.perf_counter() - started) * 1000)
         info = parse_rate_limit(resp_headers, local_now=time.time())
@@ -434,8 +433,8 @@ class Transport:
 class _Mark:
     """Settles one attempt's lease: refunded if nothing went out, spent once the request may have.
 
-    Our sessions tell when a request starts being written (:class:`_SentRequest`); an injected
-    session has no such hook: sent up front.
+    Our sessions tell when the headers are written (aiohttp's ``on_request_headers_sent`` trace
+    signal); an injected session has no such hook: sent up front.
     """
 
     __slots__ = ("lease", "was_sent")
@@ -459,21 +458,10 @@ class _Mark:
             self.lease.release()
 
 
-_ATTEMPT: contextvars.ContextVar[_Mark | None] = contextvars.ContextVar("kayse_attempt", default=None)
-"""The attempt the current task is making: each task makes one at a time."""
-
-
-class _SentRequest(aiohttp.ClientRequest):
-    """The request class of our sessions: marks the attempt sent as the request starts being written.
-
-    A hook in the request itself: aiohttp's tracing costs about a sixth of a request's CPU.
-    """
-
-    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
-        mark = _ATTEMPT.get()
-        if mark is not None:
-            mark.sent()
-        return await super().send(conn)
+async def _headers_sent(_session: aiohttp.ClientSession, context: SimpleNamespace, _params: object) -> None:
+    mark = context.trace_request_ctx
+    if isinstance(mark, _Mark):
+        mark.sent()
 
 
 class _ConnectionLost(Exception):

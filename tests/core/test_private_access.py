@@ -209,3 +209,22 @@ def use(lease: Lease) -> int:
     return lease._id + lease._other
 """
     assert scan({"m.py": source}) == []
+
+
+def _aiohttp_subclasses(source: str) -> list[str]:
+    """Classes in ``source`` that derive from a class of aiohttp's client (its request or response)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                text = ast.unparse(base)
+                if text.startswith("aiohttp.Client") or text in {"ClientRequest", "ClientResponse"}:
+                    found.append(f"{node.name}({text})")
+    return found
+
+
+def test_the_transport_overrides_no_class_of_aiohttp() -> None:
+    """When a request is on the wire comes from aiohttp's public trace signals, not from a subclass of its request."""
+    found = [f"{p.name}: {c}" for p in PACKAGE.rglob("*.py") for c in _aiohttp_subclasses(p.read_text())]
+    assert found == []
+    assert _aiohttp_subclasses("class R(aiohttp.ClientRequest):\n    pass\n") == ["R(aiohttp.ClientRequest)"]
